@@ -1,0 +1,1 @@
+//! The IRC adapter (being written).

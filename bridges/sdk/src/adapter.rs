@@ -1,0 +1,132 @@
+//! The `Adapter` trait and what the core hands an adapter when it runs it.
+
+use crate::error::{AdapterError, SendError, SubmitError};
+use crate::event::{Inbound, Outbound, SendReceipt};
+use crate::ids::{NetworkId, RoomId};
+use async_trait::async_trait;
+use serde::Serialize;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// What a network can do; the core renders every delivery to fit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    pub edits: bool,
+    pub deletes: bool,
+    pub replies: bool,
+    pub threads: bool,
+    /// The network shows a different author name per message (e.g. a webhook
+    /// username override), so the sender label need not go into the text.
+    pub per_message_sender: bool,
+    pub rich_text: bool,
+    /// Longest body in bytes one native message may carry (`None`: no limit the
+    /// core needs to know; the adapter splits by itself where it must).
+    pub max_message_bytes: Option<usize>,
+}
+
+impl Default for Capabilities {
+    fn default() -> Self {
+        Self {
+            edits: false,
+            deletes: false,
+            replies: false,
+            threads: false,
+            per_message_sender: false,
+            rich_text: true,
+            max_message_bytes: None,
+        }
+    }
+}
+
+/// Connection health, reported by adapters and shown on `/healthz` and in metrics.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ConnectionState {
+    Starting,
+    Connected,
+    Reconnecting { last_error: String },
+    Failed { last_error: String },
+    Stopped,
+}
+
+/// How the core took an inbound event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubmitOutcome {
+    /// Durably committed with one outbox row per destination room.
+    Accepted { destinations: usize },
+    /// Seen before (same network, room and native id), or a copy the bridge made.
+    Duplicate,
+    /// Not relayed by rule (own message, ignore rule, membership not relayed, no route).
+    Ignored,
+}
+
+/// Where adapters put inbound events. `submit` returns once the event and its
+/// fan-out are committed, so an adapter may acknowledge its source only then.
+#[async_trait]
+pub trait InboundHandler: Send + Sync + 'static {
+    async fn submit(&self, event: Inbound) -> Result<SubmitOutcome, SubmitError>;
+}
+
+pub type InboundSink = Arc<dyn InboundHandler>;
+
+/// Reports connection state for one network.
+#[derive(Clone)]
+pub struct HealthReporter(Arc<dyn Fn(ConnectionState) + Send + Sync>);
+
+impl HealthReporter {
+    pub fn new(report: impl Fn(ConnectionState) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(report))
+    }
+
+    /// A reporter that forgets everything (for tests and tools).
+    pub fn discard() -> Self {
+        Self::new(|_| {})
+    }
+
+    pub fn report(&self, state: ConnectionState) {
+        (self.0)(state)
+    }
+}
+
+/// Everything one run of an adapter gets from the core.
+#[derive(Clone)]
+pub struct AdapterContext {
+    pub network: NetworkId,
+    /// The rooms of this network that appear in routes, in canonical form.
+    pub rooms: Vec<RoomId>,
+    pub inbound: InboundSink,
+    pub health: HealthReporter,
+}
+
+/// One protocol adapter instance (one configured network).
+///
+/// The core keeps one long-lived instance per network: `run` is called again by the
+/// supervisor after it returns an error or panics, while `send` may be called at any
+/// time from the delivery workers (return `SendError::Transient` while disconnected).
+#[async_trait]
+pub trait Adapter: Send + Sync + 'static {
+    /// Short protocol name, e.g. `irc`; used by nick templates and metrics.
+    fn protocol(&self) -> &'static str;
+
+    fn capabilities(&self) -> Capabilities;
+
+    /// The canonical form of a room name written in the config (IRC lower-cases
+    /// channels), so inbound events and routes agree on the key.
+    fn canonical_room(&self, room: &str) -> RoomId {
+        RoomId::new(room)
+    }
+
+    /// Makes a relayed name safe to show on this network without notifying the
+    /// local user who has the same name (IRC inserts a zero-width character).
+    fn guard_name(&self, name: &str) -> String {
+        name.to_owned()
+    }
+
+    /// Connects, joins `ctx.rooms`, and forwards inbound events until `cancel` fires
+    /// (returns `Ok`) or the connection fails (returns the error; the supervisor restarts).
+    async fn run(&self, ctx: AdapterContext, cancel: CancellationToken)
+    -> Result<(), AdapterError>;
+
+    /// Sends one rendered delivery and returns the native ids it created.
+    async fn send(&self, message: &Outbound) -> Result<SendReceipt, SendError>;
+}

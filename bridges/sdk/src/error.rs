@@ -1,0 +1,48 @@
+//! Errors an adapter returns, each saying whether retrying can help.
+
+use thiserror::Error;
+
+/// Failure of one `send`.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// Not connected, rate limited, a 5xx: the core retries with backoff.
+    #[error("transient: {0}")]
+    Transient(String),
+    /// The target refuses this message for good (no such room, too large, forbidden):
+    /// the core dead-letters it with this reason.
+    #[error("permanent: {0}")]
+    Permanent(String),
+}
+
+impl SendError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, SendError::Transient(_))
+    }
+}
+
+/// Why an adapter's `run` ended.
+#[derive(Debug, Error)]
+pub enum AdapterError {
+    /// Could not connect or lost the connection: restarted with backoff.
+    #[error("connection: {0}")]
+    Connection(String),
+    /// Credentials were refused: restarted with the longest backoff, reported as failed.
+    #[error("authentication failed: {0}")]
+    Auth(String),
+    /// The peer broke the protocol.
+    #[error("protocol: {0}")]
+    Protocol(String),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Why the core did not accept an inbound event.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum SubmitError {
+    #[error("the bridge is shutting down")]
+    ShuttingDown,
+    #[error("storage failed: {0}")]
+    Storage(String),
+}

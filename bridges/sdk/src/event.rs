@@ -1,0 +1,161 @@
+//! The normalised event model: what adapters emit (`Inbound`) and what the core
+//! asks them to send (`Outbound`).
+
+use crate::ids::{NativeMsgId, RoomId, RoomKey};
+use crate::rich::RichText;
+use serde::{Deserialize, Serialize};
+
+/// Who wrote a native message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sender {
+    /// Stable native id (IRC: the nick; elsewhere a user id).
+    pub id: String,
+    /// What readers see as the author's name.
+    pub display_name: String,
+    /// True when the bridge itself wrote it: such events are never relayed.
+    pub is_self: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub name: String,
+    pub mime_type: Option<String>,
+    pub size: Option<u64>,
+    pub url: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventKind {
+    Message,
+    /// `/me does something`
+    Action,
+    Notice,
+    /// The content replaces the message `target`.
+    Edit {
+        target: NativeMsgId,
+    },
+    Delete {
+        target: NativeMsgId,
+    },
+    Join,
+    Part {
+        reason: Option<String>,
+    },
+    Quit {
+        reason: Option<String>,
+    },
+    Kick {
+        user: String,
+        reason: Option<String>,
+    },
+    /// The content is the new topic.
+    Topic,
+}
+
+impl EventKind {
+    /// Membership and topic changes: relayed only where a route asks for them.
+    pub fn is_membership(&self) -> bool {
+        matches!(
+            self,
+            EventKind::Join
+                | EventKind::Part { .. }
+                | EventKind::Quit { .. }
+                | EventKind::Kick { .. }
+        )
+    }
+}
+
+/// One native event, normalised by the adapter that received it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inbound {
+    pub room: RoomKey,
+    pub sender: Sender,
+    /// The native id, when the network has one; adapters mint one otherwise.
+    pub native_id: Option<NativeMsgId>,
+    /// Milliseconds since the Unix epoch (server time where known).
+    pub timestamp_ms: i64,
+    pub kind: EventKind,
+    pub content: RichText,
+    pub reply_to: Option<NativeMsgId>,
+    pub thread: Option<NativeMsgId>,
+    pub attachments: Vec<Attachment>,
+}
+
+impl Inbound {
+    /// A plain message with the current time and no references: the common case.
+    pub fn message(
+        room: RoomKey,
+        sender: Sender,
+        native_id: Option<NativeMsgId>,
+        content: RichText,
+    ) -> Self {
+        Self {
+            room,
+            sender,
+            native_id,
+            timestamp_ms: now_ms(),
+            kind: EventKind::Message,
+            content,
+            reply_to: None,
+            thread: None,
+            attachments: Vec::new(),
+        }
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageStyle {
+    Normal,
+    Action,
+    Notice,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum OutboundKind {
+    /// A new message. `reply_to`/`thread` are already mapped to this room's native ids.
+    Message {
+        style: MessageStyle,
+        content: RichText,
+        reply_to: Option<NativeMsgId>,
+        thread: Option<NativeMsgId>,
+        attachments: Vec<Attachment>,
+    },
+    /// Replace the copy made earlier (all its parts) with new content.
+    Edit {
+        targets: Vec<NativeMsgId>,
+        content: RichText,
+    },
+    /// Remove the copy made earlier (all its parts).
+    Delete { targets: Vec<NativeMsgId> },
+}
+
+/// One delivery the core asks an adapter to make, already rendered for its target.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outbound {
+    pub room: RoomId,
+    /// The outbox row id: stable across retries, usable as an idempotency key.
+    pub delivery_id: i64,
+    /// The relayed author's plain name (for networks with per-message sender names).
+    pub sender_name: String,
+    /// The nick template rendered for this room (e.g. `<alice> `); adapters without
+    /// per-message sender names put it before every line they send. Empty for lines
+    /// the bridge itself speaks.
+    pub sender_label: String,
+    pub kind: OutboundKind,
+}
+
+/// What `send` created: the native ids of every part, in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendReceipt {
+    pub native_ids: Vec<NativeMsgId>,
+}

@@ -1,0 +1,25 @@
+//! The contract between the Switchboard core and its protocol adapters.
+//!
+//! Adapters depend on this crate only. It owns the typed ids, the normalised event
+//! model, the small rich-text model, the `Adapter` trait with its declared
+//! capabilities, the errors an adapter may return, text helpers every adapter needs
+//! (byte-budget splitting), and `testing`: a fake adapter and a conformance suite.
+
+pub mod adapter;
+pub mod error;
+pub mod event;
+pub mod ids;
+pub mod rich;
+pub mod testing;
+pub mod text;
+
+pub use adapter::{
+    Adapter, AdapterContext, Capabilities, ConnectionState, HealthReporter, InboundSink,
+    SubmitOutcome,
+};
+pub use error::{AdapterError, SendError, SubmitError};
+pub use event::{
+    Attachment, EventKind, Inbound, MessageStyle, Outbound, OutboundKind, SendReceipt, Sender,
+};
+pub use ids::{NativeMsgId, NetworkId, RoomId, RoomKey};
+pub use rich::{Color, RichText, Span, Style};

@@ -1,0 +1,82 @@
+//! Text helpers shared by adapters: splitting within a byte budget.
+
+/// Splits `text` into pieces of at most `budget` bytes each, never inside a UTF-8
+/// character, preferring to break after whitespace. Newlines are not special here:
+/// split lines first. A budget of 0 is treated as 1 character per piece.
+pub fn split_to_byte_budget(text: &str, budget: usize) -> Vec<&str> {
+    let mut pieces = Vec::new();
+    let mut rest = text;
+    while rest.len() > budget {
+        let mut cut = floor_char_boundary(rest, budget);
+        if cut == 0 {
+            // One character wider than the budget: send it alone rather than loop.
+            cut = rest
+                .chars()
+                .next()
+                .map(char::len_utf8)
+                .unwrap_or(rest.len());
+        } else if let Some(space) = rest[..cut].rfind(char::is_whitespace)
+            && space > cut / 2
+        {
+            // Break after the space, but only when that keeps the piece reasonably full.
+            cut = space
+                + rest[space..]
+                    .chars()
+                    .next()
+                    .map(char::len_utf8)
+                    .unwrap_or(1);
+        }
+        pieces.push(&rest[..cut]);
+        rest = &rest[cut..];
+    }
+    if !rest.is_empty() || pieces.is_empty() {
+        pieces.push(rest);
+    }
+    pieces
+}
+
+fn floor_char_boundary(text: &str, index: usize) -> usize {
+    let mut index = index.min(text.len());
+    while !text.is_char_boundary(index) {
+        index -= 1;
+    }
+    index
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_text_is_one_piece() {
+        assert_eq!(split_to_byte_budget("hello", 10), vec!["hello"]);
+        assert_eq!(split_to_byte_budget("", 10), vec![""]);
+    }
+
+    #[test]
+    fn prefers_word_boundaries() {
+        let pieces = split_to_byte_budget("aaaa bbbb cccc", 10);
+        assert_eq!(pieces, vec!["aaaa bbbb ", "cccc"]);
+    }
+
+    #[test]
+    fn never_splits_inside_a_character_and_loses_nothing() {
+        let text = "żółć€😀".repeat(40);
+        for budget in 1..20 {
+            let pieces = split_to_byte_budget(&text, budget);
+            assert_eq!(pieces.concat(), text, "budget {budget}");
+            for piece in &pieces {
+                assert!(
+                    piece.len() <= budget.max(4),
+                    "piece {piece:?} over budget {budget}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn long_word_is_hard_split() {
+        let pieces = split_to_byte_budget(&"x".repeat(25), 10);
+        assert_eq!(pieces, vec!["x".repeat(10), "x".repeat(10), "x".repeat(5)]);
+    }
+}

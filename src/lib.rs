@@ -1,0 +1,1 @@
+//! The Switchboard daemon as a library: config, router, store, HTTP and supervisor.
