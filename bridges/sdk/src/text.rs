@@ -76,7 +76,8 @@ mod tests {
 
     #[test]
     fn long_word_is_hard_split() {
-        let pieces = split_to_byte_budget(&"x".repeat(25), 10);
+        let text = "x".repeat(25);
+        let pieces = split_to_byte_budget(&text, 10);
         assert_eq!(pieces, vec!["x".repeat(10), "x".repeat(10), "x".repeat(5)]);
     }
 }
