@@ -1,1 +1,4 @@
 //! The IRC adapter (being written).
+
+pub mod config;
+pub use config::IrcConfig;

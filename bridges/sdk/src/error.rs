@@ -46,3 +46,28 @@ pub enum SubmitError {
     #[error("storage failed: {0}")]
     Storage(String),
 }
+
+/// One problem found while validating an adapter's own config section. `path` is
+/// relative to that section (e.g. `["sasl", "password"]`); the daemon turns it into
+/// `FILE:LINE:COL`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub path: Vec<String>,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl ConfigProblem {
+    pub fn new(path: &[&str], message: impl Into<String>) -> Self {
+        Self {
+            path: path.iter().map(|part| (*part).to_owned()).collect(),
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}

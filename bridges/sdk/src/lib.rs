@@ -17,7 +17,7 @@ pub use adapter::{
     Adapter, AdapterContext, Capabilities, ConnectionState, HealthReporter, InboundSink,
     SubmitOutcome,
 };
-pub use error::{AdapterError, SendError, SubmitError};
+pub use error::{AdapterError, ConfigProblem, SendError, SubmitError};
 pub use event::{
     Attachment, EventKind, Inbound, MessageStyle, Outbound, OutboundKind, SendReceipt, Sender,
 };

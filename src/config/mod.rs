@@ -1,0 +1,4 @@
+//! Config loading and validation: YAML -> every problem with FILE:LINE:COL -> typed config.
+
+mod types;
+pub use types::*;

@@ -1,0 +1,92 @@
+//! The typed, validated config the daemon runs from. Produced only by `config::load`.
+
+use regex::Regex;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the SQLite database lives (default `./state`).
+    pub state_dir: PathBuf,
+    pub http: HttpConfig,
+    pub delivery: DeliveryConfig,
+    /// Network name -> its protocol section. Names are `NetworkId`s.
+    pub networks: BTreeMap<String, NetworkConfig>,
+    pub routes: Vec<RouteConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// `None`: the HTTP server is off. Default `127.0.0.1:9477`. A non-loopback address
+    /// is refused unless `allow_non_loopback: true`.
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    /// First retry delay after a transient failure (default 1s), doubled each time...
+    pub retry_initial: Duration,
+    /// ...up to this (default 5 min).
+    pub retry_max: Duration,
+    /// On SIGTERM, how long in-flight sends may take (default 10s).
+    pub shutdown_deadline: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum NetworkConfig {
+    #[cfg(feature = "irc")]
+    Irc(switchboard_irc::IrcConfig),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    /// Relays out and receives (default).
+    #[default]
+    Both,
+    /// Its messages are relayed; nothing is relayed into it.
+    Source,
+    /// Receives; its messages are not relayed.
+    Sink,
+}
+
+impl Direction {
+    pub fn sends(self) -> bool {
+        matches!(self, Direction::Both | Direction::Source)
+    }
+    pub fn receives(self) -> bool {
+        matches!(self, Direction::Both | Direction::Sink)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    pub name: String,
+    pub rooms: Vec<RouteRoom>,
+    /// Default `<{nick}> `. Placeholders: `{nick}`, `{network}`, `{protocol}`, `{room}`.
+    pub nick_template: String,
+    /// Relay joins, parts, quits and kicks (default false). Topic changes are relayed
+    /// with them.
+    pub relay_membership: bool,
+    pub ignore: IgnoreRules,
+    /// Undelivered rows older than this are expired (dead-lettered as "expired").
+    pub max_age: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteRoom {
+    pub network: String,
+    pub room: String,
+    pub direction: Direction,
+    /// Overrides the route's template for messages relayed into this room.
+    pub nick_template: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct IgnoreRules {
+    /// Senders whose name matches any of these are not relayed.
+    pub nicks: Vec<Regex>,
+    /// Messages whose plain text matches any of these are not relayed.
+    pub text: Vec<Regex>,
+}
