@@ -19,6 +19,8 @@ pub struct Capabilities {
     /// username override), so the sender label need not go into the text.
     pub per_message_sender: bool,
     pub rich_text: bool,
+    /// Files can be attached natively; otherwise the core adds them as links.
+    pub attachments: bool,
     /// Longest body in bytes one native message may carry (`None`: no limit the
     /// core needs to know; the adapter splits by itself where it must).
     pub max_message_bytes: Option<usize>,
@@ -33,6 +35,7 @@ impl Default for Capabilities {
             threads: false,
             per_message_sender: false,
             rich_text: true,
+            attachments: false,
             max_message_bytes: None,
         }
     }

@@ -1,0 +1,209 @@
+//! Assembles and runs the daemon: store, routing table, delivery workers, one
+//! supervised adapter per network, and the HTTP server; stops them in order.
+
+use crate::config::{DeliveryConfig, RouteConfig};
+use crate::health::HealthRegistry;
+use crate::http::{self, HttpState};
+use crate::router::delivery::{AdapterEntry, Adapters, DeliverySettings, RoomQueues};
+use crate::router::{Ingest, RoutingTable, SharedRoutes};
+use crate::store::{Store, StoreError};
+use crate::supervisor::{self, RestartPolicy};
+use arc_swap::ArcSwap;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use switchboard_sdk::{Adapter, AdapterContext, ConnectionState, HealthReporter, NetworkId, RoomId};
+use thiserror::Error;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+#[derive(Debug, Error)]
+pub enum DaemonError {
+    #[error("state store: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Everything the daemon runs from; `config::Config` plus built adapters, or a test's
+/// own fakes.
+pub struct DaemonOptions {
+    pub state_dir: PathBuf,
+    pub http_listen: Option<SocketAddr>,
+    pub delivery: DeliveryConfig,
+    pub routes: Vec<RouteConfig>,
+    pub adapters: Vec<(NetworkId, Arc<dyn Adapter>)>,
+    pub restart: RestartPolicy,
+}
+
+pub struct Daemon {
+    http_addr: Option<SocketAddr>,
+    store: Store,
+    health: Arc<HealthRegistry>,
+    routes: SharedRoutes,
+    /// Refuses new inbound events (first step of shutdown).
+    intake: CancellationToken,
+    delivery_cancel: CancellationToken,
+    delivery_tasks: TaskTracker,
+    network_cancel: CancellationToken,
+    network_tasks: TaskTracker,
+    shutdown_deadline: std::time::Duration,
+}
+
+impl Daemon {
+    pub async fn start(options: DaemonOptions) -> Result<Self, DaemonError> {
+        let metrics = crate::metrics::install();
+        let queues = RoomQueues::new();
+        let store = Store::open(&options.state_dir, queues.clone())?;
+        let adapters: HashMap<NetworkId, AdapterEntry> = options
+            .adapters
+            .into_iter()
+            .map(|(network, adapter)| {
+                let entry = AdapterEntry {
+                    protocol: adapter.protocol(),
+                    capabilities: adapter.capabilities(),
+                    adapter,
+                };
+                (network, entry)
+            })
+            .collect();
+        let adapters: Adapters = Arc::new(adapters);
+        let table = RoutingTable::build(&options.routes, |network, room| match adapters.get(network) {
+            Some(entry) => entry.adapter.canonical_room(room),
+            None => RoomId::new(room),
+        });
+        let routes: SharedRoutes = Arc::new(ArcSwap::from_pointee(table));
+        let health = Arc::new(HealthRegistry::default());
+
+        let delivery_cancel = CancellationToken::new();
+        let delivery_tasks = TaskTracker::new();
+        let backlog = store.pending_rooms().await?;
+        queues.start(
+            store.clone(),
+            routes.clone(),
+            adapters.clone(),
+            DeliverySettings {
+                retry_initial: options.delivery.retry_initial,
+                retry_max: options.delivery.retry_max,
+            },
+            delivery_cancel.clone(),
+            delivery_tasks.clone(),
+            backlog,
+        );
+
+        let intake = CancellationToken::new();
+        let ingest = Arc::new(Ingest::new(routes.clone(), store.clone(), intake.clone()));
+        let network_cancel = CancellationToken::new();
+        let network_tasks = TaskTracker::new();
+        for (network, entry) in adapters.iter() {
+            health.set(network, ConnectionState::Starting);
+            let reporter = {
+                let health = health.clone();
+                let queues = queues.clone();
+                let network = network.clone();
+                HealthReporter::new(move |state| {
+                    let connected = state == ConnectionState::Connected;
+                    health.set(&network, state);
+                    crate::metrics::connected(&network, connected);
+                    if connected {
+                        queues.network_reconnected(&network);
+                    }
+                })
+            };
+            let ctx = AdapterContext {
+                network: network.clone(),
+                rooms: routes.load().rooms_of(network),
+                inbound: ingest.clone(),
+                health: reporter,
+            };
+            network_tasks.spawn(supervisor::supervise(
+                entry.adapter.clone(),
+                ctx,
+                health.clone(),
+                RestartPolicy { ..options.restart },
+                network_cancel.clone(),
+            ));
+        }
+
+        let http_addr = match options.http_listen {
+            Some(address) => {
+                let listener = tokio::net::TcpListener::bind(address)
+                    .await
+                    .map_err(|source| DaemonError::Listen { address, source })?;
+                let bound = listener.local_addr().map_err(|source| DaemonError::Listen { address, source })?;
+                let state = HttpState {
+                    health: health.clone(),
+                    metrics,
+                };
+                let cancel = network_cancel.clone();
+                network_tasks.spawn(async move {
+                    if let Err(error) = http::serve(listener, state, cancel).await {
+                        tracing::error!(%error, "HTTP server stopped");
+                    }
+                });
+                tracing::info!(address = %bound, "HTTP server listening (/healthz, /metrics)");
+                Some(bound)
+            }
+            None => None,
+        };
+
+        Ok(Self {
+            http_addr,
+            store,
+            health,
+            routes,
+            intake,
+            delivery_cancel,
+            delivery_tasks,
+            network_cancel,
+            network_tasks,
+            shutdown_deadline: options.delivery.shutdown_deadline,
+        })
+    }
+
+    /// The address the HTTP server actually bound (useful with port 0).
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn health(&self) -> &Arc<HealthRegistry> {
+        &self.health
+    }
+
+    pub fn routes(&self) -> &SharedRoutes {
+        &self.routes
+    }
+
+    /// Stops in order: refuse new events, let in-flight sends finish (up to the
+    /// deadline), disconnect the networks, and commit what was recorded.
+    pub async fn shutdown(self) {
+        self.intake.cancel();
+        self.delivery_cancel.cancel();
+        self.delivery_tasks.close();
+        if tokio::time::timeout(self.shutdown_deadline, self.delivery_tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(deadline = ?self.shutdown_deadline, "shutdown: sends still in flight at the deadline; they will be retried at next start");
+        }
+        self.network_cancel.cancel();
+        self.network_tasks.close();
+        if tokio::time::timeout(self.shutdown_deadline, self.network_tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown: some network adapters did not stop in time");
+        }
+        if let Err(error) = self.store.flush().await {
+            tracing::error!(%error, "shutdown: final store flush failed");
+        }
+    }
+}

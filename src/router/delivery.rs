@@ -1,0 +1,370 @@
+//! Delivery: one worker per destination room takes that room's outbox rows in order,
+//! renders each for its network, sends it, and records the result.
+//!
+//! A room whose network is slow or down holds back only itself: it retries the row at
+//! its head with backoff (cut short when its network reconnects) while every other
+//! room's worker flows on. Rows live in SQLite until they are delivered, skipped or
+//! dead-lettered, so a crash or restart resumes exactly where delivery stopped.
+
+use super::SharedRoutes;
+use super::render::{Rendered, Resolved, Target, render};
+use crate::backoff;
+use crate::metrics as m;
+use crate::store::{CommitListener, Completion, PendingRow, Store, StoreError};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use switchboard_sdk::{Adapter, Capabilities, EventKind, NetworkId, RoomKey, SendError};
+use tokio::sync::{Notify, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Rows fetched per read; bounds a worker's memory whatever the backlog.
+const BATCH: usize = 256;
+
+/// One configured network as delivery sees it.
+pub struct AdapterEntry {
+    pub adapter: Arc<dyn Adapter>,
+    pub protocol: &'static str,
+    pub capabilities: Capabilities,
+}
+
+pub type Adapters = Arc<HashMap<NetworkId, AdapterEntry>>;
+
+pub struct DeliverySettings {
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+}
+
+struct Shared {
+    store: Store,
+    routes: SharedRoutes,
+    adapters: Adapters,
+    settings: DeliverySettings,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+}
+
+struct RoomState {
+    key: RoomKey,
+    /// New rows were committed for this room.
+    wake: Notify,
+    /// Its network reconnected: retry the head row now.
+    reconnected: Notify,
+    depth: AtomicI64,
+}
+
+/// The set of room workers. It is the store's commit listener: committed rows wake
+/// (or start) the worker of their room.
+pub struct RoomQueues {
+    runtime: tokio::runtime::Handle,
+    shared: OnceLock<Arc<Shared>>,
+    rooms: Mutex<HashMap<RoomKey, Arc<RoomState>>>,
+}
+
+impl RoomQueues {
+    /// Must be called inside the tokio runtime that will run the workers.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            runtime: tokio::runtime::Handle::current(),
+            shared: OnceLock::new(),
+            rooms: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Starts delivering: a worker for every room in the routing table and every room
+    /// with rows left from before a restart (`backlog`, with their counts).
+    pub fn start(
+        self: &Arc<Self>,
+        store: Store,
+        routes: SharedRoutes,
+        adapters: Adapters,
+        settings: DeliverySettings,
+        cancel: CancellationToken,
+        tracker: TaskTracker,
+        backlog: Vec<(RoomKey, i64)>,
+    ) {
+        let rooms = routes.load().rooms();
+        let shared = Arc::new(Shared {
+            store,
+            routes,
+            adapters,
+            settings,
+            cancel,
+            tracker,
+        });
+        if self.shared.set(shared).is_err() {
+            return;
+        }
+        for (room, count) in backlog {
+            self.room(&room).depth.fetch_add(count, Ordering::Relaxed);
+        }
+        for room in rooms {
+            self.room(&room);
+        }
+        let existing: Vec<Arc<RoomState>> = self.lock().values().cloned().collect();
+        for state in existing {
+            m::queue_depth(&state.key, state.depth.load(Ordering::Relaxed));
+            self.spawn_worker(state);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RoomKey, Arc<RoomState>>> {
+        self.rooms.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The state of a room, creating it (and its worker, once started) on first use.
+    fn room(&self, key: &RoomKey) -> Arc<RoomState> {
+        let mut rooms = self.lock();
+        if let Some(state) = rooms.get(key) {
+            return state.clone();
+        }
+        let state = Arc::new(RoomState {
+            key: key.clone(),
+            wake: Notify::new(),
+            reconnected: Notify::new(),
+            depth: AtomicI64::new(0),
+        });
+        rooms.insert(key.clone(), state.clone());
+        drop(rooms);
+        if self.shared.get().is_some() {
+            self.spawn_worker(state.clone());
+        }
+        state
+    }
+
+    fn spawn_worker(&self, state: Arc<RoomState>) {
+        let Some(shared) = self.shared.get().cloned() else {
+            return;
+        };
+        let tracker = shared.tracker.clone();
+        tracker.spawn_on(room_worker(shared, state), &self.runtime);
+    }
+
+    /// The network is connected again: every room of it retries its head row now.
+    pub fn network_reconnected(&self, network: &NetworkId) {
+        for state in self.lock().values().filter(|state| &state.key.network == network) {
+            state.reconnected.notify_one();
+        }
+    }
+}
+
+impl CommitListener for RoomQueues {
+    fn rows_committed(&self, rooms: &[(RoomKey, usize)]) {
+        for (key, count) in rooms {
+            let state = self.room(key);
+            let depth = state.depth.fetch_add(*count as i64, Ordering::Relaxed) + *count as i64;
+            m::queue_depth(key, depth);
+            state.wake.notify_one();
+        }
+    }
+}
+
+async fn room_worker(shared: Arc<Shared>, state: Arc<RoomState>) {
+    let mut worker = Worker {
+        shared: &shared,
+        state: &state,
+        last_commit: None,
+    };
+    let mut cursor = 0;
+    loop {
+        let rows = tokio::select! {
+            rows = shared.store.pending_after(&state.key, cursor, BATCH) => rows,
+            _ = shared.cancel.cancelled() => return,
+        };
+        match rows {
+            Ok(rows) if rows.is_empty() => {
+                tokio::select! {
+                    _ = state.wake.notified() => {}
+                    _ = shared.cancel.cancelled() => return,
+                }
+            }
+            Ok(rows) => {
+                for row in rows {
+                    cursor = row.outbox_id;
+                    if !worker.deliver(row).await {
+                        return;
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::error!(room = %state.key, %error, "delivery: cannot read the outbox; retrying");
+                if !worker.pause(Duration::from_secs(1)).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+struct Worker<'a> {
+    shared: &'a Shared,
+    state: &'a RoomState,
+    /// The commit of the previous completion; awaited before id lookups so that
+    /// an edit right after its original sees the original's copies.
+    last_commit: Option<oneshot::Receiver<()>>,
+}
+
+impl Worker<'_> {
+    /// Delivers one row to its end (delivered, skipped or dead). Returns false when
+    /// shutdown interrupted it; the row then stays for the next start.
+    async fn deliver(&mut self, row: PendingRow) -> bool {
+        let key = &self.state.key;
+        let table = self.shared.routes.load();
+        let Some(route) = table.route(&row.route) else {
+            return self.dead(&row, "no_route", format!("route {:?} is no longer configured", row.route));
+        };
+        let Some(member) = route.member(key) else {
+            return self.dead(&row, "no_route", format!("{key} is no longer in route {:?}", row.route));
+        };
+        if let Some(max_age) = route.max_age {
+            let age = Duration::from_millis((switchboard_sdk::event::now_ms() - row.created_ms).max(0) as u64);
+            if age > max_age {
+                return self.dead(&row, "expired", format!("expired: not delivered within max_age {max_age:?}"));
+            }
+        }
+        let Some(entry) = self.shared.adapters.get(&key.network) else {
+            return self.dead(&row, "no_network", format!("network {:?} is not configured", key.network));
+        };
+        let mut attempt = 0u32;
+        let resolved = loop {
+            match self.resolve(&row).await {
+                Ok(resolved) => break resolved,
+                Err(error) => {
+                    tracing::error!(room = %key, %error, "delivery: id lookup failed; retrying");
+                    if !self.backoff(&mut attempt).await {
+                        return false;
+                    }
+                }
+            }
+        };
+        let origin_protocol = self
+            .shared
+            .adapters
+            .get(&row.event.room.network)
+            .map_or("unknown", |origin| origin.protocol);
+        let rendered = {
+            let guard = |name: &str| entry.adapter.guard_name(name);
+            let target = Target {
+                route,
+                member,
+                capabilities: &entry.capabilities,
+                origin_protocol,
+                guard_name: &guard,
+            };
+            render(&row.event, row.outbox_id, &resolved, &target)
+        };
+        let outbound = match rendered {
+            Rendered::Send(outbound) => outbound,
+            Rendered::Skip(reason) => {
+                tracing::debug!(room = %key, outbox_id = row.outbox_id, reason, "delivery: nothing to send");
+                m::skipped(key, &row.route);
+                return self.finish(Completion::Skipped {
+                    outbox_id: row.outbox_id,
+                });
+            }
+        };
+        let route_name = row.route.clone();
+        drop(table);
+        let mut attempt = 0u32;
+        loop {
+            match entry.adapter.send(&outbound).await {
+                Ok(receipt) => {
+                    let latency = Duration::from_millis((switchboard_sdk::event::now_ms() - row.created_ms).max(0) as u64);
+                    m::delivered(key, &route_name, latency);
+                    return self.finish(Completion::Delivered {
+                        outbox_id: row.outbox_id,
+                        bridged_id: row.bridged_id,
+                        room: key.clone(),
+                        native_ids: receipt.native_ids,
+                    });
+                }
+                Err(SendError::Permanent(reason)) => {
+                    return self.dead(&row, "permanent", format!("refused by {}: {reason}", key.network));
+                }
+                Err(SendError::Transient(reason)) => {
+                    m::failed(key, &route_name);
+                    if attempt == 0 || attempt.is_multiple_of(10) {
+                        tracing::warn!(room = %key, outbox_id = row.outbox_id, attempt, %reason, "delivery failed; will retry");
+                    }
+                    if let Err(error) = self.shared.store.record_failure(row.outbox_id, reason) {
+                        tracing::error!(%error, "delivery: cannot record a failed attempt");
+                    }
+                    if !self.backoff(&mut attempt).await {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Looks up, in this room, the copies an edit/delete/reply refers to.
+    async fn resolve(&mut self, row: &PendingRow) -> Result<Resolved, StoreError> {
+        let mut resolved = Resolved::default();
+        let needs_lookup = row.target_id.is_some() || row.reply_to_id.is_some() || row.thread_id.is_some();
+        if !needs_lookup {
+            return Ok(resolved);
+        }
+        if let Some(commit) = self.last_commit.take() {
+            let _ = commit.await;
+        }
+        let store = &self.shared.store;
+        let room = &self.state.key;
+        if let Some(target) = row.target_id
+            && matches!(row.event.kind, EventKind::Edit { .. } | EventKind::Delete { .. })
+        {
+            resolved.target_copies = store.native_ids_in(target, room).await?;
+        }
+        if let Some(reply) = row.reply_to_id {
+            resolved.reply_target = store.native_ids_in(reply, room).await?.into_iter().next();
+            resolved.reply_quote = store.summary(reply).await?;
+        }
+        if let Some(root) = row.thread_id {
+            resolved.thread_root = store.native_ids_in(root, room).await?.into_iter().next();
+            if resolved.reply_quote.is_none() {
+                resolved.reply_quote = store.summary(root).await?;
+            }
+        }
+        Ok(resolved)
+    }
+
+    fn dead(&mut self, row: &PendingRow, class: &'static str, reason: String) -> bool {
+        tracing::warn!(room = %self.state.key, outbox_id = row.outbox_id, %reason, "delivery: dead-lettered");
+        m::dead_lettered(&self.state.key, &row.route, class);
+        self.finish(Completion::Dead {
+            outbox_id: row.outbox_id,
+            reason,
+        })
+    }
+
+    fn finish(&mut self, completion: Completion) -> bool {
+        match self.shared.store.complete(completion) {
+            Ok(commit) => self.last_commit = Some(commit),
+            Err(error) => tracing::error!(%error, "delivery: cannot record a completion"),
+        }
+        let depth = self.state.depth.fetch_sub(1, Ordering::Relaxed) - 1;
+        m::queue_depth(&self.state.key, depth.max(0));
+        true
+    }
+
+    /// Waits before the next attempt; a reconnect of the network cuts the wait short.
+    /// Returns false on shutdown.
+    async fn backoff(&self, attempt: &mut u32) -> bool {
+        let settings = &self.shared.settings;
+        let wait = backoff::delay(*attempt, settings.retry_initial, settings.retry_max);
+        *attempt = attempt.saturating_add(1);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => true,
+            _ = self.state.reconnected.notified() => true,
+            _ = self.shared.cancel.cancelled() => false,
+        }
+    }
+
+    async fn pause(&self, wait: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => true,
+            _ = self.shared.cancel.cancelled() => false,
+        }
+    }
+}

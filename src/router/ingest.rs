@@ -1,0 +1,64 @@
+//! The core's side of `InboundSink`: filter, route, and durably accept inbound events.
+
+use super::SharedRoutes;
+use crate::metrics as m;
+use crate::store::{AcceptOutcome, Store};
+use async_trait::async_trait;
+use switchboard_sdk::adapter::InboundHandler;
+use switchboard_sdk::{Inbound, SubmitError, SubmitOutcome};
+use tokio_util::sync::CancellationToken;
+
+pub struct Ingest {
+    routes: SharedRoutes,
+    store: Store,
+    /// Once cancelled (shutdown), new events are refused so the adapter does not
+    /// acknowledge them.
+    stopping: CancellationToken,
+}
+
+impl Ingest {
+    pub fn new(routes: SharedRoutes, store: Store, stopping: CancellationToken) -> Self {
+        Self {
+            routes,
+            store,
+            stopping,
+        }
+    }
+}
+
+#[async_trait]
+impl InboundHandler for Ingest {
+    async fn submit(&self, event: Inbound) -> Result<SubmitOutcome, SubmitError> {
+        if self.stopping.is_cancelled() {
+            return Err(SubmitError::ShuttingDown);
+        }
+        let network = event.room.network.clone();
+        m::received(&network);
+        if event.sender.is_self {
+            m::ignored(&network, "own_message");
+            return Ok(SubmitOutcome::Ignored);
+        }
+        let destinations = self.routes.load().destinations(&event);
+        if destinations.is_empty() {
+            m::ignored(&network, "no_destination");
+            return Ok(SubmitOutcome::Ignored);
+        }
+        match self.store.accept(event, destinations).await {
+            Ok(AcceptOutcome::Accepted { outbox, .. }) => Ok(SubmitOutcome::Accepted {
+                destinations: outbox.len(),
+            }),
+            Ok(AcceptOutcome::Duplicate) => {
+                m::ignored(&network, "duplicate");
+                Ok(SubmitOutcome::Duplicate)
+            }
+            Ok(AcceptOutcome::UnknownTarget) => {
+                m::ignored(&network, "unknown_target");
+                Ok(SubmitOutcome::Ignored)
+            }
+            Err(error) => {
+                tracing::error!(%network, %error, "could not accept an inbound event");
+                Err(SubmitError::Storage(error.to_string()))
+            }
+        }
+    }
+}
