@@ -4,7 +4,9 @@
 use crate::config::{DeliveryConfig, RouteConfig};
 use crate::health::HealthRegistry;
 use crate::http::{self, HttpState};
-use crate::router::delivery::{AdapterEntry, Adapters, DeliverySettings, RoomQueues};
+use crate::router::delivery::{
+    AdapterEntry, Adapters, DeliveryParts, DeliverySettings, RoomQueues,
+};
 use crate::router::{Ingest, RoutingTable, SharedRoutes};
 use crate::store::{Store, StoreError};
 use crate::supervisor::{self, RestartPolicy};
@@ -13,7 +15,9 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use switchboard_sdk::{Adapter, AdapterContext, ConnectionState, HealthReporter, NetworkId, RoomId};
+use switchboard_sdk::{
+    Adapter, AdapterContext, ConnectionState, HealthReporter, NetworkId, RoomId,
+};
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -72,9 +76,11 @@ impl Daemon {
             })
             .collect();
         let adapters: Adapters = Arc::new(adapters);
-        let table = RoutingTable::build(&options.routes, |network, room| match adapters.get(network) {
-            Some(entry) => entry.adapter.canonical_room(room),
-            None => RoomId::new(room),
+        let table = RoutingTable::build(&options.routes, |network, room| {
+            match adapters.get(network) {
+                Some(entry) => entry.adapter.canonical_room(room),
+                None => RoomId::new(room),
+            }
         });
         let routes: SharedRoutes = Arc::new(ArcSwap::from_pointee(table));
         let health = Arc::new(HealthRegistry::default());
@@ -83,15 +89,17 @@ impl Daemon {
         let delivery_tasks = TaskTracker::new();
         let backlog = store.pending_rooms().await?;
         queues.start(
-            store.clone(),
-            routes.clone(),
-            adapters.clone(),
-            DeliverySettings {
-                retry_initial: options.delivery.retry_initial,
-                retry_max: options.delivery.retry_max,
+            DeliveryParts {
+                store: store.clone(),
+                routes: routes.clone(),
+                adapters: adapters.clone(),
+                settings: DeliverySettings {
+                    retry_initial: options.delivery.retry_initial,
+                    retry_max: options.delivery.retry_max,
+                },
+                cancel: delivery_cancel.clone(),
+                tracker: delivery_tasks.clone(),
             },
-            delivery_cancel.clone(),
-            delivery_tasks.clone(),
             backlog,
         );
 
@@ -134,7 +142,9 @@ impl Daemon {
                 let listener = tokio::net::TcpListener::bind(address)
                     .await
                     .map_err(|source| DaemonError::Listen { address, source })?;
-                let bound = listener.local_addr().map_err(|source| DaemonError::Listen { address, source })?;
+                let bound = listener
+                    .local_addr()
+                    .map_err(|source| DaemonError::Listen { address, source })?;
                 let state = HttpState {
                     health: health.clone(),
                     metrics,

@@ -23,12 +23,16 @@ pub struct HealthRegistry {
 impl HealthRegistry {
     pub fn set(&self, network: &NetworkId, state: ConnectionState) {
         let mut networks = self.networks.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = networks.entry(network.clone()).or_insert_with(|| NetworkHealth {
-            state: ConnectionState::Starting,
-            since_ms: switchboard_sdk::event::now_ms(),
-            last_error: None,
-        });
-        if let ConnectionState::Reconnecting { last_error } | ConnectionState::Failed { last_error } = &state {
+        let entry = networks
+            .entry(network.clone())
+            .or_insert_with(|| NetworkHealth {
+                state: ConnectionState::Starting,
+                since_ms: switchboard_sdk::event::now_ms(),
+                last_error: None,
+            });
+        if let ConnectionState::Reconnecting { last_error }
+        | ConnectionState::Failed { last_error } = &state
+        {
             entry.last_error = Some(last_error.clone());
         }
         if entry.state != state {
@@ -38,11 +42,16 @@ impl HealthRegistry {
     }
 
     pub fn snapshot(&self) -> BTreeMap<NetworkId, NetworkHealth> {
-        self.networks.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.networks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn state_of(&self, network: &NetworkId) -> Option<ConnectionState> {
-        self.snapshot().get(network).map(|health| health.state.clone())
+        self.snapshot()
+            .get(network)
+            .map(|health| health.state.clone())
     }
 
     pub fn all_connected(&self) -> bool {

@@ -26,7 +26,10 @@ pub fn install() -> PrometheusHandle {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(
                     Matcher::Full(LATENCY.to_owned()),
-                    &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0],
+                    &[
+                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                        10.0, 30.0, 60.0,
+                    ],
                 )
                 .expect("bucket list is not empty");
             match builder.install_recorder() {
@@ -47,16 +50,19 @@ pub fn ignored(network: &NetworkId, reason: &'static str) {
 }
 
 pub fn delivered(room: &RoomKey, route: &str, latency: Duration) {
-    counter!(DELIVERED, "network" => room.network.to_string(), "route" => route.to_owned()).increment(1);
+    counter!(DELIVERED, "network" => room.network.to_string(), "route" => route.to_owned())
+        .increment(1);
     histogram!(LATENCY, "network" => room.network.to_string()).record(latency.as_secs_f64());
 }
 
 pub fn skipped(room: &RoomKey, route: &str) {
-    counter!(SKIPPED, "network" => room.network.to_string(), "route" => route.to_owned()).increment(1);
+    counter!(SKIPPED, "network" => room.network.to_string(), "route" => route.to_owned())
+        .increment(1);
 }
 
 pub fn failed(room: &RoomKey, route: &str) {
-    counter!(FAILED, "network" => room.network.to_string(), "route" => route.to_owned()).increment(1);
+    counter!(FAILED, "network" => room.network.to_string(), "route" => route.to_owned())
+        .increment(1);
 }
 
 /// `reason` is a short class (`permanent`, `expired`, `no_route`, ...); the full
@@ -67,7 +73,8 @@ pub fn dead_lettered(room: &RoomKey, route: &str, reason: &'static str) {
 }
 
 pub fn queue_depth(room: &RoomKey, depth: i64) {
-    gauge!(QUEUE_DEPTH, "network" => room.network.to_string(), "room" => room.room.to_string()).set(depth as f64);
+    gauge!(QUEUE_DEPTH, "network" => room.network.to_string(), "room" => room.room.to_string())
+        .set(depth as f64);
 }
 
 pub fn reconnect(network: &NetworkId) {

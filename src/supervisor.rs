@@ -63,9 +63,13 @@ pub async fn supervise(
             attempt = 0;
         }
         let state = if auth_failed {
-            ConnectionState::Failed { last_error: error.clone() }
+            ConnectionState::Failed {
+                last_error: error.clone(),
+            }
         } else {
-            ConnectionState::Reconnecting { last_error: error.clone() }
+            ConnectionState::Reconnecting {
+                last_error: error.clone(),
+            }
         };
         health.set(&network, state);
         m::connected(&network, false);

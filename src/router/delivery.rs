@@ -37,14 +37,18 @@ pub struct DeliverySettings {
     pub retry_max: Duration,
 }
 
-struct Shared {
-    store: Store,
-    routes: SharedRoutes,
-    adapters: Adapters,
-    settings: DeliverySettings,
-    cancel: CancellationToken,
-    tracker: TaskTracker,
+/// What every room worker shares.
+pub struct DeliveryParts {
+    pub store: Store,
+    pub routes: SharedRoutes,
+    pub adapters: Adapters,
+    pub settings: DeliverySettings,
+    /// Stops the workers (after their in-flight send).
+    pub cancel: CancellationToken,
+    pub tracker: TaskTracker,
 }
+
+type Shared = DeliveryParts;
 
 struct RoomState {
     key: RoomKey,
@@ -75,33 +79,17 @@ impl RoomQueues {
 
     /// Starts delivering: a worker for every room in the routing table and every room
     /// with rows left from before a restart (`backlog`, with their counts).
-    pub fn start(
-        self: &Arc<Self>,
-        store: Store,
-        routes: SharedRoutes,
-        adapters: Adapters,
-        settings: DeliverySettings,
-        cancel: CancellationToken,
-        tracker: TaskTracker,
-        backlog: Vec<(RoomKey, i64)>,
-    ) {
-        let rooms = routes.load().rooms();
-        let shared = Arc::new(Shared {
-            store,
-            routes,
-            adapters,
-            settings,
-            cancel,
-            tracker,
-        });
-        if self.shared.set(shared).is_err() {
-            return;
-        }
+    pub fn start(self: &Arc<Self>, parts: DeliveryParts, backlog: Vec<(RoomKey, i64)>) {
+        let rooms = parts.routes.load().rooms();
+        // States first, while no worker can start; then one worker for each.
         for (room, count) in backlog {
             self.room(&room).depth.fetch_add(count, Ordering::Relaxed);
         }
         for room in rooms {
             self.room(&room);
+        }
+        if self.shared.set(Arc::new(parts)).is_err() {
+            return;
         }
         let existing: Vec<Arc<RoomState>> = self.lock().values().cloned().collect();
         for state in existing {
@@ -111,7 +99,9 @@ impl RoomQueues {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RoomKey, Arc<RoomState>>> {
-        self.rooms.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.rooms
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The state of a room, creating it (and its worker, once started) on first use.
@@ -144,7 +134,11 @@ impl RoomQueues {
 
     /// The network is connected again: every room of it retries its head row now.
     pub fn network_reconnected(&self, network: &NetworkId) {
-        for state in self.lock().values().filter(|state| &state.key.network == network) {
+        for state in self
+            .lock()
+            .values()
+            .filter(|state| &state.key.network == network)
+        {
             state.reconnected.notify_one();
         }
     }
@@ -173,6 +167,7 @@ async fn room_worker(shared: Arc<Shared>, state: Arc<RoomState>) {
             rows = shared.store.pending_after(&state.key, cursor, BATCH) => rows,
             _ = shared.cancel.cancelled() => return,
         };
+        tracing::debug!(room = %state.key, cursor, rows = ?rows.as_ref().map(|r| r.len()), "worker read");
         match rows {
             Ok(rows) if rows.is_empty() => {
                 tokio::select! {
@@ -198,6 +193,14 @@ async fn room_worker(shared: Arc<Shared>, state: Arc<RoomState>) {
     }
 }
 
+/// Why a row is too old to deliver, if it is.
+fn expiry(row: &PendingRow, max_age: Option<Duration>) -> Option<String> {
+    let max_age = max_age?;
+    let age =
+        Duration::from_millis((switchboard_sdk::event::now_ms() - row.created_ms).max(0) as u64);
+    (age > max_age).then(|| format!("expired: not delivered within max_age {max_age:?}"))
+}
+
 struct Worker<'a> {
     shared: &'a Shared,
     state: &'a RoomState,
@@ -213,19 +216,29 @@ impl Worker<'_> {
         let key = &self.state.key;
         let table = self.shared.routes.load();
         let Some(route) = table.route(&row.route) else {
-            return self.dead(&row, "no_route", format!("route {:?} is no longer configured", row.route));
+            return self.dead(
+                &row,
+                "no_route",
+                format!("route {:?} is no longer configured", row.route),
+            );
         };
         let Some(member) = route.member(key) else {
-            return self.dead(&row, "no_route", format!("{key} is no longer in route {:?}", row.route));
+            return self.dead(
+                &row,
+                "no_route",
+                format!("{key} is no longer in route {:?}", row.route),
+            );
         };
-        if let Some(max_age) = route.max_age {
-            let age = Duration::from_millis((switchboard_sdk::event::now_ms() - row.created_ms).max(0) as u64);
-            if age > max_age {
-                return self.dead(&row, "expired", format!("expired: not delivered within max_age {max_age:?}"));
-            }
+        let max_age = route.max_age;
+        if let Some(expired) = expiry(&row, max_age) {
+            return self.dead(&row, "expired", expired);
         }
         let Some(entry) = self.shared.adapters.get(&key.network) else {
-            return self.dead(&row, "no_network", format!("network {:?} is not configured", key.network));
+            return self.dead(
+                &row,
+                "no_network",
+                format!("network {:?} is not configured", key.network),
+            );
         };
         let mut attempt = 0u32;
         let resolved = loop {
@@ -271,7 +284,9 @@ impl Worker<'_> {
         loop {
             match entry.adapter.send(&outbound).await {
                 Ok(receipt) => {
-                    let latency = Duration::from_millis((switchboard_sdk::event::now_ms() - row.created_ms).max(0) as u64);
+                    let latency = Duration::from_millis(
+                        (switchboard_sdk::event::now_ms() - row.created_ms).max(0) as u64,
+                    );
                     m::delivered(key, &route_name, latency);
                     return self.finish(Completion::Delivered {
                         outbox_id: row.outbox_id,
@@ -281,10 +296,21 @@ impl Worker<'_> {
                     });
                 }
                 Err(SendError::Permanent(reason)) => {
-                    return self.dead(&row, "permanent", format!("refused by {}: {reason}", key.network));
+                    return self.dead(
+                        &row,
+                        "permanent",
+                        format!("refused by {}: {reason}", key.network),
+                    );
                 }
                 Err(SendError::Transient(reason)) => {
                     m::failed(key, &route_name);
+                    if let Some(expired) = expiry(&row, max_age) {
+                        return self.dead(
+                            &row,
+                            "expired",
+                            format!("{expired}; last error: {reason}"),
+                        );
+                    }
                     if attempt == 0 || attempt.is_multiple_of(10) {
                         tracing::warn!(room = %key, outbox_id = row.outbox_id, attempt, %reason, "delivery failed; will retry");
                     }
@@ -302,7 +328,8 @@ impl Worker<'_> {
     /// Looks up, in this room, the copies an edit/delete/reply refers to.
     async fn resolve(&mut self, row: &PendingRow) -> Result<Resolved, StoreError> {
         let mut resolved = Resolved::default();
-        let needs_lookup = row.target_id.is_some() || row.reply_to_id.is_some() || row.thread_id.is_some();
+        let needs_lookup =
+            row.target_id.is_some() || row.reply_to_id.is_some() || row.thread_id.is_some();
         if !needs_lookup {
             return Ok(resolved);
         }
@@ -312,7 +339,10 @@ impl Worker<'_> {
         let store = &self.shared.store;
         let room = &self.state.key;
         if let Some(target) = row.target_id
-            && matches!(row.event.kind, EventKind::Edit { .. } | EventKind::Delete { .. })
+            && matches!(
+                row.event.kind,
+                EventKind::Edit { .. } | EventKind::Delete { .. }
+            )
         {
             resolved.target_copies = store.native_ids_in(target, room).await?;
         }

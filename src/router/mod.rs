@@ -97,7 +97,11 @@ impl RoutingTable {
                 .collect::<Vec<_>>();
             let index = table.routes.len();
             for member in &members {
-                table.by_room.entry(member.room.clone()).or_default().push(index);
+                table
+                    .by_room
+                    .entry(member.room.clone())
+                    .or_default()
+                    .push(index);
             }
             table.routes.push(Route {
                 name: Arc::from(config.name.as_str()),
@@ -149,7 +153,10 @@ impl RoutingTable {
             let Some(origin) = route.member(&event.room) else {
                 continue;
             };
-            if !origin.direction.sends() || (membership && !route.relay_membership) || route.ignores(event) {
+            if !origin.direction.sends()
+                || (membership && !route.relay_membership)
+                || route.ignores(event)
+            {
                 continue;
             }
             for member in &route.members {

@@ -8,7 +8,8 @@ use super::{Member, Route};
 use regex::Regex;
 use std::sync::LazyLock;
 use switchboard_sdk::{
-    Capabilities, EventKind, Inbound, MessageStyle, NativeMsgId, Outbound, OutboundKind, RichText, Span, Style,
+    Capabilities, EventKind, Inbound, MessageStyle, NativeMsgId, Outbound, OutboundKind, RichText,
+    Span, Style,
 };
 
 /// What the id map says about the event's references in the destination room.
@@ -44,12 +45,21 @@ pub enum Rendered {
 
 const QUOTE_CHARS: usize = 50;
 
-pub fn render(event: &Inbound, delivery_id: i64, resolved: &Resolved, target: &Target<'_>) -> Rendered {
+pub fn render(
+    event: &Inbound,
+    delivery_id: i64,
+    resolved: &Resolved,
+    target: &Target<'_>,
+) -> Rendered {
     let caps = target.capabilities;
     let name = defuse_mass_mentions(&event.sender.display_name);
     let guarded = (target.guard_name)(&name);
     let label = render_template(
-        target.member.nick_template.as_deref().unwrap_or(&target.route.nick_template),
+        target
+            .member
+            .nick_template
+            .as_deref()
+            .unwrap_or(&target.route.nick_template),
         event,
         &guarded,
         target.origin_protocol,
@@ -63,12 +73,14 @@ pub fn render(event: &Inbound, delivery_id: i64, resolved: &Resolved, target: &T
         sender_label,
         kind,
     };
-    let message = |style: MessageStyle, content: RichText, reply_to, thread, attachments| OutboundKind::Message {
-        style,
-        content,
-        reply_to,
-        thread,
-        attachments,
+    let message = |style: MessageStyle, content: RichText, reply_to, thread, attachments| {
+        OutboundKind::Message {
+            style,
+            content,
+            reply_to,
+            thread,
+            attachments,
+        }
     };
     let style = match &event.kind {
         EventKind::Message => MessageStyle::Normal,
@@ -85,7 +97,10 @@ pub fn render(event: &Inbound, delivery_id: i64, resolved: &Resolved, target: &T
                 ));
             }
             content.prepend_plain("(correction) ");
-            return Rendered::Send(outbound(message(MessageStyle::Normal, content, None, None, Vec::new()), label));
+            return Rendered::Send(outbound(
+                message(MessageStyle::Normal, content, None, None, Vec::new()),
+                label,
+            ));
         }
         EventKind::Delete { .. } => {
             if !caps.deletes {
@@ -104,7 +119,13 @@ pub fn render(event: &Inbound, delivery_id: i64, resolved: &Resolved, target: &T
         kind => {
             let line = membership_line(kind, &guarded, event);
             return Rendered::Send(outbound(
-                message(MessageStyle::Notice, RichText::plain(line), None, None, Vec::new()),
+                message(
+                    MessageStyle::Notice,
+                    RichText::plain(line),
+                    None,
+                    None,
+                    Vec::new(),
+                ),
                 String::new(),
             ));
         }
@@ -116,7 +137,10 @@ pub fn render(event: &Inbound, delivery_id: i64, resolved: &Resolved, target: &T
         && thread.is_none()
         && let Some((author, text)) = &resolved.reply_quote
     {
-        content.prepend_plain(&quote(&(target.guard_name)(&defuse_mass_mentions(author)), text));
+        content.prepend_plain(&quote(
+            &(target.guard_name)(&defuse_mass_mentions(author)),
+            text,
+        ));
     }
     let mut attachments = event.attachments.clone();
     if !caps.attachments {
@@ -131,7 +155,10 @@ pub fn render(event: &Inbound, delivery_id: i64, resolved: &Resolved, target: &T
             });
         }
     }
-    Rendered::Send(outbound(message(style, content, reply_to, thread, attachments), label))
+    Rendered::Send(outbound(
+        message(style, content, reply_to, thread, attachments),
+        label,
+    ))
 }
 
 /// `(re alice: "the first words…") `
@@ -153,7 +180,9 @@ fn membership_line(kind: &EventKind, nick: &str, event: &Inbound) -> String {
     };
     match kind {
         EventKind::Join => format!("*** {nick} joined {room} on {network}"),
-        EventKind::Part { reason: why } => format!("*** {nick} left {room} on {network}{}", reason(why)),
+        EventKind::Part { reason: why } => {
+            format!("*** {nick} left {room} on {network}{}", reason(why))
+        }
         EventKind::Quit { reason: why } => format!("*** {nick} quit {network}{}", reason(why)),
         EventKind::Kick { user, reason: why } => format!(
             "*** {} was kicked from {room} on {network} by {nick}{}",
@@ -193,8 +222,9 @@ pub fn render_template(template: &str, event: &Inbound, nick: &str, protocol: &s
     out
 }
 
-static MASS_MENTION: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?i)(^|[^\w])(@)(channel|here|all|everyone|room)\b").expect("valid regex"));
+static MASS_MENTION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)(^|[^\w])(@)(channel|here|all|everyone|room)\b").expect("valid regex")
+});
 static SLACK_SPECIAL: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)<!(channel|here|everyone|all)").expect("valid regex"));
 
@@ -206,7 +236,9 @@ pub fn defuse_mass_mentions(text: &str) -> String {
         return text.to_owned();
     }
     let step = SLACK_SPECIAL.replace_all(text, "<\u{200B}!$1");
-    MASS_MENTION.replace_all(&step, "$1$2\u{200B}$3").into_owned()
+    MASS_MENTION
+        .replace_all(&step, "$1$2\u{200B}$3")
+        .into_owned()
 }
 
 fn defuse_rich_text(content: &mut RichText) {

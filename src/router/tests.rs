@@ -44,35 +44,75 @@ fn said(network: &str, room: &str, nick: &str, text: &str) -> Inbound {
 }
 
 fn rooms_of(destinations: Vec<Destination>) -> Vec<String> {
-    destinations.into_iter().map(|d| d.room.to_string()).collect()
+    destinations
+        .into_iter()
+        .map(|d| d.room.to_string())
+        .collect()
 }
 
 #[test]
 fn n_way_route_reaches_every_other_room_once() {
     let t = table(&[route(
         "r",
-        vec![room("a", "#A", Direction::Both), room("b", "#b", Direction::Both), room("c", "#c", Direction::Both)],
+        vec![
+            room("a", "#A", Direction::Both),
+            room("b", "#b", Direction::Both),
+            room("c", "#c", Direction::Both),
+        ],
     )]);
-    assert_eq!(rooms_of(t.destinations(&said("a", "#a", "x", "hi"))), vec!["b/#b", "c/#c"]);
-    assert_eq!(rooms_of(t.destinations(&said("c", "#c", "x", "hi"))), vec!["a/#a", "b/#b"]);
+    assert_eq!(
+        rooms_of(t.destinations(&said("a", "#a", "x", "hi"))),
+        vec!["b/#b", "c/#c"]
+    );
+    assert_eq!(
+        rooms_of(t.destinations(&said("c", "#c", "x", "hi"))),
+        vec!["a/#a", "b/#b"]
+    );
 }
 
 #[test]
 fn directions_are_respected() {
     let t = table(&[route(
         "r",
-        vec![room("a", "#a", Direction::Source), room("b", "#b", Direction::Sink), room("c", "#c", Direction::Both)],
+        vec![
+            room("a", "#a", Direction::Source),
+            room("b", "#b", Direction::Sink),
+            room("c", "#c", Direction::Both),
+        ],
     )]);
-    assert_eq!(rooms_of(t.destinations(&said("a", "#a", "x", "hi"))), vec!["b/#b", "c/#c"]);
-    assert!(t.destinations(&said("b", "#b", "x", "hi")).is_empty(), "a sink's messages are not relayed");
-    assert_eq!(rooms_of(t.destinations(&said("c", "#c", "x", "hi"))), vec!["b/#b"], "nothing goes into a source");
+    assert_eq!(
+        rooms_of(t.destinations(&said("a", "#a", "x", "hi"))),
+        vec!["b/#b", "c/#c"]
+    );
+    assert!(
+        t.destinations(&said("b", "#b", "x", "hi")).is_empty(),
+        "a sink's messages are not relayed"
+    );
+    assert_eq!(
+        rooms_of(t.destinations(&said("c", "#c", "x", "hi"))),
+        vec!["b/#b"],
+        "nothing goes into a source"
+    );
 }
 
 #[test]
 fn a_room_in_two_routes_gets_each_destination_once() {
     let t = table(&[
-        route("one", vec![room("a", "#a", Direction::Both), room("b", "#b", Direction::Both)]),
-        route("two", vec![room("a", "#a", Direction::Both), room("b", "#b", Direction::Both), room("c", "#c", Direction::Both)]),
+        route(
+            "one",
+            vec![
+                room("a", "#a", Direction::Both),
+                room("b", "#b", Direction::Both),
+            ],
+        ),
+        route(
+            "two",
+            vec![
+                room("a", "#a", Direction::Both),
+                room("b", "#b", Direction::Both),
+                room("c", "#c", Direction::Both),
+            ],
+        ),
     ]);
     let destinations = t.destinations(&said("a", "#a", "x", "hi"));
     assert_eq!(rooms_of(destinations.clone()), vec!["b/#b", "c/#c"]);
@@ -82,7 +122,13 @@ fn a_room_in_two_routes_gets_each_destination_once() {
 
 #[test]
 fn ignore_rules_and_membership() {
-    let mut r = route("r", vec![room("a", "#a", Direction::Both), room("b", "#b", Direction::Both)]);
+    let mut r = route(
+        "r",
+        vec![
+            room("a", "#a", Direction::Both),
+            room("b", "#b", Direction::Both),
+        ],
+    );
     r.ignore.nicks = vec![Regex::new("^bot").unwrap()];
     r.ignore.text = vec![Regex::new("^!").unwrap()];
     let t = table(&[r.clone()]);
@@ -91,7 +137,10 @@ fn ignore_rules_and_membership() {
     assert_eq!(t.destinations(&said("a", "#a", "alice", "hi")).len(), 1);
     let mut join = said("a", "#a", "alice", "");
     join.kind = EventKind::Join;
-    assert!(t.destinations(&join).is_empty(), "membership is off by default");
+    assert!(
+        t.destinations(&join).is_empty(),
+        "membership is off by default"
+    );
     r.relay_membership = true;
     assert_eq!(table(&[r]).destinations(&join).len(), 1);
 }
@@ -100,24 +149,47 @@ fn ignore_rules_and_membership() {
 fn template_placeholders() {
     let event = said("libera", "#rust", "alice", "hi");
     assert_eq!(
-        render_template("[{network}/{protocol}/{room}] {nick}: {unknown}", &event, "al\u{200D}ice", "irc"),
+        render_template(
+            "[{network}/{protocol}/{room}] {nick}: {unknown}",
+            &event,
+            "al\u{200D}ice",
+            "irc"
+        ),
         "[libera/irc/#rust] al\u{200D}ice: {unknown}"
     );
 }
 
 #[test]
 fn mass_mentions_are_defused_but_emails_are_not() {
-    for text in ["@channel", "hi @here!", "@ALL", "(@everyone)", "@room", "<!channel>", "<!here|here>"] {
+    for text in [
+        "@channel",
+        "hi @here!",
+        "@ALL",
+        "(@everyone)",
+        "@room",
+        "<!channel>",
+        "<!here|here>",
+    ] {
         let defused = defuse_mass_mentions(text);
         assert_ne!(defused, text, "{text} was not defused");
-        assert_eq!(defused.replace('\u{200B}', ""), text, "only a zero-width space may be added");
+        assert_eq!(
+            defused.replace('\u{200B}', ""),
+            text,
+            "only a zero-width space may be added"
+        );
     }
     assert_eq!(defuse_mass_mentions("mail me@here.org"), "mail me@here.org");
     assert_eq!(defuse_mass_mentions("@alice hello"), "@alice hello");
 }
 
 fn target_fixture(caps: Capabilities) -> (Route, Capabilities) {
-    let t = table(&[route("r", vec![room("a", "#a", Direction::Both), room("b", "#b", Direction::Both)])]);
+    let t = table(&[route(
+        "r",
+        vec![
+            room("a", "#a", Direction::Both),
+            room("b", "#b", Direction::Both),
+        ],
+    )]);
     (t.route("r").unwrap().clone(), caps)
 }
 
@@ -141,7 +213,11 @@ fn render_for(event: &Inbound, resolved: &Resolved, caps: Capabilities) -> Rende
 
 #[test]
 fn message_render_uses_template_guard_and_defuses() {
-    let Rendered::Send(out) = render_for(&said("a", "#a", "alice", "hey @channel"), &Resolved::default(), Capabilities::default()) else {
+    let Rendered::Send(out) = render_for(
+        &said("a", "#a", "alice", "hey @channel"),
+        &Resolved::default(),
+        Capabilities::default(),
+    ) else {
         panic!("expected a send");
     };
     assert_eq!(out.sender_label, "<alice~> ");
@@ -158,36 +234,65 @@ fn message_render_uses_template_guard_and_defuses() {
 #[test]
 fn edits_become_corrections_without_edit_support() {
     let mut edit = said("a", "#a", "alice", "fixed text");
-    edit.kind = EventKind::Edit { target: NativeMsgId::new("n0") };
+    edit.kind = EventKind::Edit {
+        target: NativeMsgId::new("n0"),
+    };
     let resolved = Resolved {
         target_copies: vec![NativeMsgId::new("copy-1")],
         ..Resolved::default()
     };
-    let Rendered::Send(out) = render_for(&edit, &resolved, Capabilities::default()) else { panic!() };
+    let Rendered::Send(out) = render_for(&edit, &resolved, Capabilities::default()) else {
+        panic!()
+    };
     match out.kind {
-        OutboundKind::Message { content, .. } => assert_eq!(content.to_plain(), "(correction) fixed text"),
+        OutboundKind::Message { content, .. } => {
+            assert_eq!(content.to_plain(), "(correction) fixed text")
+        }
         other => panic!("unexpected {other:?}"),
     }
-    let caps = Capabilities { edits: true, ..Capabilities::default() };
-    let Rendered::Send(out) = render_for(&edit, &resolved, caps) else { panic!() };
+    let caps = Capabilities {
+        edits: true,
+        ..Capabilities::default()
+    };
+    let Rendered::Send(out) = render_for(&edit, &resolved, caps) else {
+        panic!()
+    };
     assert_eq!(
         out.kind,
-        OutboundKind::Edit { targets: vec![NativeMsgId::new("copy-1")], content: RichText::plain("fixed text") }
+        OutboundKind::Edit {
+            targets: vec![NativeMsgId::new("copy-1")],
+            content: RichText::plain("fixed text")
+        }
     );
 }
 
 #[test]
 fn deletes_are_skipped_without_delete_support() {
     let mut delete = said("a", "#a", "alice", "");
-    delete.kind = EventKind::Delete { target: NativeMsgId::new("n0") };
+    delete.kind = EventKind::Delete {
+        target: NativeMsgId::new("n0"),
+    };
     let resolved = Resolved {
         target_copies: vec![NativeMsgId::new("copy-1")],
         ..Resolved::default()
     };
-    assert!(matches!(render_for(&delete, &resolved, Capabilities::default()), Rendered::Skip(_)));
-    let caps = Capabilities { deletes: true, ..Capabilities::default() };
-    let Rendered::Send(out) = render_for(&delete, &resolved, caps) else { panic!() };
-    assert_eq!(out.kind, OutboundKind::Delete { targets: vec![NativeMsgId::new("copy-1")] });
+    assert!(matches!(
+        render_for(&delete, &resolved, Capabilities::default()),
+        Rendered::Skip(_)
+    ));
+    let caps = Capabilities {
+        deletes: true,
+        ..Capabilities::default()
+    };
+    let Rendered::Send(out) = render_for(&delete, &resolved, caps) else {
+        panic!()
+    };
+    assert_eq!(
+        out.kind,
+        OutboundKind::Delete {
+            targets: vec![NativeMsgId::new("copy-1")]
+        }
+    );
 }
 
 #[test]
@@ -195,19 +300,39 @@ fn replies_are_quoted_where_the_target_cannot_reply() {
     let reply = said("a", "#a", "bob", "yes!");
     let resolved = Resolved {
         reply_target: Some(NativeMsgId::new("copy-9")),
-        reply_quote: Some(("alice".into(), "shall we ship it today? it has been a long week of testing".into())),
+        reply_quote: Some((
+            "alice".into(),
+            "shall we ship it today? it has been a long week of testing".into(),
+        )),
         ..Resolved::default()
     };
-    let Rendered::Send(out) = render_for(&reply, &resolved, Capabilities::default()) else { panic!() };
-    let OutboundKind::Message { content, reply_to, .. } = out.kind else { panic!() };
+    let Rendered::Send(out) = render_for(&reply, &resolved, Capabilities::default()) else {
+        panic!()
+    };
+    let OutboundKind::Message {
+        content, reply_to, ..
+    } = out.kind
+    else {
+        panic!()
+    };
     assert_eq!(reply_to, None);
     assert_eq!(
         content.to_plain(),
         "(re alice~: \"shall we ship it today? it has been a long week of…\") yes!"
     );
-    let caps = Capabilities { replies: true, ..Capabilities::default() };
-    let Rendered::Send(out) = render_for(&reply, &resolved, caps) else { panic!() };
-    let OutboundKind::Message { content, reply_to, .. } = out.kind else { panic!() };
+    let caps = Capabilities {
+        replies: true,
+        ..Capabilities::default()
+    };
+    let Rendered::Send(out) = render_for(&reply, &resolved, caps) else {
+        panic!()
+    };
+    let OutboundKind::Message {
+        content, reply_to, ..
+    } = out.kind
+    else {
+        panic!()
+    };
     assert_eq!(reply_to, Some(NativeMsgId::new("copy-9")));
     assert_eq!(content.to_plain(), "yes!");
 }
@@ -221,8 +346,18 @@ fn attachments_become_links_where_files_cannot_be_attached() {
         size: Some(10),
         url: "https://files.test/cat.png".into(),
     });
-    let Rendered::Send(out) = render_for(&event, &Resolved::default(), Capabilities::default()) else { panic!() };
-    let OutboundKind::Message { content, attachments, .. } = out.kind else { panic!() };
+    let Rendered::Send(out) = render_for(&event, &Resolved::default(), Capabilities::default())
+    else {
+        panic!()
+    };
+    let OutboundKind::Message {
+        content,
+        attachments,
+        ..
+    } = out.kind
+    else {
+        panic!()
+    };
     assert!(attachments.is_empty());
     assert_eq!(content.to_plain(), "look\nhttps://files.test/cat.png");
 }
@@ -230,10 +365,21 @@ fn attachments_become_links_where_files_cannot_be_attached() {
 #[test]
 fn membership_lines_are_spoken_by_the_bridge() {
     let mut kick = said("a", "#a", "op", "");
-    kick.kind = EventKind::Kick { user: "troll".into(), reason: Some("spam @here".into()) };
-    let Rendered::Send(out) = render_for(&kick, &Resolved::default(), Capabilities::default()) else { panic!() };
+    kick.kind = EventKind::Kick {
+        user: "troll".into(),
+        reason: Some("spam @here".into()),
+    };
+    let Rendered::Send(out) = render_for(&kick, &Resolved::default(), Capabilities::default())
+    else {
+        panic!()
+    };
     assert_eq!(out.sender_label, "");
-    let OutboundKind::Message { content, style, .. } = out.kind else { panic!() };
+    let OutboundKind::Message { content, style, .. } = out.kind else {
+        panic!()
+    };
     assert_eq!(style, MessageStyle::Notice);
-    assert_eq!(content.to_plain(), "*** troll was kicked from #a on a by op~ (spam @\u{200B}here)");
+    assert_eq!(
+        content.to_plain(),
+        "*** troll was kicked from #a on a by op~ (spam @\u{200B}here)"
+    );
 }

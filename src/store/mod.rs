@@ -125,13 +125,15 @@ impl Store {
     /// Callers that need the result visible (e.g. before an id lookup) await it.
     pub fn complete(&self, completion: Completion) -> Result<oneshot::Receiver<()>, StoreError> {
         let (reply, rx) = oneshot::channel();
-        self.writer.send(writer::Command::Complete { completion, reply })?;
+        self.writer
+            .send(writer::Command::Complete { completion, reply })?;
         Ok(rx)
     }
 
     /// Notes a failed attempt (for operators looking at the outbox).
     pub fn record_failure(&self, outbox_id: i64, error: String) -> Result<(), StoreError> {
-        self.writer.send(writer::Command::Failure { outbox_id, error })
+        self.writer
+            .send(writer::Command::Failure { outbox_id, error })
     }
 
     /// Up to `limit` undelivered rows for `room` with an id above `after_id`, in order.
@@ -149,7 +151,11 @@ impl Store {
 
     /// The native ids (in part order) that a bridged message became in `room`,
     /// including the origin if the message came from there.
-    pub async fn native_ids_in(&self, bridged_id: i64, room: &RoomKey) -> Result<Vec<NativeMsgId>, StoreError> {
+    pub async fn native_ids_in(
+        &self,
+        bridged_id: i64,
+        room: &RoomKey,
+    ) -> Result<Vec<NativeMsgId>, StoreError> {
         let room = room.clone();
         self.readers
             .with(move |conn| read::native_ids_in(conn, bridged_id, &room))
@@ -158,7 +164,9 @@ impl Store {
 
     /// Sender name and plain text of a bridged message (for reply quotes).
     pub async fn summary(&self, bridged_id: i64) -> Result<Option<(String, String)>, StoreError> {
-        self.readers.with(move |conn| read::summary(conn, bridged_id)).await
+        self.readers
+            .with(move |conn| read::summary(conn, bridged_id))
+            .await
     }
 
     /// Rooms with undelivered rows and how many each has (delivery resumes there at start).

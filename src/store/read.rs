@@ -66,13 +66,23 @@ impl ReadPool {
     }
 }
 
-pub fn pending_after(conn: &Connection, room: &RoomKey, after_id: i64, limit: usize) -> Result<Vec<PendingRow>, StoreError> {
+pub fn pending_after(
+    conn: &Connection,
+    room: &RoomKey,
+    after_id: i64,
+    limit: usize,
+) -> Result<Vec<PendingRow>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT o.id, o.bridged_id, o.route, o.created_ms, o.attempts, b.target_id, b.reply_to_id, b.thread_id, b.event \
          FROM outbox o JOIN bridged_message b ON b.id = o.bridged_id \
          WHERE o.network = ?1 AND o.room = ?2 AND o.id > ?3 ORDER BY o.id LIMIT ?4",
     )?;
-    let mut rows = stmt.query(params![room.network.as_str(), room.room.as_str(), after_id, limit as i64])?;
+    let mut rows = stmt.query(params![
+        room.network.as_str(),
+        room.room.as_str(),
+        after_id,
+        limit as i64
+    ])?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
         let json: String = row.get(8)?;
@@ -91,14 +101,19 @@ pub fn pending_after(conn: &Connection, room: &RoomKey, after_id: i64, limit: us
     Ok(out)
 }
 
-pub fn native_ids_in(conn: &Connection, bridged_id: i64, room: &RoomKey) -> Result<Vec<NativeMsgId>, StoreError> {
+pub fn native_ids_in(
+    conn: &Connection,
+    bridged_id: i64,
+    room: &RoomKey,
+) -> Result<Vec<NativeMsgId>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT native_id FROM native_copy WHERE bridged_id = ?1 AND network = ?2 AND room = ?3 ORDER BY part",
     )?;
     let ids = stmt
-        .query_map(params![bridged_id, room.network.as_str(), room.room.as_str()], |row| {
-            row.get::<_, String>(0)
-        })?
+        .query_map(
+            params![bridged_id, room.network.as_str(), room.room.as_str()],
+            |row| row.get::<_, String>(0),
+        )?
         .map(|id| id.map(NativeMsgId::new))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(ids)
@@ -119,7 +134,8 @@ pub fn summary(conn: &Connection, bridged_id: i64) -> Result<Option<(String, Str
 }
 
 pub fn pending_rooms(conn: &Connection) -> Result<Vec<(RoomKey, i64)>, StoreError> {
-    let mut stmt = conn.prepare_cached("SELECT network, room, COUNT(*) FROM outbox GROUP BY network, room")?;
+    let mut stmt =
+        conn.prepare_cached("SELECT network, room, COUNT(*) FROM outbox GROUP BY network, room")?;
     let rooms = stmt
         .query_map([], |row| {
             Ok((

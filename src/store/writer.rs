@@ -40,7 +40,10 @@ impl WriterHandle {
     }
 }
 
-pub fn spawn(conn: Connection, listener: Arc<dyn CommitListener>) -> Result<WriterHandle, StoreError> {
+pub fn spawn(
+    conn: Connection,
+    listener: Arc<dyn CommitListener>,
+) -> Result<WriterHandle, StoreError> {
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()
         .name("store-writer".into())
@@ -54,7 +57,10 @@ pub fn spawn(conn: Connection, listener: Arc<dyn CommitListener>) -> Result<Writ
 
 /// What to tell a caller once its batch is committed (or failed).
 enum Pending {
-    Accept(oneshot::Sender<Result<AcceptOutcome, StoreError>>, Result<AcceptOutcome, StoreError>),
+    Accept(
+        oneshot::Sender<Result<AcceptOutcome, StoreError>>,
+        Result<AcceptOutcome, StoreError>,
+    ),
     Done(oneshot::Sender<()>),
 }
 
@@ -136,8 +142,10 @@ fn apply_batch(
                 pending.push(Pending::Done(reply));
             }
             Command::Failure { outbox_id, error } => {
-                tx.prepare_cached("UPDATE outbox SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1")?
-                    .execute(params![outbox_id, error])?;
+                tx.prepare_cached(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+                )?
+                .execute(params![outbox_id, error])?;
             }
             Command::Flush { reply } => pending.push(Pending::Done(reply)),
         }
@@ -158,26 +166,42 @@ fn in_savepoint<T>(
     result
 }
 
-fn lookup(conn: &Connection, room: &RoomKey, native_id: &NativeMsgId) -> rusqlite::Result<Option<i64>> {
-    conn.prepare_cached("SELECT bridged_id FROM native_copy WHERE network = ?1 AND room = ?2 AND native_id = ?3")?
-        .query_row(
-            params![room.network.as_str(), room.room.as_str(), native_id.as_str()],
-            |row| row.get(0),
-        )
-        .optional()
+fn lookup(
+    conn: &Connection,
+    room: &RoomKey,
+    native_id: &NativeMsgId,
+) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached(
+        "SELECT bridged_id FROM native_copy WHERE network = ?1 AND room = ?2 AND native_id = ?3",
+    )?
+    .query_row(
+        params![
+            room.network.as_str(),
+            room.room.as_str(),
+            native_id.as_str()
+        ],
+        |row| row.get(0),
+    )
+    .optional()
 }
 
-fn accept(conn: &Connection, event: &Inbound, destinations: &[Destination]) -> rusqlite::Result<AcceptOutcome> {
+fn accept(
+    conn: &Connection,
+    event: &Inbound,
+    destinations: &[Destination],
+) -> rusqlite::Result<AcceptOutcome> {
     if let Some(native_id) = &event.native_id
         && lookup(conn, &event.room, native_id)?.is_some()
     {
         return Ok(AcceptOutcome::Duplicate);
     }
     let target_id = match &event.kind {
-        EventKind::Edit { target } | EventKind::Delete { target } => match lookup(conn, &event.room, target)? {
-            Some(id) => Some(id),
-            None => return Ok(AcceptOutcome::UnknownTarget),
-        },
+        EventKind::Edit { target } | EventKind::Delete { target } => {
+            match lookup(conn, &event.room, target)? {
+                Some(id) => Some(id),
+                None => return Ok(AcceptOutcome::UnknownTarget),
+            }
+        }
         _ => None,
     };
     let reply_to_id = match &event.reply_to {
@@ -188,7 +212,8 @@ fn accept(conn: &Connection, event: &Inbound, destinations: &[Destination]) -> r
         Some(id) => lookup(conn, &event.room, id)?,
         None => None,
     };
-    let json = serde_json::to_string(event).map_err(|error| rusqlite::Error::ToSqlConversionFailure(error.into()))?;
+    let json = serde_json::to_string(event)
+        .map_err(|error| rusqlite::Error::ToSqlConversionFailure(error.into()))?;
     let now = switchboard_sdk::event::now_ms();
     conn.prepare_cached(
         "INSERT INTO bridged_message (origin_network, origin_room, origin_native_id, target_id, reply_to_id, \
@@ -271,6 +296,7 @@ fn complete(conn: &Connection, completion: &Completion) -> rusqlite::Result<()> 
 }
 
 fn delete_outbox(conn: &Connection, outbox_id: i64) -> rusqlite::Result<()> {
-    conn.prepare_cached("DELETE FROM outbox WHERE id = ?1")?.execute([outbox_id])?;
+    conn.prepare_cached("DELETE FROM outbox WHERE id = ?1")?
+        .execute([outbox_id])?;
     Ok(())
 }

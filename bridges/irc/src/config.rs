@@ -108,10 +108,16 @@ impl IrcConfig {
             );
         }
         if self.nick.is_empty() || self.nick.contains([' ', ',', '*', '?', '!', '@', '#', ':']) {
-            problems.push(ConfigProblem::new(&["nick"], format!("invalid IRC nick {:?}", self.nick)));
+            problems.push(ConfigProblem::new(
+                &["nick"],
+                format!("invalid IRC nick {:?}", self.nick),
+            ));
         }
         if self.flood.burst == 0 {
-            problems.push(ConfigProblem::new(&["flood", "burst"], "burst must be at least 1"));
+            problems.push(ConfigProblem::new(
+                &["flood", "burst"],
+                "burst must be at least 1",
+            ));
         }
         problems
     }
@@ -126,9 +132,9 @@ pub fn parse_server_address(address: &str) -> Result<(String, u16), String> {
     if host.is_empty() || host.contains(char::is_whitespace) {
         return Err(format!("invalid server address {address:?}: bad host"));
     }
-    let port: u16 = port
-        .parse()
-        .map_err(|_| format!("invalid server address {address:?}: port {port:?} is not a number from 1 to 65535"))?;
+    let port: u16 = port.parse().map_err(|_| {
+        format!("invalid server address {address:?}: port {port:?} is not a number from 1 to 65535")
+    })?;
     if port == 0 {
         return Err(format!("invalid server address {address:?}: port 0"));
     }

@@ -202,6 +202,8 @@ pub struct RecordingSink {
 }
 
 impl RecordingSink {
+    /// The sink and the receiving end of what it records.
+    #[allow(clippy::new_ret_no_self)]
     pub fn new() -> (InboundSink, mpsc::UnboundedReceiver<Inbound>) {
         let (tx, rx) = mpsc::unbounded_channel();
         (Arc::new(Self { tx }), rx)

@@ -27,8 +27,10 @@ CREATE TABLE native_copy (
 CREATE INDEX native_copy_by_bridged ON native_copy (bridged_id, network, room, part);
 
 -- Deliveries still to make, one per destination room; delivered rows are deleted.
+-- AUTOINCREMENT: ids never repeat, even when the table empties, because delivery
+-- workers walk each room's rows with an increasing id cursor.
 CREATE TABLE outbox (
-    id         INTEGER PRIMARY KEY,
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
     bridged_id INTEGER NOT NULL REFERENCES bridged_message(id),
     route      TEXT    NOT NULL,
     network    TEXT    NOT NULL,

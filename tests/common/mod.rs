@@ -1,0 +1,133 @@
+//! Helpers shared by the daemon-level tests: routes, daemons over fake networks, and a
+//! minimal HTTP GET.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard::config::{DeliveryConfig, Direction, IgnoreRules, RouteConfig, RouteRoom};
+use switchboard::supervisor::RestartPolicy;
+use switchboard::{Daemon, DaemonOptions};
+use switchboard_sdk::testing::FakeAdapter;
+use switchboard_sdk::{Adapter, NetworkId};
+
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub fn route(name: &str, rooms: &[(&str, &str)]) -> RouteConfig {
+    RouteConfig {
+        name: name.into(),
+        rooms: rooms
+            .iter()
+            .map(|(network, room)| RouteRoom {
+                network: (*network).into(),
+                room: (*room).into(),
+                direction: Direction::Both,
+                nick_template: None,
+            })
+            .collect(),
+        nick_template: "<{nick}> ".into(),
+        relay_membership: false,
+        ignore: IgnoreRules::default(),
+        max_age: None,
+    }
+}
+
+pub fn fast_delivery() -> DeliveryConfig {
+    DeliveryConfig {
+        retry_initial: Duration::from_millis(10),
+        retry_max: Duration::from_millis(50),
+        shutdown_deadline: Duration::from_secs(2),
+    }
+}
+
+pub fn fast_restart() -> RestartPolicy {
+    RestartPolicy {
+        initial: Duration::from_millis(10),
+        max: Duration::from_millis(50),
+        healthy_after: Duration::from_secs(60),
+    }
+}
+
+pub async fn start(
+    state_dir: &Path,
+    routes: Vec<RouteConfig>,
+    adapters: Vec<(&str, Arc<dyn Adapter>)>,
+) -> Daemon {
+    Daemon::start(DaemonOptions {
+        state_dir: state_dir.to_owned(),
+        http_listen: Some("127.0.0.1:0".parse().unwrap()),
+        delivery: fast_delivery(),
+        routes,
+        adapters: adapters
+            .into_iter()
+            .map(|(name, adapter)| (NetworkId::new(name), adapter))
+            .collect(),
+        restart: fast_restart(),
+    })
+    .await
+    .expect("daemon starts")
+}
+
+/// Fake networks named as given, all with the default capabilities unless `edits`.
+pub fn fakes(names: &[&str], edits: bool) -> Vec<Arc<FakeAdapter>> {
+    names
+        .iter()
+        .map(|_| {
+            FakeAdapter::new(switchboard_sdk::Capabilities {
+                edits,
+                deletes: edits,
+                replies: edits,
+                ..Default::default()
+            })
+        })
+        .collect()
+}
+
+pub fn texts(sent: &[switchboard_sdk::Outbound]) -> Vec<String> {
+    sent.iter()
+        .map(|out| match &out.kind {
+            switchboard_sdk::OutboundKind::Message { content, .. } => content.to_plain(),
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
+
+/// Polls `check` until it holds, failing with `what` after `WAIT`.
+pub async fn eventually<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut check: impl FnMut() -> F,
+) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A plain HTTP/1.1 GET; returns (status, body).
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to HTTP");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    tokio::time::timeout(WAIT, stream.read_to_string(&mut response))
+        .await
+        .expect("HTTP response in time")
+        .unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .expect("status line");
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}

@@ -1,0 +1,447 @@
+//! The core end to end over fake networks: routing, durability, ordering, isolation,
+//! retries, dead letters, restarts, edits through the id map, and supervision.
+
+mod common;
+
+use common::*;
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_sdk::testing::FakeAdapter;
+use switchboard_sdk::{
+    Adapter, AdapterContext, AdapterError, Capabilities, EventKind, Inbound, NativeMsgId,
+    OutboundKind, RichText, RoomKey, SendError, SendReceipt, Sender, SubmitOutcome,
+};
+use tokio_util::sync::CancellationToken;
+
+fn dyn_adapter(fake: &Arc<FakeAdapter>) -> Arc<dyn Adapter> {
+    fake.clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relays_with_template_and_ignores_duplicates_and_echoes() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fakes(&["a", "b"], false);
+    let daemon = start(
+        dir.path(),
+        vec![route("r", &[("a", "#a"), ("b", "#b")])],
+        vec![("a", dyn_adapter(&f[0])), ("b", dyn_adapter(&f[1]))],
+    )
+    .await;
+    let outcome = f[0].receive("#a", "alice", "m1", "hello").await.unwrap();
+    assert_eq!(outcome, SubmitOutcome::Accepted { destinations: 1 });
+    let sent = f[1].wait_for_sent(1, WAIT).await;
+    assert_eq!(sent[0].sender_label, "<alice> ");
+    assert_eq!(texts(&sent), vec!["hello"]);
+    assert_eq!(
+        f[0].receive("#a", "alice", "m1", "hello").await.unwrap(),
+        SubmitOutcome::Duplicate
+    );
+    let b_room = RoomKey::new("b", "#b");
+    eventually("the copy on b is in the id map", || async {
+        daemon.store().native_ids_in(1, &b_room).await.unwrap() == vec![NativeMsgId::new("fake-1")]
+    })
+    .await;
+    // The copy we made on b comes back as an inbound event on b: never relayed again.
+    assert_eq!(
+        f[1].receive("#b", "alice", "fake-1", "hello")
+            .await
+            .unwrap(),
+        SubmitOutcome::Duplicate
+    );
+    assert!(
+        f[0].sent().is_empty(),
+        "nothing may echo back to the origin"
+    );
+    daemon.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_way_route_has_no_echo_and_no_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fakes(&["a", "b", "c"], false);
+    let daemon = start(
+        dir.path(),
+        vec![route("r", &[("a", "#a"), ("b", "#b"), ("c", "#c")])],
+        vec![
+            ("a", dyn_adapter(&f[0])),
+            ("b", dyn_adapter(&f[1])),
+            ("c", dyn_adapter(&f[2])),
+        ],
+    )
+    .await;
+    for i in 0..10 {
+        f[0].receive("#a", "alice", &format!("a{i}"), &format!("from a {i}"))
+            .await
+            .unwrap();
+        f[1].receive("#b", "bob", &format!("b{i}"), &format!("from b {i}"))
+            .await
+            .unwrap();
+    }
+    let on_c = f[2].wait_for_sent(20, WAIT).await;
+    f[0].wait_for_sent(10, WAIT).await;
+    f[1].wait_for_sent(10, WAIT).await;
+    // Every bridged message (20) has its copies in the two other rooms recorded.
+    for bridged_id in 1..=20 {
+        eventually("every copy is in the id map", || async {
+            let mut copies = 0;
+            for room in [
+                RoomKey::new("a", "#a"),
+                RoomKey::new("b", "#b"),
+                RoomKey::new("c", "#c"),
+            ] {
+                copies += daemon
+                    .store()
+                    .native_ids_in(bridged_id, &room)
+                    .await
+                    .unwrap()
+                    .len();
+            }
+            copies == 3 // the origin and two copies
+        })
+        .await;
+    }
+    // Echoes of every copy come back and are refused.
+    for (fake, room) in [(&f[0], "#a"), (&f[1], "#b"), (&f[2], "#c")] {
+        for i in 1..=fake.sent().len() {
+            let echoed = fake
+                .receive(room, "x", &format!("fake-{i}"), "echo")
+                .await
+                .unwrap();
+            assert_eq!(
+                echoed,
+                SubmitOutcome::Duplicate,
+                "echo of copy fake-{i} on {room}"
+            );
+        }
+    }
+    daemon.shutdown().await;
+    assert_eq!(on_c.len(), 20);
+    assert_eq!(f[0].sent().len(), 10, "a receives only b's lines");
+    assert_eq!(f[1].sent().len(), 10, "b receives only a's lines");
+    let a_on_c: Vec<String> = texts(&on_c)
+        .into_iter()
+        .filter(|t| t.starts_with("from a"))
+        .collect();
+    assert_eq!(
+        a_on_c,
+        (0..10).map(|i| format!("from a {i}")).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_failures_retry_in_order_and_permanent_ones_are_dead_lettered() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fakes(&["a", "b"], false);
+    let daemon = start(
+        dir.path(),
+        vec![route("r", &[("a", "#a"), ("b", "#b")])],
+        vec![("a", dyn_adapter(&f[0])), ("b", dyn_adapter(&f[1]))],
+    )
+    .await;
+    f[1].fail_next([
+        SendError::Transient("503".into()),
+        SendError::Transient("503".into()),
+        SendError::Permanent("message too large".into()),
+        SendError::Transient("503".into()),
+    ]);
+    for i in 0..20 {
+        f[0].receive("#a", "alice", &format!("m{i}"), &format!("line {i}"))
+            .await
+            .unwrap();
+    }
+    let sent = f[1].wait_for_sent(19, WAIT).await;
+    let expected: Vec<String> = (1..20).map(|i| format!("line {i}")).collect();
+    assert_eq!(
+        texts(&sent),
+        expected,
+        "line 0 was refused for good; the rest in order"
+    );
+    eventually("the refused line is dead-lettered", || async {
+        !daemon.store().dead_letters().await.unwrap().is_empty()
+    })
+    .await;
+    let dead = daemon.store().dead_letters().await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert!(
+        dead[0].reason.contains("message too large"),
+        "reason: {}",
+        dead[0].reason
+    );
+    assert_eq!(
+        dead[0].attempts, 2,
+        "two transient attempts were recorded before it"
+    );
+    let (_, metrics) = http_get(daemon.http_addr().unwrap(), "/metrics").await;
+    assert!(
+        metrics.contains("switchboard_events_dead_lettered_total"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("switchboard_delivery_failures_total"),
+        "{metrics}"
+    );
+    daemon.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_or_down_room_holds_back_only_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fakes(&["a", "slow", "c", "d"], false);
+    let daemon = start(
+        dir.path(),
+        vec![
+            route("one", &[("a", "#a"), ("slow", "#s")]),
+            route("two", &[("c", "#c"), ("d", "#d")]),
+            route("three", &[("a", "#a2"), ("c", "#c2")]),
+        ],
+        vec![
+            ("a", dyn_adapter(&f[0])),
+            ("slow", dyn_adapter(&f[1])),
+            ("c", dyn_adapter(&f[2])),
+            ("d", dyn_adapter(&f[3])),
+        ],
+    )
+    .await;
+    f[1].set_down(true);
+    for i in 0..5 {
+        f[0].receive("#a", "alice", &format!("a{i}"), &format!("to slow {i}"))
+            .await
+            .unwrap();
+        f[2].receive("#c", "carol", &format!("c{i}"), &format!("to d {i}"))
+            .await
+            .unwrap();
+        f[0].receive("#a2", "alice", &format!("a2{i}"), &format!("to c {i}"))
+            .await
+            .unwrap();
+    }
+    assert_eq!(f[3].wait_for_sent(5, WAIT).await.len(), 5);
+    assert_eq!(
+        f[2].wait_for_sent(5, WAIT).await.len(),
+        5,
+        "another room of the same origin network flows"
+    );
+    assert!(f[1].sent().is_empty());
+    f[1].set_down(false);
+    let sent = f[1].wait_for_sent(5, WAIT).await;
+    assert_eq!(
+        texts(&sent),
+        (0..5).map(|i| format!("to slow {i}")).collect::<Vec<_>>()
+    );
+    daemon.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_rows_survive_a_restart_and_edits_follow_the_id_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let routes = vec![route("r", &[("a", "#a"), ("b", "#b")])];
+    let f = fakes(&["a", "b"], true);
+    let daemon = start(
+        dir.path(),
+        routes.clone(),
+        vec![("a", dyn_adapter(&f[0])), ("b", dyn_adapter(&f[1]))],
+    )
+    .await;
+    f[0].receive("#a", "alice", "orig", "first version")
+        .await
+        .unwrap();
+    f[1].wait_for_sent(1, WAIT).await;
+    f[1].set_down(true);
+    for i in 0..5 {
+        f[0].receive("#a", "alice", &format!("p{i}"), &format!("pending {i}"))
+            .await
+            .unwrap();
+    }
+    daemon.shutdown().await;
+
+    let f = fakes(&["a", "b"], true);
+    let daemon = start(
+        dir.path(),
+        routes,
+        vec![("a", dyn_adapter(&f[0])), ("b", dyn_adapter(&f[1]))],
+    )
+    .await;
+    let sent = f[1].wait_for_sent(5, WAIT).await;
+    assert_eq!(
+        texts(&sent),
+        (0..5).map(|i| format!("pending {i}")).collect::<Vec<_>>()
+    );
+    // Edit and delete of a message relayed before the restart reach the right copy.
+    let mut edit = Inbound::message(
+        RoomKey::new("a", "#a"),
+        Sender {
+            id: "alice".into(),
+            display_name: "alice".into(),
+            is_self: false,
+        },
+        Some(NativeMsgId::new("edit-1")),
+        RichText::plain("second version"),
+    );
+    edit.kind = EventKind::Edit {
+        target: NativeMsgId::new("orig"),
+    };
+    assert_eq!(
+        f[0].submit(edit).await.unwrap(),
+        SubmitOutcome::Accepted { destinations: 1 }
+    );
+    let mut delete = Inbound::message(
+        RoomKey::new("a", "#a"),
+        Sender {
+            id: "alice".into(),
+            display_name: "alice".into(),
+            is_self: false,
+        },
+        Some(NativeMsgId::new("delete-1")),
+        RichText::default(),
+    );
+    delete.kind = EventKind::Delete {
+        target: NativeMsgId::new("orig"),
+    };
+    f[0].submit(delete).await.unwrap();
+    let sent = f[1].wait_for_sent(7, WAIT).await;
+    assert_eq!(
+        sent[5].kind,
+        OutboundKind::Edit {
+            targets: vec![NativeMsgId::new("fake-1")],
+            content: RichText::plain("second version")
+        }
+    );
+    assert_eq!(
+        sent[6].kind,
+        OutboundKind::Delete {
+            targets: vec![NativeMsgId::new("fake-1")]
+        }
+    );
+    daemon.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_older_than_max_age_are_expired_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = route("r", &[("a", "#a"), ("b", "#b")]);
+    r.max_age = Some(Duration::from_millis(200));
+    let f = fakes(&["a", "b"], false);
+    let daemon = start(
+        dir.path(),
+        vec![r],
+        vec![("a", dyn_adapter(&f[0])), ("b", dyn_adapter(&f[1]))],
+    )
+    .await;
+    f[1].set_down(true);
+    f[0].receive("#a", "alice", "m1", "stale soon")
+        .await
+        .unwrap();
+    eventually("the row expires", || async {
+        !daemon.store().dead_letters().await.unwrap().is_empty()
+    })
+    .await;
+    let dead = daemon.store().dead_letters().await.unwrap();
+    assert!(dead[0].reason.starts_with("expired"), "{}", dead[0].reason);
+    f[1].set_down(false);
+    f[0].receive("#a", "alice", "m2", "fresh").await.unwrap();
+    assert_eq!(texts(&f[1].wait_for_sent(1, WAIT).await), vec!["fresh"]);
+    let (_, metrics) = http_get(daemon.http_addr().unwrap(), "/metrics").await;
+    assert!(metrics.contains("reason=\"expired\""), "{metrics}");
+    daemon.shutdown().await;
+}
+
+/// An adapter whose first runs panic or fail; later runs behave like the fake.
+struct Flaky {
+    inner: Arc<FakeAdapter>,
+    crashes_left: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Adapter for Flaky {
+    fn protocol(&self) -> &'static str {
+        "flaky"
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    async fn run(
+        &self,
+        ctx: AdapterContext,
+        cancel: CancellationToken,
+    ) -> Result<(), AdapterError> {
+        let left = self.crashes_left.load(std::sync::atomic::Ordering::SeqCst);
+        if left > 0 {
+            self.crashes_left
+                .store(left - 1, std::sync::atomic::Ordering::SeqCst);
+            if left.is_multiple_of(2) {
+                panic!("simulated adapter bug");
+            }
+            return Err(AdapterError::Connection("simulated connection loss".into()));
+        }
+        self.inner.run(ctx, cancel).await
+    }
+    async fn send(&self, message: &switchboard_sdk::Outbound) -> Result<SendReceipt, SendError> {
+        self.inner.send(message).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashing_adapter_is_restarted_and_never_stops_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fakes(&["a", "b", "c"], false);
+    let flaky = Arc::new(Flaky {
+        inner: f[2].clone(),
+        crashes_left: 4.into(),
+    });
+    let daemon = start(
+        dir.path(),
+        vec![route("r", &[("a", "#a"), ("b", "#b"), ("c", "#c")])],
+        vec![
+            ("a", dyn_adapter(&f[0])),
+            ("b", dyn_adapter(&f[1])),
+            ("c", flaky),
+        ],
+    )
+    .await;
+    f[0].receive("#a", "alice", "m1", "hello").await.unwrap();
+    assert_eq!(texts(&f[1].wait_for_sent(1, WAIT).await), vec!["hello"]);
+    // c crashed four times (two panics), was restarted, and then got the message too.
+    assert_eq!(texts(&f[2].wait_for_sent(1, WAIT).await), vec!["hello"]);
+    eventually("health shows every network connected", || async {
+        daemon.health().all_connected()
+    })
+    .await;
+    let (status, body) = http_get(daemon.http_addr().unwrap(), "/healthz").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("simulated"),
+        "the last error is kept for operators: {body}"
+    );
+    let (_, metrics) = http_get(daemon.http_addr().unwrap(), "/metrics").await;
+    assert!(
+        metrics.contains("switchboard_reconnects_total{network=\"c\"} 4"),
+        "{metrics}"
+    );
+    daemon.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_reports_a_down_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fakes(&["a"], false);
+    let down = Arc::new(Flaky {
+        inner: f[0].clone(),
+        crashes_left: usize::MAX.into(),
+    });
+    let ok = fakes(&["b"], false);
+    let daemon = start(
+        dir.path(),
+        vec![route("r", &[("a", "#a"), ("b", "#b")])],
+        vec![("a", down), ("b", dyn_adapter(&ok[0]))],
+    )
+    .await;
+    ok[0].wait_running(WAIT).await;
+    let addr = daemon.http_addr().unwrap();
+    eventually("/healthz reports the failing network", || async {
+        let (status, body) = http_get(addr, "/healthz").await;
+        status == 503
+            && body.contains("\"state\":\"reconnecting\"")
+            && body.contains("\"b\":{\"state\":\"connected\"")
+    })
+    .await;
+    daemon.shutdown().await;
+}
