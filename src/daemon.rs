@@ -44,6 +44,16 @@ pub struct DaemonOptions {
     pub restart: RestartPolicy,
 }
 
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+}
+
 pub struct Daemon {
     http_addr: Option<SocketAddr>,
     store: Store,

@@ -1,0 +1,36 @@
+//! Builds one adapter per configured network: the only place that knows every
+//! protocol. Each protocol is behind its own cargo feature.
+
+use crate::config::{Config, NetworkConfig};
+use crate::daemon::DaemonOptions;
+use crate::supervisor::RestartPolicy;
+use std::sync::Arc;
+use switchboard_sdk::{Adapter, NetworkId};
+
+impl DaemonOptions {
+    /// The options a config file describes, with its networks' adapters built.
+    pub fn from_config(config: Config) -> Self {
+        Self {
+            adapters: build_adapters(&config),
+            state_dir: config.state_dir,
+            http_listen: config.http.listen,
+            delivery: config.delivery,
+            routes: config.routes,
+            restart: RestartPolicy::default(),
+        }
+    }
+}
+
+pub fn build_adapters(config: &Config) -> Vec<(NetworkId, Arc<dyn Adapter>)> {
+    config
+        .networks
+        .iter()
+        .map(|(name, network)| {
+            let adapter: Arc<dyn Adapter> = match network {
+                #[cfg(feature = "irc")]
+                NetworkConfig::Irc(irc) => switchboard_irc::IrcAdapter::new(irc.clone()),
+            };
+            (NetworkId::new(name.clone()), adapter)
+        })
+        .collect()
+}
