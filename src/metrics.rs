@@ -8,6 +8,7 @@ use std::time::Duration;
 use switchboard_sdk::{NetworkId, RoomKey};
 
 pub const RECEIVED: &str = "switchboard_events_received_total";
+pub const ACCEPTED: &str = "switchboard_events_accepted_total";
 pub const IGNORED: &str = "switchboard_events_ignored_total";
 pub const DELIVERED: &str = "switchboard_events_delivered_total";
 pub const SKIPPED: &str = "switchboard_events_skipped_total";
@@ -43,6 +44,11 @@ pub fn install() -> PrometheusHandle {
 
 pub fn received(network: &NetworkId) {
     counter!(RECEIVED, "network" => network.to_string()).increment(1);
+}
+
+/// Outbox rows created for `route` by accepted events from `network`.
+pub fn accepted(network: &NetworkId, route: &str, rooms: usize) {
+    counter!(ACCEPTED, "network" => network.to_string(), "route" => route.to_owned()).increment(rooms as u64);
 }
 
 pub fn ignored(network: &NetworkId, reason: &'static str) {

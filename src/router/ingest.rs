@@ -43,10 +43,16 @@ impl InboundHandler for Ingest {
             m::ignored(&network, "no_destination");
             return Ok(SubmitOutcome::Ignored);
         }
+        let routes: Vec<std::sync::Arc<str>> = destinations.iter().map(|d| d.route.clone()).collect();
         match self.store.accept(event, destinations).await {
-            Ok(AcceptOutcome::Accepted { outbox, .. }) => Ok(SubmitOutcome::Accepted {
-                destinations: outbox.len(),
-            }),
+            Ok(AcceptOutcome::Accepted { outbox, .. }) => {
+                for route in &routes {
+                    m::accepted(&network, route, 1);
+                }
+                Ok(SubmitOutcome::Accepted {
+                    destinations: outbox.len(),
+                })
+            }
             Ok(AcceptOutcome::Duplicate) => {
                 m::ignored(&network, "duplicate");
                 Ok(SubmitOutcome::Duplicate)
