@@ -48,7 +48,8 @@ pub fn received(network: &NetworkId) {
 
 /// Outbox rows created for `route` by accepted events from `network`.
 pub fn accepted(network: &NetworkId, route: &str, rooms: usize) {
-    counter!(ACCEPTED, "network" => network.to_string(), "route" => route.to_owned()).increment(rooms as u64);
+    counter!(ACCEPTED, "network" => network.to_string(), "route" => route.to_owned())
+        .increment(rooms as u64);
 }
 
 pub fn ignored(network: &NetworkId, reason: &'static str) {

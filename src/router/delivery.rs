@@ -214,7 +214,7 @@ impl Worker<'_> {
     /// shutdown interrupted it; the row then stays for the next start.
     async fn deliver(&mut self, row: PendingRow) -> bool {
         let key = &self.state.key;
-        let table = self.shared.routes.load();
+        let table = self.shared.routes.load_full();
         let Some(route) = table.route(&row.route) else {
             return self.dead(
                 &row,

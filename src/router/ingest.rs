@@ -43,7 +43,8 @@ impl InboundHandler for Ingest {
             m::ignored(&network, "no_destination");
             return Ok(SubmitOutcome::Ignored);
         }
-        let routes: Vec<std::sync::Arc<str>> = destinations.iter().map(|d| d.route.clone()).collect();
+        let routes: Vec<std::sync::Arc<str>> =
+            destinations.iter().map(|d| d.route.clone()).collect();
         match self.store.accept(event, destinations).await {
             Ok(AcceptOutcome::Accepted { outbox, .. }) => {
                 for route in &routes {

@@ -142,10 +142,16 @@ fn apply_batch(
                 pending.push(Pending::Done(reply));
             }
             Command::Failure { outbox_id, error } => {
-                tx.prepare_cached(
-                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
-                )?
-                .execute(params![outbox_id, error])?;
+                // Bookkeeping only: its failure must not cost the batch its commit.
+                let noted = in_savepoint(&mut tx, |tx| {
+                    tx.prepare_cached(
+                        "UPDATE outbox SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+                    )?
+                    .execute(params![outbox_id, error])
+                });
+                if let Err(error) = noted {
+                    tracing::error!(%error, outbox_id, "store: could not note a failed attempt");
+                }
             }
             Command::Flush { reply } => pending.push(Pending::Done(reply)),
         }
