@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod health;
 pub mod http;
 pub mod metrics;
+pub mod networks;
 pub mod router;
 pub mod store;
 pub mod supervisor;

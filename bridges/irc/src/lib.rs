@@ -1,4 +1,103 @@
-//! The IRC adapter (being written).
+//! The IRC adapter: one connection per configured network, owning its state machine
+//! (CAP, SASL PLAIN, nick fallback, NickServ, joins with keys, PING/PONG and ping
+//! timeout), flood control, splitting and formatting. Reconnecting is the daemon's
+//! supervisor calling `run` again; `run` rejoins every time.
 
 pub mod config;
+mod connection;
+pub mod format;
+pub mod inbound;
+pub mod outbound;
+mod session;
+
 pub use config::IrcConfig;
+pub use inbound::canonical_channel;
+
+use async_trait::async_trait;
+use session::Session;
+use std::sync::{Arc, Mutex};
+use switchboard_sdk::{
+    Adapter, AdapterContext, AdapterError, Capabilities, Outbound, RoomId, SendError, SendReceipt,
+};
+use tokio_util::sync::CancellationToken;
+
+pub struct IrcAdapter {
+    config: IrcConfig,
+    /// The live connection, while there is one; `send` fails transiently without it.
+    session: Mutex<Option<Arc<Session>>>,
+    ids: inbound::IdMinter,
+}
+
+impl IrcAdapter {
+    pub fn new(config: IrcConfig) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            session: Mutex::new(None),
+            ids: inbound::IdMinter::new(),
+        })
+    }
+
+    fn current(&self) -> Option<Arc<Session>> {
+        self.session
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_current(&self, session: Option<Arc<Session>>) {
+        *self.session.lock().unwrap_or_else(|p| p.into_inner()) = session;
+    }
+}
+
+#[async_trait]
+impl Adapter for IrcAdapter {
+    fn protocol(&self) -> &'static str {
+        "irc"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            rich_text: true,
+            ..Capabilities::default()
+        }
+    }
+
+    fn canonical_room(&self, room: &str) -> RoomId {
+        RoomId::new(canonical_channel(room))
+    }
+
+    fn guard_name(&self, name: &str) -> String {
+        let guard = match self.config.name_guard {
+            config::NameGuard::Zwj => '\u{200D}',
+            config::NameGuard::Zwsp => '\u{200B}',
+            config::NameGuard::None => return name.to_owned(),
+        };
+        let mut chars = name.chars();
+        match chars.next() {
+            Some(first) if !chars.as_str().is_empty() => {
+                format!("{first}{guard}{}", chars.as_str())
+            }
+            _ => name.to_owned(),
+        }
+    }
+
+    async fn run(
+        &self,
+        ctx: AdapterContext,
+        cancel: CancellationToken,
+    ) -> Result<(), AdapterError> {
+        let result = session::run(self, &ctx, &cancel).await;
+        self.set_current(None);
+        if cancel.is_cancelled() {
+            ctx.health.report(switchboard_sdk::ConnectionState::Stopped);
+        }
+        result
+    }
+
+    async fn send(&self, message: &Outbound) -> Result<SendReceipt, SendError> {
+        let session = self
+            .current()
+            .ok_or_else(|| SendError::Transient("not connected to the IRC server".into()))?;
+        session.send(message, &self.ids).await
+    }
+}

@@ -1,0 +1,475 @@
+//! One connection's life: registration (CAP, SASL, nick fallback), joins, the read
+//! loop with PING/PONG and ping timeout, and sending paced lines.
+
+use crate::config::IrcConfig;
+use crate::connection::{self, Outgoing};
+use crate::inbound::{Membership, Translator, canonical_channel};
+use crate::{IrcAdapter, outbound};
+use base64::Engine;
+use irc_proto::{CapSubCommand, Command, Message, Prefix, Response};
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use switchboard_sdk::{
+    AdapterContext, AdapterError, ConnectionState, Inbound, Outbound, SendError, SendReceipt,
+};
+use tokio::io::BufReader;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+const WANTED_CAPS: &[&str] = &[
+    "server-time",
+    "message-tags",
+    "echo-message",
+    "multi-prefix",
+    "batch",
+];
+const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(60);
+/// Until the server tells us our host, assume the longest it may be.
+const UNKNOWN_SOURCE_EXTRA: usize = 1 + 10 + 1 + 63;
+
+/// The live connection as `send` sees it.
+pub struct Session {
+    urgent: mpsc::UnboundedSender<Outgoing>,
+    paced: mpsc::UnboundedSender<Outgoing>,
+    nick: Mutex<String>,
+    /// Length of `nick!user@host` once known from our own JOIN echo.
+    source_len: AtomicUsize,
+    joined: Mutex<HashSet<String>>,
+}
+
+impl Session {
+    fn nick(&self) -> String {
+        self.nick.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn urgent(&self, line: impl Into<String>) {
+        let _ = self.urgent.send(Outgoing::fire_and_forget(line));
+    }
+
+    pub async fn send(
+        &self,
+        message: &Outbound,
+        ids: &crate::inbound::IdMinter,
+    ) -> Result<SendReceipt, SendError> {
+        let channel = canonical_channel(message.room.as_str());
+        if !self
+            .joined
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&channel)
+        {
+            return Err(SendError::Transient(format!("not in {channel} yet")));
+        }
+        let source_len = match self.source_len.load(Ordering::Relaxed) {
+            0 => self.nick().len() + UNKNOWN_SOURCE_EXTRA,
+            known => known,
+        };
+        let lines = outbound::lines(message, source_len)?;
+        let mut receipts = Vec::with_capacity(lines.len());
+        for line in lines {
+            let (written, rx) = oneshot::channel();
+            self.paced
+                .send(Outgoing {
+                    line,
+                    written: Some(written),
+                })
+                .map_err(|_| SendError::Transient("the IRC connection closed".into()))?;
+            receipts.push(rx);
+        }
+        let mut native_ids = Vec::with_capacity(receipts.len());
+        for rx in receipts {
+            match rx.await {
+                Ok(Ok(())) => native_ids.push(ids.mint()),
+                Ok(Err(error)) => return Err(SendError::Transient(error)),
+                Err(_) => return Err(SendError::Transient("the IRC connection closed".into())),
+            }
+        }
+        Ok(SendReceipt { native_ids })
+    }
+}
+
+/// Registration progress.
+struct Registration {
+    nick_attempt: usize,
+    registered: bool,
+    sasl: bool,
+    /// Channels asked for and not yet confirmed; `Connected` is reported when empty.
+    pending_joins: HashSet<String>,
+    connected_reported: bool,
+}
+
+pub async fn run(
+    adapter: &IrcAdapter,
+    ctx: &AdapterContext,
+    cancel: &CancellationToken,
+) -> Result<(), AdapterError> {
+    let config = &adapter.config;
+    let (reader, writer) = tokio::select! {
+        connected = connection::connect(config) => connected?,
+        _ = cancel.cancelled() => return Ok(()),
+    };
+    let (urgent_tx, urgent_rx) = mpsc::unbounded_channel();
+    let (paced_tx, paced_rx) = mpsc::unbounded_channel();
+    let writer_task = tokio::spawn(connection::write_loop(
+        writer,
+        urgent_rx,
+        paced_rx,
+        config.flood.clone(),
+    ));
+    let session = std::sync::Arc::new(Session {
+        urgent: urgent_tx,
+        paced: paced_tx,
+        nick: Mutex::new(config.nick.clone()),
+        source_len: AtomicUsize::new(0),
+        joined: Mutex::new(HashSet::new()),
+    });
+    adapter.set_current(Some(session.clone()));
+
+    // Inbound events are submitted in order by their own task, so a slow commit never
+    // delays answering a PING.
+    let (events_tx, mut events_rx) = mpsc::unbounded_channel::<Inbound>();
+    let sink = ctx.inbound.clone();
+    let network = ctx.network.clone();
+    tokio::spawn(async move {
+        while let Some(event) = events_rx.recv().await {
+            if let Err(error) = sink.submit(event).await {
+                tracing::warn!(%network, %error, "IRC: an inbound message was not accepted");
+            }
+        }
+    });
+
+    let result = read_loop(adapter, ctx, cancel, &session, reader, events_tx).await;
+    if cancel.is_cancelled() {
+        session.urgent("QUIT :Switchboard stopping");
+    }
+    // Closing the queues lets the writer flush (QUIT included) and finish.
+    drop(session);
+    adapter.set_current(None);
+    if tokio::time::timeout(Duration::from_secs(2), writer_task)
+        .await
+        .is_err()
+    {
+        tracing::debug!("IRC: writer did not finish in time");
+    }
+    result
+}
+
+async fn read_loop(
+    adapter: &IrcAdapter,
+    ctx: &AdapterContext,
+    cancel: &CancellationToken,
+    session: &Session,
+    reader: connection::Reader,
+    events: mpsc::UnboundedSender<Inbound>,
+) -> Result<(), AdapterError> {
+    let config = &adapter.config;
+    let rooms: HashSet<String> = ctx
+        .rooms
+        .iter()
+        .map(|room| canonical_channel(room.as_str()))
+        .collect();
+    let mut reader = BufReader::new(reader);
+    let mut buffer = Vec::new();
+    let mut members = Membership::default();
+    let mut registration = Registration {
+        nick_attempt: 0,
+        registered: false,
+        sasl: false,
+        pending_joins: HashSet::new(),
+        connected_reported: false,
+    };
+    if let Some(password) = &config.password {
+        session.urgent(format!("PASS {password}"));
+    }
+    session.urgent("CAP LS 302");
+    session.urgent(format!("NICK {}", config.nick));
+    let username = config
+        .username
+        .clone()
+        .unwrap_or_else(|| config.nick.clone());
+    let realname = config
+        .realname
+        .clone()
+        .unwrap_or_else(|| "Switchboard bridge".into());
+    session.urgent(format!("USER {username} 0 * :{realname}"));
+
+    let ping_timeout = Duration::from_secs(config.ping_timeout_secs.max(5));
+    let started = Instant::now();
+    let mut last_traffic = Instant::now();
+    let mut pinged = false;
+    let mut tick = tokio::time::interval(Duration::from_secs(1).min(ping_timeout / 4));
+    loop {
+        let line = tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            _ = tick.tick() => {
+                let silent = last_traffic.elapsed();
+                if !registration.registered && started.elapsed() > REGISTRATION_TIMEOUT {
+                    return Err(AdapterError::Connection("registration timed out".into()));
+                }
+                if silent > ping_timeout * 2 {
+                    return Err(AdapterError::Connection(format!("ping timeout: no traffic for {}s", silent.as_secs())));
+                }
+                if silent > ping_timeout && !pinged {
+                    session.urgent("PING :switchboard");
+                    pinged = true;
+                }
+                continue;
+            }
+            line = connection::read_line(&mut reader, &mut buffer) => line,
+        };
+        let line = match line {
+            Ok(Some(line)) => line,
+            Ok(None) => {
+                return Err(AdapterError::Connection(
+                    "the server closed the connection".into(),
+                ));
+            }
+            Err(error) => return Err(AdapterError::Connection(format!("read failed: {error}"))),
+        };
+        last_traffic = Instant::now();
+        pinged = false;
+        let message: Message = match line.parse() {
+            Ok(message) => message,
+            Err(error) => {
+                tracing::debug!(%error, line, "IRC: unparsable line ignored");
+                continue;
+            }
+        };
+        handle(
+            adapter,
+            ctx,
+            session,
+            &rooms,
+            &mut registration,
+            &mut members,
+            &message,
+        )?;
+        let our_nick = session.nick();
+        let translator = Translator {
+            network: &ctx.network,
+            our_nick: &our_nick,
+            rooms: &rooms,
+            ids: &adapter.ids,
+        };
+        for event in translator.events(&message, &mut members) {
+            let _ = events.send(event);
+        }
+    }
+}
+
+/// Protocol bookkeeping for one message: registration, joins, PING, errors.
+fn handle(
+    adapter: &IrcAdapter,
+    ctx: &AdapterContext,
+    session: &Session,
+    rooms: &HashSet<String>,
+    registration: &mut Registration,
+    _members: &mut Membership,
+    message: &Message,
+) -> Result<(), AdapterError> {
+    let config = &adapter.config;
+    let source_nick = match &message.prefix {
+        Some(Prefix::Nickname(nick, _, _)) => Some(nick.as_str()),
+        _ => None,
+    };
+    let from_us = source_nick.is_some_and(|nick| nick.eq_ignore_ascii_case(&session.nick()));
+    match &message.command {
+        Command::PING(server, _) => session.urgent(format!("PONG :{server}")),
+        Command::ERROR(text) => {
+            return Err(AdapterError::Connection(format!("server error: {text}")));
+        }
+        Command::CAP(_, CapSubCommand::LS, first, second) => {
+            let offered = [second.as_deref(), first.as_deref()]
+                .into_iter()
+                .flatten()
+                .find(|list| *list != "*")
+                .unwrap_or_default();
+            let multiline = second.is_some() && first.as_deref() == Some("*");
+            let names: HashSet<&str> = offered
+                .split_whitespace()
+                .map(|cap| cap.split('=').next().unwrap_or(cap))
+                .collect();
+            let mut wanted: Vec<&str> = WANTED_CAPS
+                .iter()
+                .copied()
+                .filter(|cap| names.contains(cap))
+                .collect();
+            if config.sasl.is_some() {
+                if names.contains("sasl") {
+                    wanted.push("sasl");
+                } else {
+                    return Err(AdapterError::Auth(
+                        "SASL is configured but the server does not offer it".into(),
+                    ));
+                }
+            }
+            if !multiline {
+                if wanted.is_empty() {
+                    session.urgent("CAP END");
+                } else {
+                    session.urgent(format!("CAP REQ :{}", wanted.join(" ")));
+                }
+            }
+        }
+        Command::CAP(_, CapSubCommand::ACK, first, second) => {
+            let acked = second.as_deref().or(first.as_deref()).unwrap_or_default();
+            if acked.split_whitespace().any(|cap| cap == "sasl") {
+                registration.sasl = true;
+                session.urgent("AUTHENTICATE PLAIN");
+            } else if !registration.registered {
+                session.urgent("CAP END");
+            }
+        }
+        Command::CAP(_, CapSubCommand::NAK, _, _) => {
+            if config.sasl.is_some() {
+                return Err(AdapterError::Auth(
+                    "the server refused the SASL capability".into(),
+                ));
+            }
+            session.urgent("CAP END");
+        }
+        Command::AUTHENTICATE(challenge) if challenge == "+" && registration.sasl => {
+            if let Some(sasl) = &config.sasl {
+                let token = format!("{}\0{}\0{}", sasl.username, sasl.username, sasl.password);
+                let encoded = base64::engine::general_purpose::STANDARD.encode(token);
+                // Never logged: the writer does not log lines.
+                session.urgent(format!("AUTHENTICATE {encoded}"));
+            }
+        }
+        Command::Response(Response::RPL_SASLSUCCESS, _) => session.urgent("CAP END"),
+        Command::Response(
+            Response::ERR_SASLFAIL
+            | Response::ERR_SASLTOOLONG
+            | Response::ERR_SASLABORT
+            | Response::ERR_NICKLOCKED,
+            params,
+        ) => {
+            return Err(AdapterError::Auth(format!(
+                "SASL authentication failed: {}",
+                params.last().cloned().unwrap_or_default()
+            )));
+        }
+        Command::Response(
+            Response::ERR_NICKNAMEINUSE
+            | Response::ERR_ERRONEOUSNICKNAME
+            | Response::ERR_NICKCOLLISION,
+            _,
+        ) if !registration.registered => {
+            registration.nick_attempt += 1;
+            let next = alternative_nick(config, registration.nick_attempt);
+            tracing::info!(network = %ctx.network, nick = %next, "IRC: nick in use, trying another");
+            *session.nick.lock().unwrap_or_else(|p| p.into_inner()) = next.clone();
+            session.urgent(format!("NICK {next}"));
+        }
+        Command::Response(Response::RPL_WELCOME, params) => {
+            registration.registered = true;
+            if let Some(nick) = params.first() {
+                *session.nick.lock().unwrap_or_else(|p| p.into_inner()) = nick.clone();
+            }
+            if let Some(password) = &config.nickserv_password {
+                session.urgent(format!("PRIVMSG NickServ :IDENTIFY {password}"));
+            }
+            for room in rooms {
+                let key = config
+                    .channel_keys
+                    .iter()
+                    .find(|(channel, _)| canonical_channel(channel) == *room)
+                    .map(|(_, key)| format!(" {key}"))
+                    .unwrap_or_default();
+                session.urgent(format!("JOIN {room}{key}"));
+                registration.pending_joins.insert(room.clone());
+            }
+            report_when_joined(ctx, registration);
+        }
+        Command::JOIN(channels, _, _) if from_us => {
+            if let Some(Prefix::Nickname(nick, user, host)) = &message.prefix {
+                session.source_len.store(
+                    nick.len() + 1 + user.len() + 1 + host.len(),
+                    Ordering::Relaxed,
+                );
+            }
+            for channel in channels.split(',') {
+                let channel = canonical_channel(channel);
+                registration.pending_joins.remove(&channel);
+                session
+                    .joined
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(channel);
+            }
+            report_when_joined(ctx, registration);
+        }
+        Command::PART(channels, _) if from_us => {
+            for channel in channels.split(',') {
+                session
+                    .joined
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&canonical_channel(channel));
+            }
+        }
+        Command::KICK(channel, user, reason) if user.eq_ignore_ascii_case(&session.nick()) => {
+            let channel = canonical_channel(channel);
+            tracing::warn!(network = %ctx.network, %channel, ?reason, "IRC: kicked; rejoining");
+            session
+                .joined
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&channel);
+            let key = config
+                .channel_keys
+                .iter()
+                .find(|(c, _)| canonical_channel(c) == channel)
+                .map(|(_, key)| format!(" {key}"))
+                .unwrap_or_default();
+            session.urgent(format!("JOIN {channel}{key}"));
+        }
+        Command::NICK(new) if from_us => {
+            *session.nick.lock().unwrap_or_else(|p| p.into_inner()) = new.clone();
+        }
+        Command::Response(
+            response @ (Response::ERR_CHANNELISFULL
+            | Response::ERR_INVITEONLYCHAN
+            | Response::ERR_BANNEDFROMCHAN
+            | Response::ERR_BADCHANNELKEY
+            | Response::ERR_NOSUCHCHANNEL
+            | Response::ERR_TOOMANYCHANNELS),
+            params,
+        ) => {
+            if let Some(channel) = params.get(1) {
+                let channel = canonical_channel(channel);
+                tracing::error!(network = %ctx.network, %channel, ?response, "IRC: cannot join; messages for it stay queued");
+                registration.pending_joins.remove(&channel);
+                report_when_joined(ctx, registration);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn report_when_joined(ctx: &AdapterContext, registration: &mut Registration) {
+    if registration.registered
+        && registration.pending_joins.is_empty()
+        && !registration.connected_reported
+    {
+        registration.connected_reported = true;
+        ctx.health.report(ConnectionState::Connected);
+    }
+}
+
+/// The nick to try after `attempt` refusals: the configured alternatives, then
+/// the nick with more and more underscores.
+fn alternative_nick(config: &IrcConfig, attempt: usize) -> String {
+    match config.alt_nicks.get(attempt - 1) {
+        Some(nick) => nick.clone(),
+        None => format!(
+            "{}{}",
+            config.nick,
+            "_".repeat(attempt - config.alt_nicks.len())
+        ),
+    }
+}

@@ -1,0 +1,34 @@
+//! The protocol table: which section names exist under a network, and how each is
+//! parsed. Adding a protocol is one entry in `NAMES` and one arm in `parse`.
+
+use super::load::Loader;
+use super::tree::Node;
+use super::types::NetworkConfig;
+
+pub const NAMES: &[&str] = &[
+    #[cfg(feature = "irc")]
+    "irc",
+];
+
+pub(super) fn parse(
+    loader: &mut Loader<'_>,
+    protocol: &str,
+    section: &Node,
+) -> Option<NetworkConfig> {
+    match protocol {
+        #[cfg(feature = "irc")]
+        "irc" => loader
+            .section(section, switchboard_irc::IrcConfig::validate)
+            .map(NetworkConfig::Irc),
+        _ => None,
+    }
+}
+
+/// Rooms are compared in the form their network uses (IRC channels ignore case).
+pub fn canonical_room(network: Option<&NetworkConfig>, room: &str) -> String {
+    match network {
+        #[cfg(feature = "irc")]
+        Some(NetworkConfig::Irc(_)) => switchboard_irc::canonical_channel(room),
+        None => room.to_owned(),
+    }
+}
