@@ -180,47 +180,75 @@ impl Loader<'_> {
     }
 
     /// Deserialises a section with serde, mapping its errors to positions.
-    fn typed<T: DeserializeOwned>(&mut self, node: &Node) -> Option<T> {
-        match serde_path_to_error::deserialize::<_, T>(node.to_json()) {
-            Ok(value) => Some(value),
-            Err(error) => {
-                let path: Vec<String> = error
-                    .path()
-                    .iter()
-                    .map(|segment| segment.to_string())
-                    .collect();
-                let message = error.inner().to_string();
-                let converted = if let Some(rest) = message.strip_prefix("unknown field `") {
-                    let name = rest.split('`').next().unwrap_or_default();
-                    let expected = backticked(rest.split_once(", expected").map_or("", |(_, e)| e));
-                    let known: Vec<&str> = expected.iter().map(String::as_str).collect();
-                    ConfigError::at(node.locate(&path), format!("unknown key \"{name}\""))
-                        .hint(suggest(name, &known))
-                } else if let Some(rest) = message.strip_prefix("missing field `") {
-                    let name = rest.split('`').next().unwrap_or_default();
-                    ConfigError::at(
-                        node.locate(&path),
-                        format!("missing required key \"{name}\""),
-                    )
-                } else if let Some(rest) = message.strip_prefix("unknown variant `") {
-                    let name = rest.split('`').next().unwrap_or_default();
-                    let expected = backticked(rest.split_once(", expected").map_or("", |(_, e)| e));
-                    let known: Vec<&str> = expected.iter().map(String::as_str).collect();
-                    let pos = node.value_at(&path).map_or(node.pos, |v| v.pos);
-                    ConfigError::at(pos, format!("invalid value \"{name}\""))
-                        .hint(suggest(name, &known))
-                } else {
-                    let pos = node.value_at(&path).map_or(node.pos, |v| v.pos);
-                    let key = path
-                        .last()
-                        .map(|k| format!("\"{k}\": "))
-                        .unwrap_or_default();
-                    ConfigError::at(pos, format!("{key}{message}"))
-                };
-                self.error(converted);
-                None
+    ///
+    /// Serde stops at the first problem, so the offending key is removed and the
+    /// section read again: one typo does not hide the next problem. Returns the value
+    /// (with defaults where keys were removed) and the paths that were removed.
+    fn typed<T: DeserializeOwned>(&mut self, node: &Node) -> Option<(T, Vec<Vec<String>>)> {
+        let mut json = node.to_json();
+        let mut removed: Vec<Vec<String>> = Vec::new();
+        for _ in 0..32 {
+            match serde_path_to_error::deserialize::<_, T>(json.clone()) {
+                Ok(value) => return Some((value, removed)),
+                Err(error) => {
+                    let path: Vec<String> = error
+                        .path()
+                        .iter()
+                        .map(|segment| segment.to_string())
+                        .collect();
+                    let message = error.inner().to_string();
+                    // A required key we removed ourselves, or one already suggested for
+                    // a misspelt key ("nik": did you mean "nick"?), is not a new problem.
+                    if let Some(missing) = message
+                        .strip_prefix("missing field `")
+                        .and_then(|m| m.split('`').next())
+                        && removed
+                            .iter()
+                            .filter_map(|gone| gone.last())
+                            .any(|gone| gone == missing || did_you_mean(gone, [missing]).is_some())
+                    {
+                        return None;
+                    }
+                    self.report_serde(node, &path, message);
+                    if !remove_at(&mut json, &path) {
+                        return None;
+                    }
+                    removed.push(path);
+                }
             }
         }
+        None
+    }
+
+    /// Turns one serde error into a positioned problem with a hint.
+    fn report_serde(&mut self, node: &Node, path: &[String], message: String) {
+        let converted = if let Some(rest) = message.strip_prefix("unknown field `") {
+            let name = rest.split('`').next().unwrap_or_default();
+            let expected = backticked(rest.split_once(", expected").map_or("", |(_, e)| e));
+            let known: Vec<&str> = expected.iter().map(String::as_str).collect();
+            ConfigError::at(node.locate(path), format!("unknown key \"{name}\""))
+                .hint(suggest(name, &known))
+        } else if let Some(rest) = message.strip_prefix("missing field `") {
+            let name = rest.split('`').next().unwrap_or_default();
+            ConfigError::at(
+                node.locate(path),
+                format!("missing required key \"{name}\""),
+            )
+        } else if let Some(rest) = message.strip_prefix("unknown variant `") {
+            let name = rest.split('`').next().unwrap_or_default();
+            let expected = backticked(rest.split_once(", expected").map_or("", |(_, e)| e));
+            let known: Vec<&str> = expected.iter().map(String::as_str).collect();
+            let pos = node.value_at(path).map_or(node.pos, |v| v.pos);
+            ConfigError::at(pos, format!("invalid value \"{name}\"")).hint(suggest(name, &known))
+        } else {
+            let pos = node.value_at(path).map_or(node.pos, |v| v.pos);
+            let key = path
+                .last()
+                .map(|k| format!("\"{k}\": "))
+                .unwrap_or_default();
+            ConfigError::at(pos, format!("{key}{message}"))
+        };
+        self.error(converted);
     }
 
     fn string(&mut self, node: &Node, what: &str) -> Option<String> {
@@ -303,6 +331,9 @@ impl Loader<'_> {
         let entries = self.map(root, "the config");
         let mut routes_node = None;
         let mut networks_seen = false;
+        // Every network named in the file, valid or not, so that a mistake inside a
+        // network section is not reported again as "unknown network" in routes.
+        let mut declared: BTreeMap<String, Option<String>> = BTreeMap::new();
         for (key, value) in entries {
             match key.as_str().unwrap_or_default() {
                 "state_dir" => {
@@ -314,6 +345,11 @@ impl Loader<'_> {
                 "delivery" => self.delivery(value, &mut config.delivery),
                 "networks" => {
                     networks_seen = true;
+                    declared = self
+                        .map(value, "networks")
+                        .iter()
+                        .map(|(k, v)| (k.key_text(), protocol_of(v)))
+                        .collect();
                     config.networks = self.networks(value);
                 }
                 "routes" => routes_node = Some(value),
@@ -327,7 +363,7 @@ impl Loader<'_> {
             );
         }
         match routes_node {
-            Some(routes) => config.routes = self.routes(routes, &config.networks),
+            Some(routes) => config.routes = self.routes(routes, &declared),
             None => self.error(
                 ConfigError::at(root.pos, "missing required key \"routes\"")
                     .hint("add routes: linking rooms of your networks"),
@@ -434,22 +470,26 @@ impl Loader<'_> {
         node: &Node,
         validate: impl FnOnce(&T) -> Vec<switchboard_sdk::ConfigProblem>,
     ) -> Option<T> {
-        let value: T = self.typed(node)?;
-        let problems = validate(&value);
-        let ok = problems.is_empty();
-        for problem in problems {
+        let (value, removed) = self.typed::<T>(node)?;
+        let mut clean = removed.is_empty();
+        for problem in validate(&value) {
+            // A key that was removed for being wrong is already reported.
+            if removed.iter().any(|gone| problem.path.starts_with(gone)) {
+                continue;
+            }
+            clean = false;
             let pos = node
                 .value_at(&problem.path)
                 .map_or_else(|| node.locate(&problem.path), |v| v.pos);
             self.error(ConfigError::at(pos, problem.message).maybe_hint(problem.hint));
         }
-        ok.then_some(value)
+        clean.then_some(value)
     }
 
     fn routes(
         &mut self,
         node: &Node,
-        networks: &BTreeMap<String, NetworkConfig>,
+        networks: &BTreeMap<String, Option<String>>,
     ) -> Vec<RouteConfig> {
         let Value::Seq(items) = &node.value else {
             self.error(
@@ -483,9 +523,10 @@ impl Loader<'_> {
                 let pos = room_nodes
                     .and_then(|rooms| rooms.value_at(&[index.to_string()]))
                     .map_or(item.pos, |n| n.pos);
+                let protocol = networks.get(&room.network).cloned().flatten();
                 let key = (
                     room.network.clone(),
-                    protocols::canonical_room(networks.get(&room.network), &room.room),
+                    protocols::canonical_room(protocol.as_deref(), &room.room),
                 );
                 match seen.get(&key) {
                     Some((first_route, first_pos, _, _)) if *first_route == route.name => self
@@ -538,7 +579,7 @@ impl Loader<'_> {
     fn route(
         &mut self,
         node: &Node,
-        networks: &BTreeMap<String, NetworkConfig>,
+        networks: &BTreeMap<String, Option<String>>,
     ) -> Option<RouteConfig> {
         let Some(entries) = node.entries() else {
             self.error(ConfigError::at(
@@ -623,7 +664,7 @@ impl Loader<'_> {
     fn room(
         &mut self,
         node: &Node,
-        networks: &BTreeMap<String, NetworkConfig>,
+        networks: &BTreeMap<String, Option<String>>,
     ) -> Option<RouteRoom> {
         let Some(entries) = node.entries() else {
             self.error(ConfigError::at(
@@ -775,6 +816,41 @@ impl Loader<'_> {
             }
         }
         rules
+    }
+}
+
+/// Removes the entry at `path` from a JSON object tree; false if there is none.
+fn remove_at(json: &mut serde_json::Value, path: &[String]) -> bool {
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    let mut current = json;
+    for part in parents {
+        current = match current {
+            serde_json::Value::Object(map) => match map.get_mut(part) {
+                Some(next) => next,
+                None => return false,
+            },
+            serde_json::Value::Array(items) => {
+                match part.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                    Some(next) => next,
+                    None => return false,
+                }
+            }
+            _ => return false,
+        };
+    }
+    match current {
+        serde_json::Value::Object(map) => map.remove(last).is_some(),
+        _ => false,
+    }
+}
+
+/// The protocol section name of a network node (`irc` in `libera: {irc: ...}`).
+fn protocol_of(node: &Node) -> Option<String> {
+    match node.entries() {
+        Some([(key, _)]) => Some(key.key_text()),
+        _ => None,
     }
 }
 

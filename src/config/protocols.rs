@@ -25,10 +25,10 @@ pub(super) fn parse(
 }
 
 /// Rooms are compared in the form their network uses (IRC channels ignore case).
-pub fn canonical_room(network: Option<&NetworkConfig>, room: &str) -> String {
-    match network {
+pub fn canonical_room(protocol: Option<&str>, room: &str) -> String {
+    match protocol {
         #[cfg(feature = "irc")]
-        Some(NetworkConfig::Irc(_)) => switchboard_irc::canonical_channel(room),
-        None => room.to_owned(),
+        Some("irc") => switchboard_irc::canonical_channel(room),
+        _ => room.to_owned(),
     }
 }
