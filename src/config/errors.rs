@@ -70,7 +70,7 @@ pub fn did_you_mean<'a>(written: &str, known: impl IntoIterator<Item = &'a str>)
 }
 
 /// A hint for a name that is not one of `known`: the closest, or the whole list.
-pub fn suggest<'a>(written: &str, known: &[&'a str]) -> String {
+pub fn suggest(written: &str, known: &[&str]) -> String {
     did_you_mean(written, known.iter().copied()).unwrap_or_else(|| {
         let list: Vec<String> = known.iter().map(|k| format!("\"{k}\"")).collect();
         format!("expected one of {}", list.join(", "))

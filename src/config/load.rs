@@ -184,7 +184,11 @@ impl Loader<'_> {
     /// Serde stops at the first problem, so the offending key is removed and the
     /// section read again: one typo does not hide the next problem. Returns the value
     /// (with defaults where keys were removed) and the paths that were removed.
-    fn typed<T: DeserializeOwned>(&mut self, node: &Node) -> Option<(T, Vec<Vec<String>>)> {
+    fn typed<T: DeserializeOwned>(
+        &mut self,
+        owner: &Node,
+        node: &Node,
+    ) -> Option<(T, Vec<Vec<String>>)> {
         let mut json = node.to_json();
         let mut removed: Vec<Vec<String>> = Vec::new();
         for _ in 0..32 {
@@ -209,7 +213,7 @@ impl Loader<'_> {
                     {
                         return None;
                     }
-                    self.report_serde(node, &path, message);
+                    self.report_serde(owner, node, &path, message);
                     if !remove_at(&mut json, &path) {
                         return None;
                     }
@@ -221,7 +225,7 @@ impl Loader<'_> {
     }
 
     /// Turns one serde error into a positioned problem with a hint.
-    fn report_serde(&mut self, node: &Node, path: &[String], message: String) {
+    fn report_serde(&mut self, owner: &Node, node: &Node, path: &[String], message: String) {
         let converted = if let Some(rest) = message.strip_prefix("unknown field `") {
             let name = rest.split('`').next().unwrap_or_default();
             let expected = backticked(rest.split_once(", expected").map_or("", |(_, e)| e));
@@ -230,10 +234,13 @@ impl Loader<'_> {
                 .hint(suggest(name, &known))
         } else if let Some(rest) = message.strip_prefix("missing field `") {
             let name = rest.split('`').next().unwrap_or_default();
-            ConfigError::at(
-                node.locate(path),
-                format!("missing required key \"{name}\""),
-            )
+            // At the top of the section the owning key (`irc:`) is the clearest place.
+            let pos = if path.is_empty() {
+                owner.pos
+            } else {
+                node.locate(path)
+            };
+            ConfigError::at(pos, format!("missing required key \"{name}\""))
         } else if let Some(rest) = message.strip_prefix("unknown variant `") {
             let name = rest.split('`').next().unwrap_or_default();
             let expected = backticked(rest.split_once(", expected").map_or("", |(_, e)| e));
@@ -457,7 +464,8 @@ impl Loader<'_> {
                 );
                 continue;
             }
-            if let Some(network) = protocols::parse(self, &protocol, protocol_section) {
+            if let Some(network) = protocols::parse(self, &protocol, protocol_key, protocol_section)
+            {
                 networks.insert(name, network);
             }
         }
@@ -467,10 +475,11 @@ impl Loader<'_> {
     /// Used by protocol parsers: deserialise and validate a section.
     pub(super) fn section<T: DeserializeOwned>(
         &mut self,
+        owner: &Node,
         node: &Node,
         validate: impl FnOnce(&T) -> Vec<switchboard_sdk::ConfigProblem>,
     ) -> Option<T> {
-        let (value, removed) = self.typed::<T>(node)?;
+        let (value, removed) = self.typed::<T>(owner, node)?;
         let mut clean = removed.is_empty();
         for problem in validate(&value) {
             // A key that was removed for being wrong is already reported.
@@ -501,8 +510,7 @@ impl Loader<'_> {
         let mut routes = Vec::new();
         let mut names: HashMap<String, Pos> = HashMap::new();
         // (network, room) -> (route, position, direction, template) of its first appearance
-        let mut seen: HashMap<(String, String), (String, Pos, Direction, Option<String>)> =
-            HashMap::new();
+        let mut seen: HashMap<(String, String), FirstAppearance> = HashMap::new();
         for item in items {
             let Some(route) = self.route(item, networks) else {
                 continue;
@@ -552,8 +560,10 @@ impl Loader<'_> {
                                 ),
                             )
                             .hint(format!(
-                                "line {} gives it direction {:?} and nick_template {:?}; here it has {:?} and {:?}; give it the same settings in every route",
-                                first_pos.line, direction, template, room.direction, room.nick_template
+                                "line {} gives it {}; here it has {}; give a room the same settings in every route",
+                                first_pos.line,
+                                describe_room_settings(*direction, template.as_deref()),
+                                describe_room_settings(room.direction, room.nick_template.as_deref())
                             )),
                         );
                     }
@@ -696,12 +706,16 @@ impl Loader<'_> {
                 "nick_template" => nick_template = self.template(value),
                 _ if target.is_some() => {
                     ok = false;
+                    let hint = did_you_mean(&name, ROOM_OPTION_KEYS.iter().copied())
+                        .unwrap_or_else(|| {
+                            format!(
+                                "a room names one network; its options are {}",
+                                ROOM_OPTION_KEYS.join(", ")
+                            )
+                        });
                     self.error(
-                        ConfigError::at(
-                            key.pos,
-                            format!("unexpected key \"{name}\": a room names one network"),
-                        )
-                        .hint(format!("room options are {}", ROOM_OPTION_KEYS.join(", "))),
+                        ConfigError::at(key.pos, format!("unexpected key \"{name}\" in room"))
+                            .hint(hint),
                     );
                 }
                 _ => {
@@ -798,8 +812,7 @@ impl Loader<'_> {
                         let detail = error.to_string();
                         let last = detail
                             .lines()
-                            .filter(|l| !l.trim().is_empty())
-                            .next_back()
+                            .rfind(|l| !l.trim().is_empty())
                             .unwrap_or("invalid");
                         self.error(
                             ConfigError::at(
@@ -816,6 +829,21 @@ impl Loader<'_> {
             }
         }
         rules
+    }
+}
+
+/// Where a room was first seen: (route, position, direction, nick_template).
+type FirstAppearance = (String, Pos, Direction, Option<String>);
+
+fn describe_room_settings(direction: Direction, template: Option<&str>) -> String {
+    let direction = match direction {
+        Direction::Both => "both",
+        Direction::Source => "source",
+        Direction::Sink => "sink",
+    };
+    match template {
+        Some(template) => format!("direction {direction} and nick_template {template:?}"),
+        None => format!("direction {direction} and the route's nick_template"),
     }
 }
 

@@ -13,12 +13,13 @@ pub const NAMES: &[&str] = &[
 pub(super) fn parse(
     loader: &mut Loader<'_>,
     protocol: &str,
+    key: &Node,
     section: &Node,
 ) -> Option<NetworkConfig> {
     match protocol {
         #[cfg(feature = "irc")]
         "irc" => loader
-            .section(section, switchboard_irc::IrcConfig::validate)
+            .section(key, section, switchboard_irc::IrcConfig::validate)
             .map(NetworkConfig::Irc),
         _ => None,
     }
