@@ -1,0 +1,253 @@
+//! The IRC adapter against real servers: the sdk conformance suite on ngircd and
+//! InspIRCd, flood control against ngircd's default penalties, nick fallback, and
+//! reconnecting after a server restart.
+
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_irc::{IrcAdapter, IrcConfig};
+use switchboard_sdk::testing::{ConformanceHarness, RecordingSink, run_conformance};
+use switchboard_sdk::{
+    Adapter, AdapterContext, ConnectionState, HealthReporter, MessageStyle, NetworkId, Outbound,
+    OutboundKind, RichText, RoomId,
+};
+use switchboard_testkit::{Inspircd, IrcPeer, Ngircd, NgircdOptions};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn config(port: u16, nick: &str) -> IrcConfig {
+    let yaml = format!(
+        "{{\"server\": \"127.0.0.1:{port}\", \"tls\": false, \"nick\": \"{nick}\", \"flood\": {{\"burst\": 4, \"interval_ms\": 100}}}}"
+    );
+    serde_json_like(&yaml)
+}
+
+/// IrcConfig has only serde defaults; build it from JSON text.
+fn serde_json_like(json: &str) -> IrcConfig {
+    serde_json::from_str(json).expect("valid IrcConfig JSON")
+}
+
+struct Harness {
+    adapter: Arc<IrcAdapter>,
+    peer: IrcPeer,
+}
+
+#[async_trait::async_trait]
+impl ConformanceHarness for Harness {
+    type Adapter = IrcAdapter;
+    fn adapter(&self) -> Arc<IrcAdapter> {
+        self.adapter.clone()
+    }
+    fn network(&self) -> NetworkId {
+        NetworkId::new("test")
+    }
+    fn room(&self) -> RoomId {
+        RoomId::new("#conformance")
+    }
+    async fn peer_say(&mut self, text: &str) {
+        self.peer.say("#conformance", text).await;
+    }
+    async fn peer_saw(&mut self, needle: &str, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.peer.next_message(left).await {
+                Some(message) if message.text.contains(needle) => return true,
+                Some(_) => {}
+                None => return false,
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_on_ngircd() {
+    let server = Ngircd::start(NgircdOptions::default());
+    let peer = IrcPeer::connect(server.port(), "peer", &["#conformance"]).await;
+    let mut harness = Harness {
+        adapter: IrcAdapter::new(config(server.port(), "bridge")),
+        peer,
+    };
+    run_conformance(&mut harness).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_on_inspircd_with_ircv3_caps() {
+    let server = Inspircd::start();
+    let peer = IrcPeer::connect(server.port(), "peer", &["#conformance"]).await;
+    let mut harness = Harness {
+        adapter: IrcAdapter::new(config(server.port(), "bridge")),
+        peer,
+    };
+    run_conformance(&mut harness).await;
+}
+
+/// Runs the adapter with a recording sink; returns the inbound events, health states,
+/// the cancel token and the task.
+fn start(
+    adapter: &Arc<IrcAdapter>,
+    rooms: &[&str],
+) -> (
+    mpsc::UnboundedReceiver<switchboard_sdk::Inbound>,
+    mpsc::UnboundedReceiver<ConnectionState>,
+    CancellationToken,
+    tokio::task::JoinHandle<Result<(), switchboard_sdk::AdapterError>>,
+) {
+    let (sink, inbound) = RecordingSink::new();
+    let (health_tx, health) = mpsc::unbounded_channel();
+    let ctx = AdapterContext {
+        network: NetworkId::new("test"),
+        rooms: rooms.iter().map(|room| RoomId::new(*room)).collect(),
+        inbound: sink,
+        health: HealthReporter::new(move |state| {
+            let _ = health_tx.send(state);
+        }),
+    };
+    let cancel = CancellationToken::new();
+    let task = {
+        let adapter = adapter.clone();
+        let cancel = cancel.clone();
+        tokio::spawn(async move { adapter.run(ctx, cancel).await })
+    };
+    (inbound, health, cancel, task)
+}
+
+async fn until_connected(health: &mut mpsc::UnboundedReceiver<ConnectionState>) {
+    tokio::time::timeout(WAIT, async {
+        while let Some(state) = health.recv().await {
+            if state == ConnectionState::Connected {
+                return;
+            }
+        }
+        panic!("health channel closed before Connected");
+    })
+    .await
+    .expect("adapter connected in time");
+}
+
+fn message(room: &str, text: &str) -> Outbound {
+    Outbound {
+        room: RoomId::new(room),
+        delivery_id: 1,
+        sender_name: "alice".into(),
+        sender_label: "<alice> ".into(),
+        kind: OutboundKind::Message {
+            style: MessageStyle::Normal,
+            content: RichText::plain(text),
+            reply_to: None,
+            thread: None,
+            attachments: Vec::new(),
+        },
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_100_lines_arrives_in_order_under_ngircd_flood_penalties() {
+    let server = Ngircd::start(NgircdOptions {
+        flood_throttling: true,
+        ..NgircdOptions::default()
+    });
+    let mut peer = IrcPeer::connect(server.port(), "reader", &["#flood"]).await;
+    // The default flood settings, as an operator gets them.
+    let adapter = IrcAdapter::new(serde_json_like(&format!(
+        "{{\"server\": \"127.0.0.1:{}\", \"tls\": false, \"nick\": \"bridge\"}}",
+        server.port()
+    )));
+    let (_inbound, mut health, cancel, task) = start(&adapter, &["#flood"]);
+    until_connected(&mut health).await;
+    // Sent one after another as the core does per room, as fast as they are accepted.
+    let sender = {
+        let adapter = adapter.clone();
+        tokio::spawn(async move {
+            for i in 0..100 {
+                adapter
+                    .send(&message("#flood", &format!("line {i}")))
+                    .await
+                    .expect("send succeeds");
+            }
+        })
+    };
+    let got = peer.collect("#flood", 100, Duration::from_secs(240)).await;
+    let texts: Vec<String> = got.iter().map(|m| m.text.clone()).collect();
+    let expected: Vec<String> = (0..100).map(|i| format!("<alice> line {i}")).collect();
+    assert_eq!(texts, expected);
+    sender.await.unwrap();
+    cancel.cancel();
+    assert!(
+        task.await.unwrap().is_ok(),
+        "the bridge was not disconnected for flooding"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nick_in_use_falls_back_and_formatting_arrives_intact() {
+    let server = Ngircd::start(NgircdOptions::default());
+    let mut holder = IrcPeer::connect(server.port(), "bridge", &["#fmt"]).await;
+    let adapter = IrcAdapter::new(config(server.port(), "bridge"));
+    let (mut inbound, mut health, cancel, task) = start(&adapter, &["#fmt"]);
+    until_connected(&mut health).await;
+    let formatted =
+        switchboard_irc::format::parse("\x02bold\x02 \x1Ditalic\x1D \x0304red\x03 plain");
+    let mut outbound = message("#fmt", "");
+    outbound.kind = OutboundKind::Message {
+        style: MessageStyle::Normal,
+        content: formatted,
+        reply_to: None,
+        thread: None,
+        attachments: Vec::new(),
+    };
+    adapter.send(&outbound).await.unwrap();
+    let got = holder.expect("#fmt", "bold", WAIT).await;
+    assert_eq!(got.from, "bridge_", "the taken nick fell back to bridge_");
+    assert_eq!(
+        got.text,
+        "<alice> \x02bold\x02 \x1Ditalic\x1D \x0304red\x03 plain"
+    );
+    holder.say("#fmt", "\x02hi\x02 there").await;
+    let event = tokio::time::timeout(WAIT, async {
+        loop {
+            let event = inbound.recv().await.expect("inbound open");
+            if event.kind == switchboard_sdk::EventKind::Message {
+                return event;
+            }
+        }
+    })
+    .await
+    .expect("the peer's message arrives");
+    assert_eq!(event.content.to_plain(), "hi there");
+    assert_eq!(event.sender.display_name, "bridge");
+    cancel.cancel();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_server_restart_run_again_rejoins_and_sends() {
+    let mut server = Ngircd::start(NgircdOptions::default());
+    let adapter = IrcAdapter::new(config(server.port(), "bridge"));
+    let (_inbound, mut health, _cancel, task) = start(&adapter, &["#back"]);
+    until_connected(&mut health).await;
+    server.stop();
+    let ended = tokio::time::timeout(WAIT, task)
+        .await
+        .expect("run returns when the server dies");
+    assert!(
+        ended.unwrap().is_err(),
+        "losing the server is an error for the supervisor"
+    );
+    assert!(
+        adapter
+            .send(&message("#back", "x"))
+            .await
+            .unwrap_err()
+            .is_retryable()
+    );
+    server.restart();
+    let mut peer = IrcPeer::connect(server.port(), "peer", &["#back"]).await;
+    let (_inbound, mut health, cancel, task) = start(&adapter, &["#back"]);
+    until_connected(&mut health).await;
+    adapter.send(&message("#back", "i am back")).await.unwrap();
+    peer.expect("#back", "i am back", WAIT).await;
+    cancel.cancel();
+    task.await.unwrap().unwrap();
+}
