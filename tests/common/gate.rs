@@ -26,7 +26,8 @@ impl Gate {
                     continue;
                 }
                 tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", upstream_port)).await {
+                    if let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", upstream_port)).await
+                    {
                         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
                     }
                 });

@@ -2,6 +2,9 @@
 //! minimal HTTP GET.
 #![allow(dead_code)]
 
+pub mod bridge;
+pub mod gate;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
