@@ -445,3 +445,46 @@ async fn healthz_reports_a_down_network() {
     .await;
     daemon.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_larger_than_memory_is_read_back_in_order_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fakes(&["a", "b"], false);
+    let daemon = start(
+        dir.path(),
+        vec![route("r", &[("a", "#a"), ("b", "#b")])],
+        vec![("a", dyn_adapter(&f[0])), ("b", dyn_adapter(&f[1]))],
+    )
+    .await;
+    f[1].set_down(true);
+    // More than the in-memory inbox (1024) and several disk reads (256 each).
+    let total = 1300;
+    let submitter = {
+        let a = f[0].clone();
+        tokio::spawn(async move {
+            for i in 0..total {
+                a.receive("#a", "alice", &format!("m{i}"), &format!("n{i}"))
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    // Bring b back while events are still arriving: disk and memory rows interleave.
+    eventually("a backlog builds up", || async {
+        let (_, metrics) = http_get(daemon.http_addr().unwrap(), "/metrics").await;
+        metrics
+            .lines()
+            .find(|l| l.starts_with("switchboard_queue_depth{network=\"b\""))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .is_some_and(|depth| depth > 1100.0)
+    })
+    .await;
+    f[1].set_down(false);
+    submitter.await.unwrap();
+    let sent = f[1].wait_for_sent(total, Duration::from_secs(60)).await;
+    assert_eq!(
+        texts(&sent),
+        (0..total).map(|i| format!("n{i}")).collect::<Vec<_>>()
+    );
+    daemon.shutdown().await;
+}

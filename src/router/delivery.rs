@@ -22,6 +22,8 @@ use tokio_util::task::TaskTracker;
 
 /// Rows fetched per read; bounds a worker's memory whatever the backlog.
 const BATCH: usize = 256;
+/// Committed rows a room keeps in memory; past this it reads them back from disk.
+const INBOX_CAP: usize = 1024;
 
 /// One configured network as delivery sees it.
 pub struct AdapterEntry {
@@ -52,11 +54,21 @@ type Shared = DeliveryParts;
 
 struct RoomState {
     key: RoomKey,
+    inbox: Mutex<Inbox>,
     /// New rows were committed for this room.
     wake: Notify,
     /// Its network reconnected: retry the head row now.
     reconnected: Notify,
     depth: AtomicI64,
+}
+
+/// Rows handed over by the store right after their commit, so the hot path never
+/// reads them back. When it would grow past `INBOX_CAP`, or at start, `from_disk`
+/// makes the worker drop it and read the outbox instead; the worker's id cursor
+/// skips anything it sees twice, so no row is lost, repeated or reordered.
+struct Inbox {
+    rows: std::collections::VecDeque<PendingRow>,
+    from_disk: bool,
 }
 
 /// The set of room workers. It is the store's commit listener: committed rows wake
@@ -112,6 +124,10 @@ impl RoomQueues {
         }
         let state = Arc::new(RoomState {
             key: key.clone(),
+            inbox: Mutex::new(Inbox {
+                rows: std::collections::VecDeque::new(),
+                from_disk: true,
+            }),
             wake: Notify::new(),
             reconnected: Notify::new(),
             depth: AtomicI64::new(0),
@@ -145,14 +161,39 @@ impl RoomQueues {
 }
 
 impl CommitListener for RoomQueues {
-    fn rows_committed(&self, rooms: &[(RoomKey, usize)]) {
-        for (key, count) in rooms {
-            let state = self.room(key);
-            let depth = state.depth.fetch_add(*count as i64, Ordering::Relaxed) + *count as i64;
-            m::queue_depth(key, depth);
+    fn rows_committed(&self, rows: Vec<(RoomKey, PendingRow)>) {
+        let mut woken: Vec<Arc<RoomState>> = Vec::new();
+        for (key, row) in rows {
+            let state = match woken.iter().find(|state| state.key == key) {
+                Some(state) => state.clone(),
+                None => {
+                    let state = self.room(&key);
+                    woken.push(state.clone());
+                    state
+                }
+            };
+            {
+                let mut inbox = state.inbox.lock().unwrap_or_else(|p| p.into_inner());
+                if !inbox.from_disk && inbox.rows.len() < INBOX_CAP {
+                    inbox.rows.push_back(row);
+                } else {
+                    inbox.from_disk = true;
+                }
+            }
+            state.depth.fetch_add(1, Ordering::Relaxed);
+        }
+        for state in woken {
+            m::queue_depth(&state.key, state.depth.load(Ordering::Relaxed));
             state.wake.notify_one();
         }
     }
+}
+
+/// Where a worker's next rows come from.
+enum Next {
+    Disk,
+    Memory(Vec<PendingRow>),
+    Idle,
 }
 
 async fn room_worker(shared: Arc<Shared>, state: Arc<RoomState>) {
@@ -161,33 +202,71 @@ async fn room_worker(shared: Arc<Shared>, state: Arc<RoomState>) {
         state: &state,
         last_commit: None,
     };
+    // The last outbox id handled: rows at or below it were seen already.
     let mut cursor = 0;
     loop {
-        let rows = tokio::select! {
-            rows = shared.store.pending_after(&state.key, cursor, BATCH) => rows,
-            _ = shared.cancel.cancelled() => return,
+        let next = {
+            let mut inbox = state.inbox.lock().unwrap_or_else(|p| p.into_inner());
+            if inbox.from_disk {
+                // From here on, new commits go to memory again; anything committed
+                // before is on disk and read below.
+                inbox.from_disk = false;
+                inbox.rows.clear();
+                Next::Disk
+            } else if inbox.rows.is_empty() {
+                Next::Idle
+            } else {
+                Next::Memory(inbox.rows.drain(..).collect())
+            }
         };
-        tracing::debug!(room = %state.key, cursor, rows = ?rows.as_ref().map(|r| r.len()), "worker read");
-        match rows {
-            Ok(rows) if rows.is_empty() => {
+        let rows = match next {
+            Next::Idle => {
                 tokio::select! {
                     _ = state.wake.notified() => {}
                     _ = shared.cancel.cancelled() => return,
                 }
+                continue;
             }
-            Ok(rows) => {
-                for row in rows {
-                    cursor = row.outbox_id;
-                    if !worker.deliver(row).await {
-                        return;
+            Next::Memory(rows) => rows,
+            Next::Disk => {
+                let read = tokio::select! {
+                    rows = shared.store.pending_after(&state.key, cursor, BATCH) => rows,
+                    _ = shared.cancel.cancelled() => return,
+                };
+                match read {
+                    Ok(rows) => {
+                        if rows.len() == BATCH {
+                            // More on disk than one read: memory rows would jump the queue.
+                            state
+                                .inbox
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .from_disk = true;
+                        }
+                        rows
+                    }
+                    Err(error) => {
+                        tracing::error!(room = %state.key, %error, "delivery: cannot read the outbox; retrying");
+                        state
+                            .inbox
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .from_disk = true;
+                        if !worker.pause(Duration::from_secs(1)).await {
+                            return;
+                        }
+                        continue;
                     }
                 }
             }
-            Err(error) => {
-                tracing::error!(room = %state.key, %error, "delivery: cannot read the outbox; retrying");
-                if !worker.pause(Duration::from_secs(1)).await {
-                    return;
-                }
+        };
+        for row in rows {
+            if row.outbox_id <= cursor {
+                continue;
+            }
+            cursor = row.outbox_id;
+            if !worker.deliver(row).await {
+                return;
             }
         }
     }

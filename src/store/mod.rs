@@ -65,10 +65,10 @@ pub enum Completion {
     Dead { outbox_id: i64, reason: String },
 }
 
-/// Told, on the writer thread and in commit order, which rooms got new outbox rows.
+/// Told, on the writer thread and in commit order, of every new outbox row, so
+/// delivery can take it from memory instead of reading it back from disk.
 pub trait CommitListener: Send + Sync + 'static {
-    /// Each room with how many rows it got in this commit.
-    fn rows_committed(&self, rooms: &[(RoomKey, usize)]);
+    fn rows_committed(&self, rows: Vec<(RoomKey, PendingRow)>);
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,7 +17,8 @@ pub struct PendingRow {
     pub target_id: Option<i64>,
     pub reply_to_id: Option<i64>,
     pub thread_id: Option<i64>,
-    pub event: Inbound,
+    /// Shared by the rows of every destination room of the same event.
+    pub event: std::sync::Arc<Inbound>,
 }
 
 /// Connections are opened on demand and kept for reuse; at most a handful exist
@@ -95,7 +96,7 @@ pub fn pending_after(
             target_id: row.get(5)?,
             reply_to_id: row.get(6)?,
             thread_id: row.get(7)?,
-            event: serde_json::from_str(&json)?,
+            event: std::sync::Arc::new(serde_json::from_str(&json)?),
         });
     }
     Ok(out)

@@ -1,7 +1,7 @@
 //! The single writer thread: applies queued commands in batches, one transaction per
 //! batch (group commit), and only then answers the callers and wakes delivery.
 
-use super::{AcceptOutcome, CommitListener, Completion, StoreError};
+use super::{AcceptOutcome, CommitListener, Completion, PendingRow, StoreError};
 use crate::router::Destination;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::sync::Arc;
@@ -74,13 +74,13 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Command>, listener: Arc<dyn Comm
             }
         }
         let mut pending = Vec::with_capacity(batch.len());
-        let mut woken_rooms: Vec<RoomKey> = Vec::new();
-        let committed = apply_batch(&mut conn, batch, &mut pending, &mut woken_rooms);
+        let mut new_rows: Vec<(RoomKey, PendingRow)> = Vec::new();
+        let committed = apply_batch(&mut conn, batch, &mut pending, &mut new_rows);
         if let Err(error) = &committed {
             tracing::error!(%error, "store: batch commit failed; its events were not accepted");
         }
-        if committed.is_ok() && !woken_rooms.is_empty() {
-            listener.rows_committed(&count_by_room(woken_rooms));
+        if committed.is_ok() && !new_rows.is_empty() {
+            listener.rows_committed(new_rows);
         }
         for item in pending {
             match item {
@@ -99,18 +99,6 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Command>, listener: Arc<dyn Comm
     }
 }
 
-fn count_by_room(mut rooms: Vec<RoomKey>) -> Vec<(RoomKey, usize)> {
-    rooms.sort();
-    let mut counted: Vec<(RoomKey, usize)> = Vec::new();
-    for room in rooms {
-        match counted.last_mut() {
-            Some((last, count)) if *last == room => *count += 1,
-            _ => counted.push((room, 1)),
-        }
-    }
-    counted
-}
-
 fn clone_error(error: &rusqlite::Error) -> rusqlite::Error {
     rusqlite::Error::ToSqlConversionFailure(error.to_string().into())
 }
@@ -119,7 +107,7 @@ fn apply_batch(
     conn: &mut Connection,
     batch: Vec<Command>,
     pending: &mut Vec<Pending>,
-    woken_rooms: &mut Vec<RoomKey>,
+    new_rows: &mut Vec<(RoomKey, PendingRow)>,
 ) -> rusqlite::Result<()> {
     let mut tx = conn.transaction()?;
     for command in batch {
@@ -129,11 +117,16 @@ fn apply_batch(
                 destinations,
                 reply,
             } => {
-                let result = in_savepoint(&mut tx, |tx| accept(tx, &event, &destinations));
-                if let Ok(AcceptOutcome::Accepted { outbox, .. }) = &result {
-                    woken_rooms.extend(outbox.iter().map(|(room, _)| room.clone()));
+                let event: Arc<Inbound> = Arc::from(event);
+                match in_savepoint(&mut tx, |tx| accept(tx, &event, &destinations)) {
+                    Ok((outcome, rows)) => {
+                        new_rows.extend(rows);
+                        pending.push(Pending::Accept(reply, Ok(outcome)));
+                    }
+                    Err(error) => {
+                        pending.push(Pending::Accept(reply, Err(StoreError::from(error))))
+                    }
                 }
-                pending.push(Pending::Accept(reply, result.map_err(StoreError::from)));
             }
             Command::Complete { completion, reply } => {
                 if let Err(error) = in_savepoint(&mut tx, |tx| complete(tx, &completion)) {
@@ -191,21 +184,22 @@ fn lookup(
     .optional()
 }
 
+/// Records one event and its fan-out; returns the outcome and the new outbox rows.
 fn accept(
     conn: &Connection,
-    event: &Inbound,
+    event: &Arc<Inbound>,
     destinations: &[Destination],
-) -> rusqlite::Result<AcceptOutcome> {
+) -> rusqlite::Result<(AcceptOutcome, Vec<(RoomKey, PendingRow)>)> {
     if let Some(native_id) = &event.native_id
         && lookup(conn, &event.room, native_id)?.is_some()
     {
-        return Ok(AcceptOutcome::Duplicate);
+        return Ok((AcceptOutcome::Duplicate, Vec::new()));
     }
     let target_id = match &event.kind {
         EventKind::Edit { target } | EventKind::Delete { target } => {
             match lookup(conn, &event.room, target)? {
                 Some(id) => Some(id),
-                None => return Ok(AcceptOutcome::UnknownTarget),
+                None => return Ok((AcceptOutcome::UnknownTarget, Vec::new())),
             }
         }
         _ => None,
@@ -218,7 +212,7 @@ fn accept(
         Some(id) => lookup(conn, &event.room, id)?,
         None => None,
     };
-    let json = serde_json::to_string(event)
+    let json = serde_json::to_string(&**event)
         .map_err(|error| rusqlite::Error::ToSqlConversionFailure(error.into()))?;
     let now = switchboard_sdk::event::now_ms();
     conn.prepare_cached(
@@ -251,6 +245,7 @@ fn accept(
             .execute(params![target_id, now])?;
     }
     let mut outbox = Vec::with_capacity(destinations.len());
+    let mut rows = Vec::with_capacity(destinations.len());
     let mut insert = conn.prepare_cached(
         "INSERT INTO outbox (bridged_id, route, network, room, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
@@ -262,9 +257,24 @@ fn accept(
             destination.room.room.as_str(),
             now
         ])?;
-        outbox.push((destination.room.clone(), conn.last_insert_rowid()));
+        let outbox_id = conn.last_insert_rowid();
+        outbox.push((destination.room.clone(), outbox_id));
+        rows.push((
+            destination.room.clone(),
+            PendingRow {
+                outbox_id,
+                bridged_id,
+                route: destination.route.to_string(),
+                created_ms: now,
+                attempts: 0,
+                target_id,
+                reply_to_id,
+                thread_id,
+                event: event.clone(),
+            },
+        ));
     }
-    Ok(AcceptOutcome::Accepted { bridged_id, outbox })
+    Ok((AcceptOutcome::Accepted { bridged_id, outbox }, rows))
 }
 
 fn complete(conn: &Connection, completion: &Completion) -> rusqlite::Result<()> {
