@@ -27,6 +27,9 @@ const WANTED_CAPS: &[&str] = &[
     "batch",
 ];
 const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(60);
+/// The nick length every server accepts (RFC 1459).
+const RFC_NICK_LEN: usize = 9;
+const MAX_NICK_ATTEMPTS: usize = 20;
 /// Until the server tells us our host, assume the longest it may be.
 const UNKNOWN_SOURCE_EXTRA: usize = 1 + 10 + 1 + 63;
 
@@ -94,6 +97,8 @@ impl Session {
 /// Registration progress.
 struct Registration {
     nick_attempt: usize,
+    /// Set once the server refused a long nick as erroneous.
+    max_nick_len: Option<usize>,
     registered: bool,
     sasl: bool,
     /// Channels asked for and not yet confirmed; `Connected` is reported when empty.
@@ -176,6 +181,7 @@ async fn read_loop(
     let mut members = Membership::default();
     let mut registration = Registration {
         nick_attempt: 0,
+        max_nick_len: None,
         registered: false,
         sasl: false,
         pending_joins: HashSet::new(),
@@ -353,14 +359,27 @@ fn handle(
             )));
         }
         Command::Response(
-            Response::ERR_NICKNAMEINUSE
+            response @ (Response::ERR_NICKNAMEINUSE
             | Response::ERR_ERRONEOUSNICKNAME
-            | Response::ERR_NICKCOLLISION,
+            | Response::ERR_NICKCOLLISION),
             _,
         ) if !registration.registered => {
+            let refused = session.nick();
+            if *response == Response::ERR_ERRONEOUSNICKNAME
+                && refused.chars().count() > RFC_NICK_LEN
+            {
+                // Probably too long for this server: stay within what every server takes.
+                registration.max_nick_len = Some(RFC_NICK_LEN);
+            }
             registration.nick_attempt += 1;
-            let next = alternative_nick(config, registration.nick_attempt);
-            tracing::info!(network = %ctx.network, nick = %next, "IRC: nick in use, trying another");
+            if registration.nick_attempt > MAX_NICK_ATTEMPTS {
+                return Err(AdapterError::Config(format!(
+                    "the server accepted none of {MAX_NICK_ATTEMPTS} nicks tried (last: {refused}); set nick/alt_nicks"
+                )));
+            }
+            let next =
+                alternative_nick(config, registration.nick_attempt, registration.max_nick_len);
+            tracing::info!(network = %ctx.network, refused = %refused, nick = %next, "IRC: nick refused, trying another");
             *session.nick.lock().unwrap_or_else(|p| p.into_inner()) = next.clone();
             session.urgent(format!("NICK {next}"));
         }
@@ -461,15 +480,53 @@ fn report_when_joined(ctx: &AdapterContext, registration: &mut Registration) {
     }
 }
 
-/// The nick to try after `attempt` refusals: the configured alternatives, then
-/// the nick with more and more underscores.
-fn alternative_nick(config: &IrcConfig, attempt: usize) -> String {
+/// The nick to try after `attempt` refusals: the configured alternatives, then the
+/// nick with one or two underscores, then the nick with two random digits; all cut
+/// to `max_len` when the server showed it takes no longer nicks.
+fn alternative_nick(config: &IrcConfig, attempt: usize, max_len: Option<usize>) -> String {
+    let fit = |nick: &str, reserve: usize| -> String {
+        match max_len {
+            Some(max) => nick.chars().take(max.saturating_sub(reserve)).collect(),
+            None => nick.to_owned(),
+        }
+    };
+    let extra = attempt.saturating_sub(config.alt_nicks.len());
     match config.alt_nicks.get(attempt - 1) {
-        Some(nick) => nick.clone(),
-        None => format!(
-            "{}{}",
-            config.nick,
-            "_".repeat(attempt - config.alt_nicks.len())
-        ),
+        Some(nick) => fit(nick, 0),
+        None if extra <= 2 => format!("{}{}", fit(&config.nick, extra), "_".repeat(extra)),
+        None => format!("{}{:02}", fit(&config.nick, 2), rand::random::<u8>() % 100),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(alt: &[&str]) -> IrcConfig {
+        let mut config: IrcConfig =
+            serde_json::from_str(r#"{"server": "h:1", "nick": "switchboard"}"#).unwrap();
+        config.alt_nicks = alt.iter().map(|n| (*n).to_owned()).collect();
+        config
+    }
+
+    #[test]
+    fn alternatives_then_underscores_then_digits() {
+        let c = config(&["sb"]);
+        assert_eq!(alternative_nick(&c, 1, None), "sb");
+        assert_eq!(alternative_nick(&c, 2, None), "switchboard_");
+        assert_eq!(alternative_nick(&c, 3, None), "switchboard__");
+        let digits = alternative_nick(&c, 4, None);
+        assert!(
+            digits.starts_with("switchboard") && digits.len() == 13,
+            "{digits}"
+        );
+    }
+
+    #[test]
+    fn a_length_limit_is_respected() {
+        let c = config(&[]);
+        assert_eq!(alternative_nick(&c, 1, Some(9)), "switchbo_");
+        assert_eq!(alternative_nick(&c, 2, Some(9)), "switchb__");
+        assert_eq!(alternative_nick(&c, 5, Some(9)).chars().count(), 9);
     }
 }
