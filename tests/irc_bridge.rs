@@ -148,6 +148,54 @@ async fn a_1500_byte_multibyte_message_arrives_split_and_whole() {
     }
     assert!(bodies.len() >= 4, "split into {} lines", bodies.len());
     assert_eq!(bodies.join(" "), text.trim_end(), "nothing lost or garbled");
+
+    // An edit from a network with edits is a correction line on IRC; a delete is
+    // recorded but sends nothing (IRC has no deletes).
+    let sender = switchboard_sdk::Sender {
+        id: "alice".into(),
+        display_name: "alice".into(),
+        is_self: false,
+    };
+    let mut edit = switchboard_sdk::Inbound::message(
+        switchboard_sdk::RoomKey::new("wide", "#wide"),
+        sender.clone(),
+        Some(switchboard_sdk::NativeMsgId::new("long-1-edit")),
+        switchboard_sdk::RichText::plain("short now"),
+    );
+    edit.kind = switchboard_sdk::EventKind::Edit {
+        target: switchboard_sdk::NativeMsgId::new("long-1"),
+    };
+    fake.submit(edit).await.unwrap();
+    let got = bob.next_message(WAIT).await.expect("the correction line");
+    assert_eq!(got.text, format!("<a{ZWJ}lice> (correction) short now"));
+    let mut delete = switchboard_sdk::Inbound::message(
+        switchboard_sdk::RoomKey::new("wide", "#wide"),
+        sender,
+        Some(switchboard_sdk::NativeMsgId::new("long-1-delete")),
+        switchboard_sdk::RichText::default(),
+    );
+    delete.kind = switchboard_sdk::EventKind::Delete {
+        target: switchboard_sdk::NativeMsgId::new("long-1"),
+    };
+    assert_eq!(
+        fake.submit(delete).await.unwrap(),
+        switchboard_sdk::SubmitOutcome::Accepted { destinations: 1 },
+        "the delete is recorded"
+    );
+    let addr = daemon.http_addr().unwrap();
+    eventually("the delete is skipped for IRC and counted", || async {
+        metric(
+            addr,
+            "switchboard_events_skipped_total{network=\"west\",route=\"long\"}",
+        )
+        .await
+            == Some(1.0)
+    })
+    .await;
+    assert!(
+        bob.drain("#b", Duration::from_millis(300)).await.is_empty(),
+        "nothing is sent for a delete"
+    );
     daemon.shutdown().await;
 }
 
@@ -308,5 +356,41 @@ async fn a_three_way_route_has_no_echo_and_no_duplicates() {
     assert!(
         delivered.unwrap_or(0.0) >= 1.0,
         "the bridge's own lines were seen and ignored"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_and_topics_are_relayed_only_where_the_route_says_so() {
+    let (east, west) = (server("east"), server("west"));
+    let mut bob = IrcPeer::connect(west.port(), "bob", &["#b", "#d"]).await;
+    let (ep, wp) = (east.port(), west.port());
+    let routes = "  - name: chatty\n    relay_membership: true\n    rooms:\n      - east: \"#a\"\n      - west: \"#b\"\n  - name: quiet\n    rooms:\n      - east: \"#c\"\n      - west: \"#d\"\n";
+    let bridge = BridgeProcess::start(|http, state| {
+        irc_config(http, state, &[("east", ep), ("west", wp)], routes)
+    });
+    bridge.wait_healthy().await;
+    let mut dave = IrcPeer::connect(east.port(), "dave", &["#c"]).await;
+    let mut carol = IrcPeer::connect(east.port(), "carol", &["#a"]).await;
+    let got = bob.expect("#b", "joined", WAIT).await;
+    assert!(got.notice, "membership lines are notices: {got:?}");
+    assert_eq!(got.text, format!("*** c{ZWJ}arol joined #a on east"));
+    carol.raw("TOPIC #a :release on friday").await;
+    let got = bob.expect("#b", "topic", WAIT).await;
+    assert_eq!(
+        got.text,
+        format!("*** c{ZWJ}arol set the topic of #a on east: release on friday")
+    );
+    // The quiet route relays dave's words but not his join.
+    dave.say("#c", "hello quietly").await;
+    let got = bob.collect("#d", 1, WAIT).await;
+    assert_eq!(
+        got[0].text,
+        format!("<d{ZWJ}ave> hello quietly"),
+        "the first line in #d is dave's words, not his join"
+    );
+    let before = bob.drain("#d", Duration::from_millis(300)).await;
+    assert!(
+        before.is_empty(),
+        "no membership lines in the quiet route: {before:?}"
     );
 }
