@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
-use switchboard::config::{DeliveryConfig, Direction, IgnoreRules, RouteConfig, RouteRoom};
+use switchboard::config::{DeliveryConfig, RouteConfig};
 use switchboard::supervisor::RestartPolicy;
 use switchboard::{Daemon, DaemonOptions};
 use switchboard_sdk::{
@@ -81,22 +81,7 @@ impl Adapter for Sink {
 }
 
 fn route(name: &str, rooms: Vec<(&str, String)>) -> RouteConfig {
-    RouteConfig {
-        name: name.into(),
-        rooms: rooms
-            .into_iter()
-            .map(|(network, room)| RouteRoom {
-                network: network.into(),
-                room,
-                direction: Direction::Both,
-                nick_template: None,
-            })
-            .collect(),
-        nick_template: "<{nick}> ".into(),
-        relay_membership: false,
-        ignore: IgnoreRules::default(),
-        max_age: None,
-    }
+    RouteConfig::linking(name, rooms)
 }
 
 struct Setup {

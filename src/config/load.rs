@@ -599,14 +599,7 @@ impl Loader<'_> {
             return None;
         };
         let errors_before = self.errors.len();
-        let mut route = RouteConfig {
-            name: String::new(),
-            rooms: Vec::new(),
-            nick_template: "<{nick}> ".into(),
-            relay_membership: false,
-            ignore: IgnoreRules::default(),
-            max_age: None,
-        };
+        let mut route = RouteConfig::linking("", Vec::<(String, String)>::new());
         let mut has_name = false;
         let mut rooms_node = None;
         for (key, value) in entries {

@@ -74,6 +74,33 @@ pub struct RouteConfig {
     pub max_age: Option<Duration>,
 }
 
+pub const DEFAULT_NICK_TEMPLATE: &str = "<{nick}> ";
+
+impl RouteConfig {
+    /// A route with every option at its default, linking `rooms` (network, room).
+    pub fn linking<N: Into<String>, R: Into<String>>(
+        name: &str,
+        rooms: impl IntoIterator<Item = (N, R)>,
+    ) -> Self {
+        Self {
+            name: name.to_owned(),
+            rooms: rooms
+                .into_iter()
+                .map(|(network, room)| RouteRoom {
+                    network: network.into(),
+                    room: room.into(),
+                    direction: Direction::Both,
+                    nick_template: None,
+                })
+                .collect(),
+            nick_template: DEFAULT_NICK_TEMPLATE.to_owned(),
+            relay_membership: false,
+            ignore: IgnoreRules::default(),
+            max_age: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct RouteRoom {
     pub network: String,

@@ -17,12 +17,8 @@ fn room(network: &str, room: &str, direction: Direction) -> RouteRoom {
 
 fn route(name: &str, rooms: Vec<RouteRoom>) -> RouteConfig {
     RouteConfig {
-        name: name.into(),
         rooms,
-        nick_template: "<{nick}> ".into(),
-        relay_membership: false,
-        ignore: IgnoreRules::default(),
-        max_age: None,
+        ..RouteConfig::linking(name, Vec::<(String, String)>::new())
     }
 }
 

@@ -8,7 +8,7 @@ pub mod gate;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard::config::{DeliveryConfig, Direction, IgnoreRules, RouteConfig, RouteRoom};
+use switchboard::config::{DeliveryConfig, RouteConfig};
 use switchboard::supervisor::RestartPolicy;
 use switchboard::{Daemon, DaemonOptions};
 use switchboard_sdk::testing::FakeAdapter;
@@ -17,22 +17,7 @@ use switchboard_sdk::{Adapter, NetworkId};
 pub const WAIT: Duration = Duration::from_secs(20);
 
 pub fn route(name: &str, rooms: &[(&str, &str)]) -> RouteConfig {
-    RouteConfig {
-        name: name.into(),
-        rooms: rooms
-            .iter()
-            .map(|(network, room)| RouteRoom {
-                network: (*network).into(),
-                room: (*room).into(),
-                direction: Direction::Both,
-                nick_template: None,
-            })
-            .collect(),
-        nick_template: "<{nick}> ".into(),
-        relay_membership: false,
-        ignore: IgnoreRules::default(),
-        max_age: None,
-    }
+    RouteConfig::linking(name, rooms.iter().copied())
 }
 
 pub fn fast_delivery() -> DeliveryConfig {

@@ -392,13 +392,7 @@ fn handle(
                 session.urgent(format!("PRIVMSG NickServ :IDENTIFY {password}"));
             }
             for room in rooms {
-                let key = config
-                    .channel_keys
-                    .iter()
-                    .find(|(channel, _)| canonical_channel(channel) == *room)
-                    .map(|(_, key)| format!(" {key}"))
-                    .unwrap_or_default();
-                session.urgent(format!("JOIN {room}{key}"));
+                session.urgent(join_line(config, room));
                 registration.pending_joins.insert(room.clone());
             }
             report_when_joined(ctx, registration);
@@ -438,13 +432,7 @@ fn handle(
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&channel);
-            let key = config
-                .channel_keys
-                .iter()
-                .find(|(c, _)| canonical_channel(c) == channel)
-                .map(|(_, key)| format!(" {key}"))
-                .unwrap_or_default();
-            session.urgent(format!("JOIN {channel}{key}"));
+            session.urgent(join_line(config, &channel));
         }
         Command::NICK(new) if from_us => {
             *session.nick.lock().unwrap_or_else(|p| p.into_inner()) = new.clone();
@@ -468,6 +456,18 @@ fn handle(
         _ => {}
     }
     Ok(())
+}
+
+/// `JOIN #channel [key]`, with the channel's key if the config has one.
+fn join_line(config: &IrcConfig, channel: &str) -> String {
+    match config
+        .channel_keys
+        .iter()
+        .find(|(c, _)| canonical_channel(c) == channel)
+    {
+        Some((_, key)) => format!("JOIN {channel} {key}"),
+        None => format!("JOIN {channel}"),
+    }
 }
 
 fn report_when_joined(ctx: &AdapterContext, registration: &mut Registration) {
