@@ -83,17 +83,15 @@ async fn conformance_on_inspircd_with_ircv3_caps() {
     run_conformance(&mut harness).await;
 }
 
-/// Runs the adapter with a recording sink; returns the inbound events, health states,
-/// the cancel token and the task.
-fn start(
-    adapter: &Arc<IrcAdapter>,
-    rooms: &[&str],
-) -> (
-    mpsc::UnboundedReceiver<switchboard_sdk::Inbound>,
-    mpsc::UnboundedReceiver<ConnectionState>,
-    CancellationToken,
-    tokio::task::JoinHandle<Result<(), switchboard_sdk::AdapterError>>,
-) {
+/// One run of the adapter with a recording sink.
+struct Running {
+    inbound: mpsc::UnboundedReceiver<switchboard_sdk::Inbound>,
+    health: mpsc::UnboundedReceiver<ConnectionState>,
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), switchboard_sdk::AdapterError>>,
+}
+
+fn start(adapter: &Arc<IrcAdapter>, rooms: &[&str]) -> Running {
     let (sink, inbound) = RecordingSink::new();
     let (health_tx, health) = mpsc::unbounded_channel();
     let ctx = AdapterContext {
@@ -110,7 +108,12 @@ fn start(
         let cancel = cancel.clone();
         tokio::spawn(async move { adapter.run(ctx, cancel).await })
     };
-    (inbound, health, cancel, task)
+    Running {
+        inbound,
+        health,
+        cancel,
+        task,
+    }
 }
 
 async fn until_connected(health: &mut mpsc::UnboundedReceiver<ConnectionState>) {
@@ -154,7 +157,12 @@ async fn a_burst_of_100_lines_arrives_in_order_under_ngircd_flood_penalties() {
         "{{\"server\": \"127.0.0.1:{}\", \"tls\": false, \"nick\": \"bridge\"}}",
         server.port()
     )));
-    let (_inbound, mut health, cancel, task) = start(&adapter, &["#flood"]);
+    let Running {
+        mut health,
+        cancel,
+        task,
+        ..
+    } = start(&adapter, &["#flood"]);
     until_connected(&mut health).await;
     // Sent one after another as the core does per room, as fast as they are accepted.
     let sender = {
@@ -185,7 +193,12 @@ async fn nick_in_use_falls_back_and_formatting_arrives_intact() {
     let server = Ngircd::start(NgircdOptions::default());
     let mut holder = IrcPeer::connect(server.port(), "bridge", &["#fmt"]).await;
     let adapter = IrcAdapter::new(config(server.port(), "bridge"));
-    let (mut inbound, mut health, cancel, task) = start(&adapter, &["#fmt"]);
+    let Running {
+        mut inbound,
+        mut health,
+        cancel,
+        task,
+    } = start(&adapter, &["#fmt"]);
     until_connected(&mut health).await;
     let formatted =
         switchboard_irc::format::parse("\x02bold\x02 \x1Ditalic\x1D \x0304red\x03 plain");
@@ -225,7 +238,9 @@ async fn nick_in_use_falls_back_and_formatting_arrives_intact() {
 async fn after_a_server_restart_run_again_rejoins_and_sends() {
     let mut server = Ngircd::start(NgircdOptions::default());
     let adapter = IrcAdapter::new(config(server.port(), "bridge"));
-    let (_inbound, mut health, _cancel, task) = start(&adapter, &["#back"]);
+    let Running {
+        mut health, task, ..
+    } = start(&adapter, &["#back"]);
     until_connected(&mut health).await;
     server.stop();
     let ended = tokio::time::timeout(WAIT, task)
@@ -244,7 +259,12 @@ async fn after_a_server_restart_run_again_rejoins_and_sends() {
     );
     server.restart();
     let mut peer = IrcPeer::connect(server.port(), "peer", &["#back"]).await;
-    let (_inbound, mut health, cancel, task) = start(&adapter, &["#back"]);
+    let Running {
+        mut health,
+        cancel,
+        task,
+        ..
+    } = start(&adapter, &["#back"]);
     until_connected(&mut health).await;
     adapter.send(&message("#back", "i am back")).await.unwrap();
     peer.expect("#back", "i am back", WAIT).await;
