@@ -271,3 +271,52 @@ async fn after_a_server_restart_run_again_rejoins_and_sends() {
     cancel.cancel();
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspircd_echoes_are_our_own_and_carry_msgid() {
+    let server = Inspircd::start();
+    let mut peer = IrcPeer::connect(server.port(), "peer", &["#v3"]).await;
+    let adapter = IrcAdapter::new(config(server.port(), "bridge"));
+    let Running {
+        mut inbound,
+        mut health,
+        cancel,
+        task,
+    } = start(&adapter, &["#v3"]);
+    until_connected(&mut health).await;
+    adapter.send(&message("#v3", "echo check")).await.unwrap();
+    peer.expect("#v3", "echo check", WAIT).await;
+    peer.say("#v3", "from the peer").await;
+    let (mut echo, mut theirs) = (None, None);
+    tokio::time::timeout(WAIT, async {
+        while echo.is_none() || theirs.is_none() {
+            let event = inbound.recv().await.expect("inbound open");
+            let text = event.content.to_plain();
+            if text.contains("echo check") {
+                echo = Some(event);
+            } else if text.contains("from the peer") {
+                theirs = Some(event);
+            }
+        }
+    })
+    .await
+    .expect("the echo (echo-message) and the peer's line arrive");
+    let (echo, theirs) = (echo.unwrap(), theirs.unwrap());
+    assert!(
+        echo.sender.is_self,
+        "echo-message was negotiated and the echo is recognised as ours"
+    );
+    assert!(!theirs.sender.is_self);
+    let id = theirs.native_id.unwrap();
+    assert!(
+        !id.as_str().starts_with("irc-"),
+        "the server's msgid is the native id, not a minted one: {id}"
+    );
+    let age = switchboard_sdk::event::now_ms() - theirs.timestamp_ms;
+    assert!(
+        (0..60_000).contains(&age),
+        "server-time gives a sane timestamp: {age} ms old"
+    );
+    cancel.cancel();
+    task.await.unwrap().unwrap();
+}

@@ -1,0 +1,287 @@
+//! The adapter against a scripted server, for what the packaged servers cannot show:
+//! SASL PLAIN (success and refusal), NickServ IDENTIFY, channel keys, the ping
+//! timeout, and TLS (a self-signed certificate is refused unless explicitly allowed).
+
+use base64::Engine;
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_irc::{IrcAdapter, IrcConfig};
+use switchboard_sdk::testing::RecordingSink;
+use switchboard_sdk::{
+    Adapter, AdapterContext, AdapterError, ConnectionState, HealthReporter, NetworkId, RoomId,
+};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// The server side of one connection, driven line by line by the test.
+struct Script<S> {
+    reader: BufReader<tokio::io::ReadHalf<S>>,
+    writer: tokio::io::WriteHalf<S>,
+}
+
+impl<S: AsyncRead + AsyncWrite> Script<S> {
+    fn new(stream: S) -> Self {
+        let (read, writer) = tokio::io::split(stream);
+        Self {
+            reader: BufReader::new(read),
+            writer,
+        }
+    }
+
+    /// The next line from the client that starts with `command` (others are skipped).
+    async fn expect(&mut self, command: &str) -> String {
+        let mut seen = Vec::new();
+        tokio::time::timeout(WAIT, async {
+            loop {
+                let mut line = String::new();
+                if self.reader.read_line(&mut line).await.unwrap() == 0 {
+                    panic!("client closed before sending {command}; saw {seen:?}");
+                }
+                let line = line.trim_end().to_owned();
+                if line.starts_with(command) {
+                    return line;
+                }
+                seen.push(line);
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no {command} from the client within {WAIT:?}"))
+    }
+
+    async fn send(&mut self, line: &str) {
+        self.writer
+            .write_all(format!("{line}\r\n").as_bytes())
+            .await
+            .unwrap();
+    }
+
+    async fn welcome(&mut self, nick: &str) {
+        self.send(&format!(":srv 001 {nick} :Welcome")).await;
+    }
+}
+
+fn config(port: u16, extra: serde_json::Value) -> IrcConfig {
+    let mut value =
+        serde_json::json!({"server": format!("localhost:{port}"), "tls": false, "nick": "bridge"});
+    value
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    serde_json::from_value(value).unwrap()
+}
+
+struct Running {
+    health: mpsc::UnboundedReceiver<ConnectionState>,
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), AdapterError>>,
+}
+
+fn run(adapter: &Arc<IrcAdapter>, rooms: &[&str]) -> Running {
+    let (sink, _inbound) = RecordingSink::new();
+    let (tx, health) = mpsc::unbounded_channel();
+    let ctx = AdapterContext {
+        network: NetworkId::new("scripted"),
+        rooms: rooms.iter().map(|r| RoomId::new(*r)).collect(),
+        inbound: sink,
+        health: HealthReporter::new(move |state| {
+            let _ = tx.send(state);
+        }),
+    };
+    let cancel = CancellationToken::new();
+    let task = {
+        let (adapter, cancel) = (adapter.clone(), cancel.clone());
+        tokio::spawn(async move { adapter.run(ctx, cancel).await })
+    };
+    Running {
+        health,
+        cancel,
+        task,
+    }
+}
+
+async fn connected(health: &mut mpsc::UnboundedReceiver<ConnectionState>) {
+    tokio::time::timeout(WAIT, async {
+        while let Some(state) = health.recv().await {
+            if state == ConnectionState::Connected {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("Connected reported");
+}
+
+async fn listener() -> (TcpListener, u16) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (listener, port)
+}
+
+#[tokio::test]
+async fn sasl_plain_nickserv_and_channel_keys() {
+    let (listener, port) = listener().await;
+    let adapter = IrcAdapter::new(config(
+        port,
+        serde_json::json!({
+            "password": "server-pass",
+            "sasl": {"username": "bridgeacct", "password": "s3cret"},
+            "nickserv_password": "ns-pass",
+            "channel_keys": {"#Locked": "door"}
+        }),
+    ));
+    let mut running = run(&adapter, &["#locked", "#open"]);
+    let (stream, _) = listener.accept().await.unwrap();
+    let mut s = Script::new(stream);
+    assert_eq!(s.expect("PASS").await, "PASS server-pass");
+    s.expect("CAP LS").await;
+    s.send(":srv CAP * LS :multi-prefix sasl server-time").await;
+    let request = s.expect("CAP REQ").await;
+    assert!(
+        request.contains("sasl")
+            && request.contains("server-time")
+            && request.contains("multi-prefix"),
+        "{request}"
+    );
+    s.send(":srv CAP * ACK :multi-prefix sasl server-time")
+        .await;
+    assert_eq!(s.expect("AUTHENTICATE").await, "AUTHENTICATE PLAIN");
+    s.send("AUTHENTICATE +").await;
+    let auth = s.expect("AUTHENTICATE").await;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(auth.trim_start_matches("AUTHENTICATE "))
+        .unwrap();
+    assert_eq!(decoded, b"bridgeacct\0bridgeacct\0s3cret");
+    s.send(":srv 903 bridge :SASL authentication successful")
+        .await;
+    s.expect("CAP END").await;
+    s.welcome("bridge").await;
+    assert_eq!(
+        s.expect("PRIVMSG NickServ").await,
+        "PRIVMSG NickServ :IDENTIFY ns-pass"
+    );
+    let mut joins = vec![s.expect("JOIN").await, s.expect("JOIN").await];
+    joins.sort();
+    assert_eq!(joins, vec!["JOIN #locked door", "JOIN #open"]);
+    s.send(":bridge!b@host JOIN #locked").await;
+    s.send(":bridge!b@host JOIN #open").await;
+    connected(&mut running.health).await;
+    running.cancel.cancel();
+    assert!(s.expect("QUIT").await.starts_with("QUIT"));
+    running.task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn refused_sasl_is_an_authentication_failure() {
+    let (listener, port) = listener().await;
+    let adapter = IrcAdapter::new(config(
+        port,
+        serde_json::json!({"sasl": {"username": "u", "password": "wrong"}}),
+    ));
+    let running = run(&adapter, &["#a"]);
+    let (stream, _) = listener.accept().await.unwrap();
+    let mut s = Script::new(stream);
+    s.expect("CAP LS").await;
+    s.send(":srv CAP * LS :sasl").await;
+    s.expect("CAP REQ").await;
+    s.send(":srv CAP * ACK :sasl").await;
+    s.expect("AUTHENTICATE").await;
+    s.send("AUTHENTICATE +").await;
+    s.expect("AUTHENTICATE").await;
+    s.send(":srv 904 bridge :SASL authentication failed").await;
+    let result = tokio::time::timeout(WAIT, running.task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(result, Err(AdapterError::Auth(_))), "{result:?}");
+}
+
+#[tokio::test]
+async fn a_silent_server_is_pinged_then_dropped() {
+    let (listener, port) = listener().await;
+    let adapter = IrcAdapter::new(config(port, serde_json::json!({"ping_timeout_secs": 1})));
+    let mut running = run(&adapter, &["#a"]);
+    let (stream, _) = listener.accept().await.unwrap();
+    let mut s = Script::new(stream);
+    s.expect("USER").await;
+    s.welcome("bridge").await;
+    s.expect("JOIN").await;
+    s.send(":bridge!b@h JOIN #a").await;
+    connected(&mut running.health).await;
+    // Then the server goes quiet: the adapter PINGs, and gives up when nothing comes.
+    assert!(s.expect("PING").await.starts_with("PING"));
+    let result = tokio::time::timeout(WAIT, running.task)
+        .await
+        .unwrap()
+        .unwrap();
+    match result {
+        Err(AdapterError::Connection(message)) => {
+            assert!(message.contains("ping timeout"), "{message}")
+        }
+        other => panic!("expected a ping timeout, got {other:?}"),
+    }
+}
+
+fn self_signed() -> (
+    rustls::pki_types::CertificateDer<'static>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+) {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+    (certified.cert.der().clone(), key)
+}
+
+async fn tls_listener() -> (TcpListener, u16, tokio_rustls::TlsAcceptor) {
+    let (cert, key) = self_signed();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .unwrap();
+    let (listener, port) = listener().await;
+    (
+        listener,
+        port,
+        tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+    )
+}
+
+#[tokio::test]
+async fn tls_verifies_certificates_unless_told_otherwise() {
+    // Verified by default: a self-signed certificate is refused.
+    let (listener, port, acceptor) = tls_listener().await;
+    let strict = IrcAdapter::new(config(port, serde_json::json!({"tls": true})));
+    let running = run(&strict, &["#a"]);
+    let (stream, _) = listener.accept().await.unwrap();
+    let _ = acceptor.accept(stream).await;
+    let result = tokio::time::timeout(WAIT, running.task)
+        .await
+        .unwrap()
+        .unwrap();
+    match result {
+        Err(AdapterError::Connection(message)) => assert!(message.contains("TLS"), "{message}"),
+        other => panic!("a self-signed certificate must be refused, got {other:?}"),
+    }
+
+    // accept_invalid_certs: true connects and registers over TLS.
+    let lenient = IrcAdapter::new(config(
+        port,
+        serde_json::json!({"tls": true, "accept_invalid_certs": true}),
+    ));
+    let mut running = run(&lenient, &["#a"]);
+    let (stream, _) = listener.accept().await.unwrap();
+    let tls = acceptor.accept(stream).await.expect("TLS handshake");
+    let mut s = Script::new(tls);
+    s.expect("USER").await;
+    s.welcome("bridge").await;
+    s.expect("JOIN").await;
+    s.send(":bridge!b@h JOIN #a").await;
+    connected(&mut running.health).await;
+    running.cancel.cancel();
+    running.task.await.unwrap().unwrap();
+}
