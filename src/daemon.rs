@@ -142,7 +142,7 @@ impl Daemon {
                 entry.adapter.clone(),
                 ctx,
                 health.clone(),
-                RestartPolicy { ..options.restart },
+                options.restart,
                 network_cancel.clone(),
             ));
         }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use switchboard_sdk::{Adapter, AdapterContext, AdapterError, ConnectionState};
 use tokio_util::sync::CancellationToken;
 
+#[derive(Debug, Clone, Copy)]
 pub struct RestartPolicy {
     pub initial: Duration,
     pub max: Duration,

@@ -244,15 +244,7 @@ async fn read_loop(
                 continue;
             }
         };
-        handle(
-            adapter,
-            ctx,
-            session,
-            &rooms,
-            &mut registration,
-            &mut members,
-            &message,
-        )?;
+        handle(adapter, ctx, session, &rooms, &mut registration, &message)?;
         let our_nick = session.nick();
         let translator = Translator {
             network: &ctx.network,
@@ -273,7 +265,6 @@ fn handle(
     session: &Session,
     rooms: &HashSet<String>,
     registration: &mut Registration,
-    _members: &mut Membership,
     message: &Message,
 ) -> Result<(), AdapterError> {
     let config = &adapter.config;
