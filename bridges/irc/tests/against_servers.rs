@@ -5,14 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_irc::{IrcAdapter, IrcConfig};
-use switchboard_sdk::testing::{ConformanceHarness, RecordingSink, run_conformance};
-use switchboard_sdk::{
-    Adapter, AdapterContext, ConnectionState, HealthReporter, MessageStyle, NetworkId, Outbound,
-    OutboundKind, RichText, RoomId,
+use switchboard_sdk::testing::{
+    ConformanceHarness, RunningAdapter, run_conformance, spawn_adapter, wait_connected,
 };
+use switchboard_sdk::{Adapter, MessageStyle, NetworkId, Outbound, OutboundKind, RichText, RoomId};
 use switchboard_testkit::{Inspircd, IrcPeer, Ngircd, NgircdOptions};
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -83,50 +80,12 @@ async fn conformance_on_inspircd_with_ircv3_caps() {
     run_conformance(&mut harness).await;
 }
 
-/// One run of the adapter with a recording sink.
-struct Running {
-    inbound: mpsc::UnboundedReceiver<switchboard_sdk::Inbound>,
-    health: mpsc::UnboundedReceiver<ConnectionState>,
-    cancel: CancellationToken,
-    task: tokio::task::JoinHandle<Result<(), switchboard_sdk::AdapterError>>,
-}
-
-fn start(adapter: &Arc<IrcAdapter>, rooms: &[&str]) -> Running {
-    let (sink, inbound) = RecordingSink::new();
-    let (health_tx, health) = mpsc::unbounded_channel();
-    let ctx = AdapterContext {
-        network: NetworkId::new("test"),
-        rooms: rooms.iter().map(|room| RoomId::new(*room)).collect(),
-        inbound: sink,
-        health: HealthReporter::new(move |state| {
-            let _ = health_tx.send(state);
-        }),
-    };
-    let cancel = CancellationToken::new();
-    let task = {
-        let adapter = adapter.clone();
-        let cancel = cancel.clone();
-        tokio::spawn(async move { adapter.run(ctx, cancel).await })
-    };
-    Running {
-        inbound,
-        health,
-        cancel,
-        task,
-    }
-}
-
-async fn until_connected(health: &mut mpsc::UnboundedReceiver<ConnectionState>) {
-    tokio::time::timeout(WAIT, async {
-        while let Some(state) = health.recv().await {
-            if state == ConnectionState::Connected {
-                return;
-            }
-        }
-        panic!("health channel closed before Connected");
-    })
-    .await
-    .expect("adapter connected in time");
+fn start(adapter: &Arc<IrcAdapter>, rooms: &[&str]) -> RunningAdapter {
+    spawn_adapter(
+        adapter.clone(),
+        NetworkId::new("test"),
+        rooms.iter().map(|room| RoomId::new(*room)).collect(),
+    )
 }
 
 fn message(room: &str, text: &str) -> Outbound {
@@ -157,13 +116,13 @@ async fn a_burst_of_100_lines_arrives_in_order_under_ngircd_flood_penalties() {
         "{{\"server\": \"127.0.0.1:{}\", \"tls\": false, \"nick\": \"bridge\"}}",
         server.port()
     )));
-    let Running {
+    let RunningAdapter {
         mut health,
         cancel,
         task,
         ..
     } = start(&adapter, &["#flood"]);
-    until_connected(&mut health).await;
+    wait_connected(&mut health, WAIT).await;
     // Sent one after another as the core does per room, as fast as they are accepted.
     let sender = {
         let adapter = adapter.clone();
@@ -193,13 +152,13 @@ async fn nick_in_use_falls_back_and_formatting_arrives_intact() {
     let server = Ngircd::start(NgircdOptions::default());
     let mut holder = IrcPeer::connect(server.port(), "bridge", &["#fmt"]).await;
     let adapter = IrcAdapter::new(config(server.port(), "bridge"));
-    let Running {
+    let RunningAdapter {
         mut inbound,
         mut health,
         cancel,
         task,
     } = start(&adapter, &["#fmt"]);
-    until_connected(&mut health).await;
+    wait_connected(&mut health, WAIT).await;
     let formatted =
         switchboard_irc::format::parse("\x02bold\x02 \x1Ditalic\x1D \x0304red\x03 plain");
     let mut outbound = message("#fmt", "");
@@ -238,10 +197,10 @@ async fn nick_in_use_falls_back_and_formatting_arrives_intact() {
 async fn after_a_server_restart_run_again_rejoins_and_sends() {
     let mut server = Ngircd::start(NgircdOptions::default());
     let adapter = IrcAdapter::new(config(server.port(), "bridge"));
-    let Running {
+    let RunningAdapter {
         mut health, task, ..
     } = start(&adapter, &["#back"]);
-    until_connected(&mut health).await;
+    wait_connected(&mut health, WAIT).await;
     server.stop();
     let ended = tokio::time::timeout(WAIT, task)
         .await
@@ -259,13 +218,13 @@ async fn after_a_server_restart_run_again_rejoins_and_sends() {
     );
     server.restart();
     let mut peer = IrcPeer::connect(server.port(), "peer", &["#back"]).await;
-    let Running {
+    let RunningAdapter {
         mut health,
         cancel,
         task,
         ..
     } = start(&adapter, &["#back"]);
-    until_connected(&mut health).await;
+    wait_connected(&mut health, WAIT).await;
     adapter.send(&message("#back", "i am back")).await.unwrap();
     peer.expect("#back", "i am back", WAIT).await;
     cancel.cancel();
@@ -277,13 +236,13 @@ async fn inspircd_echoes_are_our_own_and_carry_msgid() {
     let server = Inspircd::start();
     let mut peer = IrcPeer::connect(server.port(), "peer", &["#v3"]).await;
     let adapter = IrcAdapter::new(config(server.port(), "bridge"));
-    let Running {
+    let RunningAdapter {
         mut inbound,
         mut health,
         cancel,
         task,
     } = start(&adapter, &["#v3"]);
-    until_connected(&mut health).await;
+    wait_connected(&mut health, WAIT).await;
     adapter.send(&message("#v3", "echo check")).await.unwrap();
     peer.expect("#v3", "echo check", WAIT).await;
     peer.say("#v3", "from the peer").await;

@@ -6,14 +6,10 @@ use base64::Engine;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_irc::{IrcAdapter, IrcConfig};
-use switchboard_sdk::testing::RecordingSink;
-use switchboard_sdk::{
-    Adapter, AdapterContext, AdapterError, ConnectionState, HealthReporter, NetworkId, RoomId,
-};
+use switchboard_sdk::testing::{RunningAdapter, spawn_adapter, wait_connected};
+use switchboard_sdk::{AdapterError, NetworkId, RoomId};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -74,45 +70,12 @@ fn config(port: u16, extra: serde_json::Value) -> IrcConfig {
     serde_json::from_value(value).unwrap()
 }
 
-struct Running {
-    health: mpsc::UnboundedReceiver<ConnectionState>,
-    cancel: CancellationToken,
-    task: tokio::task::JoinHandle<Result<(), AdapterError>>,
-}
-
-fn run(adapter: &Arc<IrcAdapter>, rooms: &[&str]) -> Running {
-    let (sink, _inbound) = RecordingSink::new();
-    let (tx, health) = mpsc::unbounded_channel();
-    let ctx = AdapterContext {
-        network: NetworkId::new("scripted"),
-        rooms: rooms.iter().map(|r| RoomId::new(*r)).collect(),
-        inbound: sink,
-        health: HealthReporter::new(move |state| {
-            let _ = tx.send(state);
-        }),
-    };
-    let cancel = CancellationToken::new();
-    let task = {
-        let (adapter, cancel) = (adapter.clone(), cancel.clone());
-        tokio::spawn(async move { adapter.run(ctx, cancel).await })
-    };
-    Running {
-        health,
-        cancel,
-        task,
-    }
-}
-
-async fn connected(health: &mut mpsc::UnboundedReceiver<ConnectionState>) {
-    tokio::time::timeout(WAIT, async {
-        while let Some(state) = health.recv().await {
-            if state == ConnectionState::Connected {
-                return;
-            }
-        }
-    })
-    .await
-    .expect("Connected reported");
+fn run(adapter: &Arc<IrcAdapter>, rooms: &[&str]) -> RunningAdapter {
+    spawn_adapter(
+        adapter.clone(),
+        NetworkId::new("scripted"),
+        rooms.iter().map(|r| RoomId::new(*r)).collect(),
+    )
 }
 
 async fn listener() -> (TcpListener, u16) {
@@ -168,7 +131,7 @@ async fn sasl_plain_nickserv_and_channel_keys() {
     assert_eq!(joins, vec!["JOIN #locked door", "JOIN #open"]);
     s.send(":bridge!b@host JOIN #locked").await;
     s.send(":bridge!b@host JOIN #open").await;
-    connected(&mut running.health).await;
+    wait_connected(&mut running.health, WAIT).await;
     running.cancel.cancel();
     assert!(s.expect("QUIT").await.starts_with("QUIT"));
     running.task.await.unwrap().unwrap();
@@ -210,7 +173,7 @@ async fn a_silent_server_is_pinged_then_dropped() {
     s.welcome("bridge").await;
     s.expect("JOIN").await;
     s.send(":bridge!b@h JOIN #a").await;
-    connected(&mut running.health).await;
+    wait_connected(&mut running.health, WAIT).await;
     // Then the server goes quiet: the adapter PINGs, and gives up when nothing comes.
     assert!(s.expect("PING").await.starts_with("PING"));
     let result = tokio::time::timeout(WAIT, running.task)
@@ -281,7 +244,7 @@ async fn tls_verifies_certificates_unless_told_otherwise() {
     s.welcome("bridge").await;
     s.expect("JOIN").await;
     s.send(":bridge!b@h JOIN #a").await;
-    connected(&mut running.health).await;
+    wait_connected(&mut running.health, WAIT).await;
     running.cancel.cancel();
     running.task.await.unwrap().unwrap();
 }

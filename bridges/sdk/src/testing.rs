@@ -218,6 +218,65 @@ impl InboundHandler for RecordingSink {
     }
 }
 
+/// One run of an adapter outside the daemon: what it submitted, the health it
+/// reported, and the handles to stop it and see how it ended.
+pub struct RunningAdapter {
+    pub inbound: mpsc::UnboundedReceiver<Inbound>,
+    pub health: mpsc::UnboundedReceiver<ConnectionState>,
+    pub cancel: CancellationToken,
+    pub task: tokio::task::JoinHandle<Result<(), AdapterError>>,
+}
+
+/// Runs `adapter` for `rooms` with a recording sink and a recording health reporter.
+pub fn spawn_adapter<A: Adapter>(
+    adapter: Arc<A>,
+    network: NetworkId,
+    rooms: Vec<RoomId>,
+) -> RunningAdapter {
+    let (sink, inbound) = RecordingSink::new();
+    let (health_tx, health) = mpsc::unbounded_channel();
+    let ctx = AdapterContext {
+        network,
+        rooms,
+        inbound: sink,
+        health: HealthReporter::new(move |state| {
+            let _ = health_tx.send(state);
+        }),
+    };
+    let cancel = CancellationToken::new();
+    let task = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move { adapter.run(ctx, cancel).await })
+    };
+    RunningAdapter {
+        inbound,
+        health,
+        cancel,
+        task,
+    }
+}
+
+/// Waits until the adapter reports `Connected`; panics after `timeout`.
+pub async fn wait_connected(
+    health: &mut mpsc::UnboundedReceiver<ConnectionState>,
+    timeout: Duration,
+) {
+    let connected = tokio::time::timeout(timeout, async {
+        while let Some(state) = health.recv().await {
+            if state == ConnectionState::Connected {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(
+        connected,
+        Ok(true),
+        "the adapter never reported Connected within {timeout:?}"
+    );
+}
+
 /// Connects the conformance suite to one adapter and a native peer on its server.
 #[async_trait]
 pub trait ConformanceHarness: Send {
@@ -239,38 +298,15 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 /// transiently once stopped.
 pub async fn run_conformance<H: ConformanceHarness>(harness: &mut H) {
     let adapter = harness.adapter();
-    let (sink, mut inbound) = RecordingSink::new();
-    let (health_tx, mut health_rx) = mpsc::unbounded_channel();
-    let ctx = AdapterContext {
-        network: harness.network(),
-        rooms: vec![harness.room()],
-        inbound: sink,
-        health: HealthReporter::new(move |state| {
-            let _ = health_tx.send(state);
-        }),
-    };
-    let cancel = CancellationToken::new();
-    let runner = {
-        let adapter = adapter.clone();
-        let cancel = cancel.clone();
-        tokio::spawn(async move { adapter.run(ctx, cancel).await })
-    };
+    let RunningAdapter {
+        mut inbound,
+        mut health,
+        cancel,
+        task: runner,
+    } = spawn_adapter(adapter.clone(), harness.network(), vec![harness.room()]);
 
     // 1. connects and says so
-    let connected = tokio::time::timeout(STEP_TIMEOUT, async {
-        while let Some(state) = health_rx.recv().await {
-            if state == ConnectionState::Connected {
-                return true;
-            }
-        }
-        false
-    })
-    .await;
-    assert_eq!(
-        connected,
-        Ok(true),
-        "conformance: adapter never reported Connected"
-    );
+    wait_connected(&mut health, STEP_TIMEOUT).await;
 
     // 2. send returns native ids and the peer sees the message
     let room = harness.room();
