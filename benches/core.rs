@@ -44,6 +44,18 @@ impl Sink {
     }
 }
 
+impl Sink {
+    /// Waits until `expected` deliveries were made; panics after `timeout`.
+    async fn wait_for(&self, expected: u64, timeout: Duration) {
+        let notified = self.done.notified();
+        if self.delivered.load(Ordering::Relaxed) < expected {
+            tokio::time::timeout(timeout, notified)
+                .await
+                .expect("all delivered");
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl Adapter for Sink {
     fn protocol(&self) -> &'static str {
@@ -165,12 +177,9 @@ async fn throughput(fanout: usize, events: u64, submitters: u64) -> f64 {
     for task in tasks {
         task.await.unwrap();
     }
-    let notified = s.sink.done.notified();
-    if s.sink.delivered.load(Ordering::Relaxed) < events * fanout as u64 {
-        tokio::time::timeout(Duration::from_secs(300), notified)
-            .await
-            .expect("all delivered");
-    }
+    s.sink
+        .wait_for(events * fanout as u64, Duration::from_secs(300))
+        .await;
     let elapsed = begin.elapsed();
     s.daemon.shutdown().await;
     events as f64 / elapsed.as_secs_f64()
@@ -214,12 +223,9 @@ async fn latency(rate: u64, seconds: u64, fanout: usize) -> Latency {
     for task in tasks {
         task.await.unwrap();
     }
-    let notified = s.sink.done.notified();
-    if s.sink.delivered.load(Ordering::Relaxed) < events * fanout as u64 {
-        tokio::time::timeout(Duration::from_secs(120), notified)
-            .await
-            .expect("all delivered");
-    }
+    s.sink
+        .wait_for(events * fanout as u64, Duration::from_secs(120))
+        .await;
     let mut sends: Vec<u64> = s
         .sink
         .arrivals

@@ -50,8 +50,6 @@ pub struct DeliveryParts {
     pub tracker: TaskTracker,
 }
 
-type Shared = DeliveryParts;
-
 struct RoomState {
     key: RoomKey,
     inbox: Mutex<Inbox>,
@@ -75,7 +73,7 @@ struct Inbox {
 /// (or start) the worker of their room.
 pub struct RoomQueues {
     runtime: tokio::runtime::Handle,
-    shared: OnceLock<Arc<Shared>>,
+    shared: OnceLock<Arc<DeliveryParts>>,
     rooms: Mutex<HashMap<RoomKey, Arc<RoomState>>>,
 }
 
@@ -196,7 +194,7 @@ enum Next {
     Idle,
 }
 
-async fn room_worker(shared: Arc<Shared>, state: Arc<RoomState>) {
+async fn room_worker(shared: Arc<DeliveryParts>, state: Arc<RoomState>) {
     let mut worker = Worker {
         shared: &shared,
         state: &state,
@@ -281,7 +279,7 @@ fn expiry(row: &PendingRow, max_age: Option<Duration>) -> Option<String> {
 }
 
 struct Worker<'a> {
-    shared: &'a Shared,
+    shared: &'a DeliveryParts,
     state: &'a RoomState,
     /// The commit of the previous completion; awaited before id lookups so that
     /// an edit right after its original sees the original's copies.

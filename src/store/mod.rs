@@ -2,9 +2,10 @@
 //! the dead-letter table.
 //!
 //! All writes go through one writer thread that groups whatever is queued into one
-//! transaction (group commit), so a burst costs one fsync, not one per event. Reads
-//! (the delivery workers' next rows, id lookups) use a small pool of read connections;
-//! WAL lets them run beside the writer.
+//! transaction (group commit), so a burst costs one fsync, not one per event. After
+//! the commit, new outbox rows are handed to delivery in memory (`CommitListener`).
+//! Reads (a room's backlog at start or after an overflow, id lookups) use a small
+//! pool of read connections; WAL lets them run beside the writer.
 
 mod read;
 mod schema;
