@@ -20,7 +20,7 @@ fn dyn_adapter(fake: &Arc<FakeAdapter>) -> Arc<dyn Adapter> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relays_with_template_and_ignores_duplicates_and_echoes() {
     let dir = tempfile::tempdir().unwrap();
-    let f = fakes(&["a", "b"], false);
+    let f = fakes(2, false);
     let daemon = start(
         dir.path(),
         vec![route("r", &[("a", "#a"), ("b", "#b")])],
@@ -58,7 +58,7 @@ async fn relays_with_template_and_ignores_duplicates_and_echoes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_way_route_has_no_echo_and_no_duplicates() {
     let dir = tempfile::tempdir().unwrap();
-    let f = fakes(&["a", "b", "c"], false);
+    let f = fakes(3, false);
     let daemon = start(
         dir.path(),
         vec![route("r", &[("a", "#a"), ("b", "#b"), ("c", "#c")])],
@@ -131,7 +131,7 @@ async fn three_way_route_has_no_echo_and_no_duplicates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_failures_retry_in_order_and_permanent_ones_are_dead_lettered() {
     let dir = tempfile::tempdir().unwrap();
-    let f = fakes(&["a", "b"], false);
+    let f = fakes(2, false);
     let daemon = start(
         dir.path(),
         vec![route("r", &[("a", "#a"), ("b", "#b")])],
@@ -186,7 +186,7 @@ async fn transient_failures_retry_in_order_and_permanent_ones_are_dead_lettered(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_or_down_room_holds_back_only_itself() {
     let dir = tempfile::tempdir().unwrap();
-    let f = fakes(&["a", "slow", "c", "d"], false);
+    let f = fakes(4, false);
     let daemon = start(
         dir.path(),
         vec![
@@ -234,7 +234,7 @@ async fn a_slow_or_down_room_holds_back_only_itself() {
 async fn pending_rows_survive_a_restart_and_edits_follow_the_id_map() {
     let dir = tempfile::tempdir().unwrap();
     let routes = vec![route("r", &[("a", "#a"), ("b", "#b")])];
-    let f = fakes(&["a", "b"], true);
+    let f = fakes(2, true);
     let daemon = start(
         dir.path(),
         routes.clone(),
@@ -253,7 +253,7 @@ async fn pending_rows_survive_a_restart_and_edits_follow_the_id_map() {
     }
     daemon.shutdown().await;
 
-    let f = fakes(&["a", "b"], true);
+    let f = fakes(2, true);
     let daemon = start(
         dir.path(),
         routes,
@@ -319,7 +319,7 @@ async fn rows_older_than_max_age_are_expired_and_counted() {
     let dir = tempfile::tempdir().unwrap();
     let mut r = route("r", &[("a", "#a"), ("b", "#b")]);
     r.max_age = Some(Duration::from_millis(200));
-    let f = fakes(&["a", "b"], false);
+    let f = fakes(2, false);
     let daemon = start(
         dir.path(),
         vec![r],
@@ -382,7 +382,7 @@ impl Adapter for Flaky {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashing_adapter_is_restarted_and_never_stops_the_others() {
     let dir = tempfile::tempdir().unwrap();
-    let f = fakes(&["a", "b", "c"], false);
+    let f = fakes(3, false);
     let flaky = Arc::new(Flaky {
         inner: f[2].clone(),
         crashes_left: 4.into(),
@@ -422,12 +422,12 @@ async fn a_crashing_adapter_is_restarted_and_never_stops_the_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_reports_a_down_network() {
     let dir = tempfile::tempdir().unwrap();
-    let f = fakes(&["a"], false);
+    let f = fakes(1, false);
     let down = Arc::new(Flaky {
         inner: f[0].clone(),
         crashes_left: usize::MAX.into(),
     });
-    let ok = fakes(&["b"], false);
+    let ok = fakes(1, false);
     let daemon = start(
         dir.path(),
         vec![route("r", &[("a", "#a"), ("b", "#b")])],
@@ -449,7 +449,7 @@ async fn healthz_reports_a_down_network() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backlog_larger_than_memory_is_read_back_in_order_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
-    let f = fakes(&["a", "b"], false);
+    let f = fakes(2, false);
     let daemon = start(
         dir.path(),
         vec![route("r", &[("a", "#a"), ("b", "#b")])],

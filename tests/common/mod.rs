@@ -56,10 +56,10 @@ pub async fn start(
     .expect("daemon starts")
 }
 
-/// Fake networks named as given, all with the default capabilities unless `edits`.
-pub fn fakes(names: &[&str], edits: bool) -> Vec<Arc<FakeAdapter>> {
-    names
-        .iter()
+/// `count` fake networks, all with the default capabilities plus edits, deletes and
+/// replies when `edits`.
+pub fn fakes(count: usize, edits: bool) -> Vec<Arc<FakeAdapter>> {
+    (0..count)
         .map(|_| {
             FakeAdapter::new(switchboard_sdk::Capabilities {
                 edits,
