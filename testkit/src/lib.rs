@@ -5,6 +5,7 @@
 //! Every wait is bounded and fails with a message saying what was seen.
 
 mod install;
+pub mod mattermost;
 mod peer;
 mod servers;
 
