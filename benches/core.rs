@@ -138,11 +138,7 @@ async fn setup(routes: Vec<RouteConfig>, record_arrivals: bool, started: Instant
 fn event(seq: u64) -> Inbound {
     Inbound::message(
         RoomKey::new("src", "#origin"),
-        Sender {
-            id: "alice".into(),
-            display_name: "alice".into(),
-            is_self: false,
-        },
+        Sender::user("alice", "alice"),
         Some(NativeMsgId::new(format!("m{seq}"))),
         RichText::plain(seq.to_string()),
     )

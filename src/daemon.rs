@@ -117,6 +117,7 @@ impl Daemon {
         let ingest = Arc::new(Ingest::new(routes.clone(), store.clone(), intake.clone()));
         let network_cancel = CancellationToken::new();
         let network_tasks = TaskTracker::new();
+        let mut webhook_targets = HashMap::new();
         for (network, entry) in adapters.iter() {
             health.set(network, ConnectionState::Starting);
             let reporter = {
@@ -137,7 +138,9 @@ impl Daemon {
                 rooms: routes.load().rooms_of(network),
                 inbound: ingest.clone(),
                 health: reporter,
+                state: store.state_for(network),
             };
+            webhook_targets.insert(network.clone(), (entry.adapter.clone(), ctx.clone()));
             network_tasks.spawn(supervisor::supervise(
                 entry.adapter.clone(),
                 ctx,
@@ -158,6 +161,7 @@ impl Daemon {
                 let state = HttpState {
                     health: health.clone(),
                     metrics,
+                    webhooks: Arc::new(webhook_targets),
                 };
                 let cancel = network_cancel.clone();
                 network_tasks.spawn(async move {

@@ -62,7 +62,7 @@ fn run(path: &std::path::Path) -> ExitCode {
         }
     };
     let result: anyhow::Result<()> = runtime.block_on(async {
-        let daemon = Daemon::start(DaemonOptions::from_config(config)).await?;
+        let daemon = Daemon::start(DaemonOptions::from_config(config)?).await?;
         tracing::info!("switchboard running");
         daemon::shutdown_signal().await;
         daemon.shutdown().await;

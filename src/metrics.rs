@@ -18,6 +18,7 @@ pub const QUEUE_DEPTH: &str = "switchboard_queue_depth";
 pub const RECONNECTS: &str = "switchboard_reconnects_total";
 pub const CONNECTED: &str = "switchboard_network_connected";
 pub const LATENCY: &str = "switchboard_delivery_latency_seconds";
+pub const WEBHOOK_REQUESTS: &str = "switchboard_webhook_requests_total";
 
 /// Installs the process-wide recorder once and returns the handle that renders it.
 pub fn install() -> PrometheusHandle {
@@ -90,4 +91,10 @@ pub fn reconnect(network: &NetworkId) {
 
 pub fn connected(network: &NetworkId, up: bool) {
     gauge!(CONNECTED, "network" => network.to_string()).set(if up { 1.0 } else { 0.0 });
+}
+
+/// One webhook request and the status it was answered with (refusals are counted too).
+pub fn webhook(network: &NetworkId, status: u16) {
+    counter!(WEBHOOK_REQUESTS, "network" => network.to_string(), "status" => status.to_string())
+        .increment(1);
 }

@@ -5,23 +5,26 @@ use crate::config::{Config, NetworkConfig};
 use crate::daemon::DaemonOptions;
 use crate::supervisor::RestartPolicy;
 use std::sync::Arc;
-use switchboard_sdk::{Adapter, NetworkId};
+use switchboard_sdk::{Adapter, AdapterError, NetworkId};
 
 impl DaemonOptions {
     /// The options a config file describes, with its networks' adapters built.
-    pub fn from_config(config: Config) -> Self {
-        Self {
-            adapters: build_adapters(&config),
+    pub fn from_config(config: Config) -> Result<Self, AdapterError> {
+        Ok(Self {
+            adapters: build_adapters(&config)?,
             state_dir: config.state_dir,
             http_listen: config.http.listen,
             delivery: config.delivery,
             routes: config.routes,
             restart: RestartPolicy::default(),
-        }
+        })
     }
 }
 
-pub fn build_adapters(config: &Config) -> Vec<(NetworkId, Arc<dyn Adapter>)> {
+/// Each configured network's name with its adapter.
+pub type NamedAdapters = Vec<(NetworkId, Arc<dyn Adapter>)>;
+
+pub fn build_adapters(config: &Config) -> Result<NamedAdapters, AdapterError> {
     config
         .networks
         .iter()
@@ -29,8 +32,12 @@ pub fn build_adapters(config: &Config) -> Vec<(NetworkId, Arc<dyn Adapter>)> {
             let adapter: Arc<dyn Adapter> = match network {
                 #[cfg(feature = "irc")]
                 NetworkConfig::Irc(irc) => switchboard_irc::IrcAdapter::new(irc.clone()),
+                #[cfg(feature = "mattermost")]
+                NetworkConfig::Mattermost(mattermost) => {
+                    switchboard_mattermost::MattermostAdapter::new(mattermost.clone())?
+                }
             };
-            (NetworkId::new(name.clone()), adapter)
+            Ok((NetworkId::new(name.clone()), adapter))
         })
         .collect()
 }

@@ -268,11 +268,7 @@ async fn pending_rows_survive_a_restart_and_edits_follow_the_id_map() {
     // Edit and delete of a message relayed before the restart reach the right copy.
     let mut edit = Inbound::message(
         RoomKey::new("a", "#a"),
-        Sender {
-            id: "alice".into(),
-            display_name: "alice".into(),
-            is_self: false,
-        },
+        Sender::user("alice", "alice"),
         Some(NativeMsgId::new("edit-1")),
         RichText::plain("second version"),
     );
@@ -285,11 +281,7 @@ async fn pending_rows_survive_a_restart_and_edits_follow_the_id_map() {
     );
     let mut delete = Inbound::message(
         RoomKey::new("a", "#a"),
-        Sender {
-            id: "alice".into(),
-            display_name: "alice".into(),
-            is_self: false,
-        },
+        Sender::user("alice", "alice"),
         Some(NativeMsgId::new("delete-1")),
         RichText::default(),
     );

@@ -151,11 +151,7 @@ async fn a_1500_byte_multibyte_message_arrives_split_and_whole() {
 
     // An edit from a network with edits is a correction line on IRC; a delete is
     // recorded but sends nothing (IRC has no deletes).
-    let sender = switchboard_sdk::Sender {
-        id: "alice".into(),
-        display_name: "alice".into(),
-        is_self: false,
-    };
+    let sender = switchboard_sdk::Sender::user("alice", "alice");
     let mut edit = switchboard_sdk::Inbound::message(
         switchboard_sdk::RoomKey::new("wide", "#wide"),
         sender.clone(),

@@ -8,6 +8,8 @@ use super::types::NetworkConfig;
 pub const NAMES: &[&str] = &[
     #[cfg(feature = "irc")]
     "irc",
+    #[cfg(feature = "mattermost")]
+    "mattermost",
 ];
 
 pub(super) fn parse(
@@ -21,6 +23,14 @@ pub(super) fn parse(
         "irc" => loader
             .section(key, section, switchboard_irc::IrcConfig::validate)
             .map(NetworkConfig::Irc),
+        #[cfg(feature = "mattermost")]
+        "mattermost" => loader
+            .section(
+                key,
+                section,
+                switchboard_mattermost::MattermostConfig::validate,
+            )
+            .map(NetworkConfig::Mattermost),
         _ => None,
     }
 }
@@ -30,6 +40,8 @@ pub fn canonical_room(protocol: Option<&str>, room: &str) -> String {
     match protocol {
         #[cfg(feature = "irc")]
         Some("irc") => switchboard_irc::canonical_channel(room),
+        #[cfg(feature = "mattermost")]
+        Some("mattermost") => switchboard_mattermost::canonical_channel(room),
         _ => room.to_owned(),
     }
 }

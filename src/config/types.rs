@@ -38,6 +38,8 @@ pub struct DeliveryConfig {
 pub enum NetworkConfig {
     #[cfg(feature = "irc")]
     Irc(switchboard_irc::IrcConfig),
+    #[cfg(feature = "mattermost")]
+    Mattermost(switchboard_mattermost::MattermostConfig),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

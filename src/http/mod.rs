@@ -1,30 +1,76 @@
-//! The HTTP server (axum): `/healthz` and `/metrics`. Later: webhooks and admin API.
-//! Bound to loopback by default; the config refuses other addresses unless asked.
+//! The HTTP server (axum): `/healthz`, `/metrics`, and `POST /webhooks/NETWORK`, which
+//! hands the request to that network's adapter. Bound to loopback by default; the
+//! config refuses other addresses unless asked.
 
 use crate::health::HealthRegistry;
 use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::Arc;
+use switchboard_sdk::{Adapter, AdapterContext, NetworkId, WebhookRequest};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+/// Largest webhook body taken; a larger one gets 413 before any adapter sees it.
+pub const MAX_WEBHOOK_BODY: usize = 64 * 1024;
+
+/// The adapters that may receive webhooks, with the context they run in.
+pub type WebhookTargets = Arc<HashMap<NetworkId, (Arc<dyn Adapter>, AdapterContext)>>;
 
 #[derive(Clone)]
 pub struct HttpState {
     pub health: Arc<HealthRegistry>,
     pub metrics: PrometheusHandle,
+    pub webhooks: WebhookTargets,
 }
 
 pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route(
+            "/webhooks/{network}",
+            post(webhook).layer(DefaultBodyLimit::max(MAX_WEBHOOK_BODY)),
+        )
         .with_state(state)
+}
+
+async fn webhook(
+    State(state): State<HttpState>,
+    Path(network): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let network = NetworkId::new(network);
+    let Some((adapter, ctx)) = state.webhooks.get(&network) else {
+        tracing::warn!(%network, "webhook for an unknown network refused");
+        return (StatusCode::NOT_FOUND, "no such network\n").into_response();
+    };
+    let request = WebhookRequest {
+        headers: headers
+            .iter()
+            .filter_map(|(name, value)| {
+                Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+            })
+            .collect(),
+        body: body.to_vec(),
+    };
+    let answer = adapter.handle_webhook(ctx, request).await;
+    crate::metrics::webhook(&network, answer.status);
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        [(header::CONTENT_TYPE, answer.content_type)],
+        answer.body,
+    )
+        .into_response()
 }
 
 pub async fn serve(

@@ -70,6 +70,7 @@ pub fn render(
         room: target.member.room.room.clone(),
         delivery_id,
         sender_name: name.clone(),
+        sender_avatar: event.sender.avatar_url.clone(),
         sender_label,
         kind,
     };

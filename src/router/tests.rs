@@ -29,11 +29,7 @@ fn table(routes: &[RouteConfig]) -> RoutingTable {
 fn said(network: &str, room: &str, nick: &str, text: &str) -> Inbound {
     Inbound::message(
         RoomKey::new(network, room),
-        Sender {
-            id: nick.into(),
-            display_name: nick.into(),
-            is_self: false,
-        },
+        Sender::user(nick, nick),
         Some(NativeMsgId::new("n1")),
         RichText::plain(text),
     )

@@ -15,7 +15,7 @@ use crate::router::Destination;
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use switchboard_sdk::{Inbound, NativeMsgId, RoomKey};
+use switchboard_sdk::{Inbound, NativeMsgId, NetworkId, RoomKey, SubmitError};
 use thiserror::Error;
 use tokio::sync::oneshot;
 
@@ -179,10 +179,70 @@ impl Store {
         self.readers.with(read::dead_letters).await
     }
 
+    /// A value `network`'s adapter saved (see `AdapterState`).
+    pub async fn adapter_state(
+        &self,
+        network: &NetworkId,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let (network, key) = (network.to_string(), key.to_owned());
+        self.readers
+            .with(move |conn| read::adapter_state(conn, &network, &key))
+            .await
+    }
+
+    /// Saves an adapter's value with the next group commit; returns once durable.
+    pub async fn save_adapter_state(
+        &self,
+        network: &NetworkId,
+        key: &str,
+        value: &str,
+    ) -> Result<(), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.writer.send(writer::Command::SaveState {
+            network: network.clone(),
+            key: key.to_owned(),
+            value: value.to_owned(),
+            reply,
+        })?;
+        rx.await.map_err(|_| StoreError::Closed)
+    }
+
+    /// The state handle one network's adapter gets.
+    pub fn state_for(&self, network: &NetworkId) -> switchboard_sdk::StateHandle {
+        Arc::new(NetworkState {
+            store: self.clone(),
+            network: network.clone(),
+        })
+    }
+
     /// Waits until everything queued so far is committed.
     pub async fn flush(&self) -> Result<(), StoreError> {
         let (reply, rx) = oneshot::channel();
         self.writer.send(writer::Command::Flush { reply })?;
         rx.await.map_err(|_| StoreError::Closed)
+    }
+}
+
+/// One network's view of `adapter_state`.
+struct NetworkState {
+    store: Store,
+    network: NetworkId,
+}
+
+#[async_trait::async_trait]
+impl switchboard_sdk::AdapterState for NetworkState {
+    async fn load(&self, key: &str) -> Result<Option<String>, SubmitError> {
+        self.store
+            .adapter_state(&self.network, key)
+            .await
+            .map_err(|error| SubmitError::Storage(error.to_string()))
+    }
+
+    async fn save(&self, key: &str, value: &str) -> Result<(), SubmitError> {
+        self.store
+            .save_adapter_state(&self.network, key, value)
+            .await
+            .map_err(|error| SubmitError::Storage(error.to_string()))
     }
 }

@@ -166,3 +166,14 @@ pub fn dead_letters(conn: &Connection) -> Result<Vec<DeadLetter>, StoreError> {
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
+
+pub fn adapter_state(
+    conn: &Connection,
+    network: &str,
+    key: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM adapter_state WHERE network = ?1 AND key = ?2")?
+        .query_row(params![network, key], |row| row.get(0))
+        .optional()?)
+}

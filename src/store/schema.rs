@@ -2,7 +2,10 @@
 
 use rusqlite::Connection;
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/0001_init.sql")),
+    (2, include_str!("migrations/0002_adapter_state.sql")),
+];
 
 /// WAL with full fsync on commit: a committed event survives a crash or power loss.
 pub fn configure(conn: &Connection) -> rusqlite::Result<()> {

@@ -6,7 +6,7 @@ use crate::router::Destination;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::sync::Arc;
 use std::sync::mpsc;
-use switchboard_sdk::{EventKind, Inbound, NativeMsgId, RoomKey};
+use switchboard_sdk::{EventKind, Inbound, NativeMsgId, NetworkId, RoomKey};
 use tokio::sync::oneshot;
 
 /// Most commands one transaction takes; bounds commit latency under a flood.
@@ -25,6 +25,12 @@ pub enum Command {
     Failure {
         outbox_id: i64,
         error: String,
+    },
+    SaveState {
+        network: NetworkId,
+        key: String,
+        value: String,
+        reply: oneshot::Sender<()>,
     },
     Flush {
         reply: oneshot::Sender<()>,
@@ -145,6 +151,24 @@ fn apply_batch(
                 if let Err(error) = noted {
                     tracing::error!(%error, outbox_id, "store: could not note a failed attempt");
                 }
+            }
+            Command::SaveState {
+                network,
+                key,
+                value,
+                reply,
+            } => {
+                let saved = in_savepoint(&mut tx, |tx| {
+                    tx.prepare_cached(
+                        "INSERT INTO adapter_state (network, key, value) VALUES (?1, ?2, ?3) \
+                         ON CONFLICT (network, key) DO UPDATE SET value = excluded.value",
+                    )?
+                    .execute(params![network.as_str(), key, value])
+                });
+                if let Err(error) = saved {
+                    tracing::error!(%error, %network, "store: could not save adapter state");
+                }
+                pending.push(Pending::Done(reply));
             }
             Command::Flush { reply } => pending.push(Pending::Done(reply)),
         }

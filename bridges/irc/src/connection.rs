@@ -30,8 +30,10 @@ pub async fn connect(config: &IrcConfig) -> Result<(Reader, Writer), AdapterErro
         let (read, write) = tokio::io::split(tcp);
         return Ok((Box::new(read), Box::new(write)));
     }
-    let connector =
-        tokio_rustls::TlsConnector::from(Arc::new(tls_config(config.accept_invalid_certs)?));
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(
+        switchboard_sdk::tls::client_config("IRC", config.accept_invalid_certs)
+            .map_err(AdapterError::Config)?,
+    ));
     let name = rustls::pki_types::ServerName::try_from(host.clone()).map_err(|error| {
         AdapterError::Config(format!("invalid TLS server name {host:?}: {error}"))
     })?;
@@ -45,81 +47,6 @@ pub async fn connect(config: &IrcConfig) -> Result<(Reader, Writer), AdapterErro
         })?;
     let (read, write) = tokio::io::split(tls);
     Ok((Box::new(read), Box::new(write)))
-}
-
-pub fn tls_config(accept_invalid_certs: bool) -> Result<rustls::ClientConfig, AdapterError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|error| AdapterError::Config(format!("TLS setup: {error}")))?;
-    if accept_invalid_certs {
-        tracing::warn!(
-            "IRC: accept_invalid_certs is on: the server's TLS certificate is NOT verified"
-        );
-        return Ok(builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(insecure::AcceptAnyCertificate(provider)))
-            .with_no_client_auth());
-    }
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    Ok(builder.with_root_certificates(roots).with_no_client_auth())
-}
-
-mod insecure {
-    //! The verifier behind `accept_invalid_certs: true`: signatures are still checked,
-    //! the certificate chain and name are not. Only for self-signed test servers.
-    use rustls::DigitallySignedStruct;
-    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-    use rustls::crypto::CryptoProvider;
-    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-    use std::sync::Arc;
-
-    #[derive(Debug)]
-    pub struct AcceptAnyCertificate(pub Arc<CryptoProvider>);
-
-    impl ServerCertVerifier for AcceptAnyCertificate {
-        fn verify_server_cert(
-            &self,
-            _end_entity: &CertificateDer<'_>,
-            _intermediates: &[CertificateDer<'_>],
-            _server_name: &ServerName<'_>,
-            _ocsp: &[u8],
-            _now: UnixTime,
-        ) -> Result<ServerCertVerified, rustls::Error> {
-            Ok(ServerCertVerified::assertion())
-        }
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls12_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls13_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-            self.0.signature_verification_algorithms.supported_schemes()
-        }
-    }
 }
 
 /// Reads one line (without CRLF); `None` at end of stream. Invalid UTF-8 (old
@@ -289,11 +216,5 @@ mod tests {
         );
         tokio::time::sleep_until(next).await;
         assert!(bucket.ready_at() <= Instant::now());
-    }
-
-    #[tokio::test]
-    async fn verified_and_insecure_tls_configs_build() {
-        assert!(tls_config(false).is_ok());
-        assert!(tls_config(true).is_ok());
     }
 }

@@ -233,6 +233,7 @@ impl Translator<'_> {
                 id: nick.to_owned(),
                 display_name: nick.to_owned(),
                 is_self: nick.eq_ignore_ascii_case(self.our_nick),
+                avatar_url: None,
             },
             native_id: Some(native_id),
             timestamp_ms,

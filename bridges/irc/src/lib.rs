@@ -72,13 +72,7 @@ impl Adapter for IrcAdapter {
             config::NameGuard::Zwsp => '\u{200B}',
             config::NameGuard::None => return name.to_owned(),
         };
-        let mut chars = name.chars();
-        match chars.next() {
-            Some(first) if !chars.as_str().is_empty() => {
-                format!("{first}{guard}{}", chars.as_str())
-            }
-            _ => name.to_owned(),
-        }
+        switchboard_sdk::text::guard_name(name, guard)
     }
 
     async fn run(

@@ -102,6 +102,7 @@ mod tests {
             room: RoomId::new("#chan"),
             delivery_id: 1,
             sender_name: "alice".into(),
+            sender_avatar: None,
             sender_label: "<a\u{200D}lice> ".into(),
             kind: OutboundKind::Message {
                 style,

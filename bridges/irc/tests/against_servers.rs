@@ -93,6 +93,7 @@ fn message(room: &str, text: &str) -> Outbound {
         room: RoomId::new(room),
         delivery_id: 1,
         sender_name: "alice".into(),
+        sender_avatar: None,
         sender_label: "<alice> ".into(),
         kind: OutboundKind::Message {
             style: MessageStyle::Normal,

@@ -91,6 +91,17 @@ impl HealthReporter {
     }
 }
 
+/// Small durable state one network keeps across restarts (catch-up cursors, sync
+/// tokens), stored by the core beside the messages. Keys are the adapter's own.
+#[async_trait]
+pub trait AdapterState: Send + Sync + 'static {
+    async fn load(&self, key: &str) -> Result<Option<String>, SubmitError>;
+    /// Returns once the value is durable.
+    async fn save(&self, key: &str, value: &str) -> Result<(), SubmitError>;
+}
+
+pub type StateHandle = Arc<dyn AdapterState>;
+
 /// Everything one run of an adapter gets from the core.
 #[derive(Clone)]
 pub struct AdapterContext {
@@ -99,6 +110,49 @@ pub struct AdapterContext {
     pub rooms: Vec<RoomId>,
     pub inbound: InboundSink,
     pub health: HealthReporter,
+    /// This network's durable state.
+    pub state: StateHandle,
+}
+
+/// One HTTP request the daemon's server received for an adapter's webhook endpoint
+/// (`POST /webhooks/NETWORK`). The body is already bounded in size by the server.
+#[derive(Clone, Debug, Default)]
+pub struct WebhookRequest {
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl WebhookRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// The answer to a webhook request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookResponse {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: String,
+}
+
+impl WebhookResponse {
+    pub fn json(status: u16, body: impl Into<String>) -> Self {
+        Self {
+            status,
+            content_type: "application/json",
+            body: body.into(),
+        }
+    }
+
+    /// A refusal with a short reason, as JSON (`{"error": "..."}`).
+    pub fn error(status: u16, reason: &str) -> Self {
+        Self::json(status, serde_json::json!({ "error": reason }).to_string())
+    }
 }
 
 /// One protocol adapter instance (one configured network).
@@ -132,4 +186,15 @@ pub trait Adapter: Send + Sync + 'static {
 
     /// Sends one rendered delivery and returns the native ids it created.
     async fn send(&self, message: &Outbound) -> Result<SendReceipt, SendError>;
+
+    /// Takes a request to this network's webhook endpoint. An adapter that receives
+    /// webhooks verifies it, submits what it carries to `ctx.inbound`, and answers
+    /// only after the submit returned; the default refuses with 404.
+    async fn handle_webhook(
+        &self,
+        _ctx: &AdapterContext,
+        _request: WebhookRequest,
+    ) -> WebhookResponse {
+        WebhookResponse::error(404, "this network takes no webhooks")
+    }
 }

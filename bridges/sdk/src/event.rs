@@ -14,6 +14,21 @@ pub struct Sender {
     pub display_name: String,
     /// True when the bridge itself wrote it: such events are never relayed.
     pub is_self: bool,
+    /// A picture of the author that other networks may show (e.g. as a post icon).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar_url: Option<String>,
+}
+
+impl Sender {
+    /// A user of the network, known by `id`, shown as `display_name`, without avatar.
+    pub fn user(id: impl Into<String>, display_name: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            display_name: display_name.into(),
+            is_self: false,
+            avatar_url: None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,6 +162,9 @@ pub struct Outbound {
     pub delivery_id: i64,
     /// The relayed author's plain name (for networks with per-message sender names).
     pub sender_name: String,
+    /// The relayed author's picture, where the origin network has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_avatar: Option<String>,
     /// The nick template rendered for this room (e.g. `<alice> `); adapters without
     /// per-message sender names put it before every line they send. Empty for lines
     /// the bridge itself speaks.

@@ -12,10 +12,11 @@ pub mod ids;
 pub mod rich;
 pub mod testing;
 pub mod text;
+pub mod tls;
 
 pub use adapter::{
-    Adapter, AdapterContext, Capabilities, ConnectionState, HealthReporter, InboundSink,
-    SubmitOutcome,
+    Adapter, AdapterContext, AdapterState, Capabilities, ConnectionState, HealthReporter,
+    InboundSink, StateHandle, SubmitOutcome, WebhookRequest, WebhookResponse,
 };
 pub use error::{AdapterError, ConfigProblem, SendError, SubmitError};
 pub use event::{

@@ -6,8 +6,8 @@
 //! faithfully faked) server through a small harness trait.
 
 use crate::adapter::{
-    Adapter, AdapterContext, Capabilities, ConnectionState, HealthReporter, InboundHandler,
-    InboundSink, SubmitOutcome,
+    Adapter, AdapterContext, AdapterState, Capabilities, ConnectionState, HealthReporter,
+    InboundHandler, InboundSink, SubmitOutcome,
 };
 use crate::error::{AdapterError, SendError, SubmitError};
 use crate::event::{EventKind, Inbound, Outbound, OutboundKind, SendReceipt, Sender};
@@ -128,11 +128,7 @@ impl FakeAdapter {
         let ctx = self.wait_running(Duration::from_secs(10)).await;
         let event = Inbound::message(
             RoomKey::new(ctx.network.clone(), room),
-            Sender {
-                id: nick.to_owned(),
-                display_name: nick.to_owned(),
-                is_self: false,
-            },
+            Sender::user(nick, nick),
             Some(NativeMsgId::new(native_id)),
             RichText::plain(text),
         );
@@ -218,6 +214,32 @@ impl InboundHandler for RecordingSink {
     }
 }
 
+/// Adapter state kept in memory, for adapter tests without a core.
+#[derive(Default)]
+pub struct MemoryState {
+    values: Mutex<std::collections::HashMap<String, String>>,
+}
+
+impl MemoryState {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+}
+
+#[async_trait]
+impl AdapterState for MemoryState {
+    async fn load(&self, key: &str) -> Result<Option<String>, SubmitError> {
+        let values = self.values.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(values.get(key).cloned())
+    }
+
+    async fn save(&self, key: &str, value: &str) -> Result<(), SubmitError> {
+        let mut values = self.values.lock().unwrap_or_else(|p| p.into_inner());
+        values.insert(key.to_owned(), value.to_owned());
+        Ok(())
+    }
+}
+
 /// One run of an adapter outside the daemon: what it submitted, the health it
 /// reported, and the handles to stop it and see how it ended.
 pub struct RunningAdapter {
@@ -242,6 +264,7 @@ pub fn spawn_adapter<A: Adapter>(
         health: HealthReporter::new(move |state| {
             let _ = health_tx.send(state);
         }),
+        state: MemoryState::new(),
     };
     let cancel = CancellationToken::new();
     let task = {
@@ -314,6 +337,7 @@ pub async fn run_conformance<H: ConformanceHarness>(harness: &mut H) {
         room: room.clone(),
         delivery_id: 1,
         sender_name: "conformer".into(),
+        sender_avatar: None,
         sender_label: "<conformer> ".into(),
         kind: OutboundKind::Message {
             style: crate::event::MessageStyle::Normal,

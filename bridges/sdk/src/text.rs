@@ -35,6 +35,16 @@ pub fn split_to_byte_budget(text: &str, budget: usize) -> Vec<&str> {
     pieces
 }
 
+/// Inserts `guard` (an invisible character) after the first character of `name`, so
+/// a relayed name reads the same but does not notify the local user who has it.
+pub fn guard_name(name: &str, guard: char) -> String {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(first) if !chars.as_str().is_empty() => format!("{first}{guard}{}", chars.as_str()),
+        _ => name.to_owned(),
+    }
+}
+
 fn floor_char_boundary(text: &str, index: usize) -> usize {
     let mut index = index.min(text.len());
     while !text.is_char_boundary(index) {

@@ -1,0 +1,321 @@
+//! A thin REST client for the API v4 endpoints the adapter uses, over one reqwest
+//! client (rustls on ring). Every failure says whether retrying can help: 429 and 5xx
+//! and transport errors are transient, other 4xx are permanent.
+
+use crate::api::{AppError, Channel, FileInfo, NewPost, Post, PostList, Team, UploadResult, User};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use switchboard_sdk::SendError;
+use thiserror::Error;
+
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Error, Clone)]
+pub enum ApiError {
+    #[error("HTTP {status}: {message}")]
+    Status {
+        status: u16,
+        message: String,
+        /// From `Retry-After` / `X-Ratelimit-Reset` on a 429.
+        retry_after: Option<Duration>,
+    },
+    #[error("request failed: {0}")]
+    Transport(String),
+    #[error("unexpected answer: {0}")]
+    Decode(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ApiError::Status { status, .. } => *status == 429 || *status >= 500,
+            ApiError::Transport(_) => true,
+            ApiError::Decode(_) => false,
+        }
+    }
+
+    /// A refused session (401) keeps messages queued: an operator can fix the token
+    /// and nothing is lost meanwhile.
+    pub fn into_send_error(self) -> SendError {
+        if self.is_transient() || self.status() == Some(401) {
+            SendError::Transient(self.to_string())
+        } else {
+            SendError::Permanent(self.to_string())
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: Arc<str>,
+    token: Arc<RwLock<String>>,
+    accept_invalid_certs: bool,
+}
+
+impl Client {
+    pub fn new(base: &str, accept_invalid_certs: bool) -> Result<Self, String> {
+        let tls = switchboard_sdk::tls::client_config("Mattermost", accept_invalid_certs)?;
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|error| format!("HTTP client: {error}"))?;
+        Ok(Self {
+            http,
+            base: base.trim_end_matches('/').into(),
+            token: Arc::new(RwLock::new(String::new())),
+            accept_invalid_certs,
+        })
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub fn accepts_invalid_certs(&self) -> bool {
+        self.accept_invalid_certs
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub fn set_token(&self, token: &str) {
+        *self.token.write().unwrap_or_else(|p| p.into_inner()) = token.to_owned();
+    }
+
+    pub fn token(&self) -> String {
+        self.token.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/api/v4{path}", self.base)
+    }
+
+    fn authorised(&self, builder: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        builder.bearer_auth(self.token())
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, ApiError> {
+        let response = self
+            .authorised(request)
+            .send()
+            .await
+            .map_err(|error| ApiError::Transport(without_url(&error)))?;
+        let response = check(response).await?;
+        response
+            .json::<T>()
+            .await
+            .map_err(|error| ApiError::Decode(without_url(&error)))
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
+        self.call(self.http.get(self.url(path))).await
+    }
+
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T, ApiError> {
+        self.call(self.http.post(self.url(path)).json(body)).await
+    }
+
+    /// `POST /users/login`: the session token comes back in the `Token` header.
+    pub async fn login(&self, username: &str, password: &str) -> Result<User, ApiError> {
+        let body = serde_json::json!({ "login_id": username, "password": password });
+        let response = self
+            .http
+            .post(self.url("/users/login"))
+            .json(&body)
+            .send()
+            .await
+            .map_err(|error| ApiError::Transport(without_url(&error)))?;
+        let response = check(response).await?;
+        let token = response
+            .headers()
+            .get("token")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+            .ok_or_else(|| ApiError::Decode("login answered without a Token header".into()))?;
+        self.set_token(&token);
+        response
+            .json()
+            .await
+            .map_err(|error| ApiError::Decode(without_url(&error)))
+    }
+
+    pub async fn me(&self) -> Result<User, ApiError> {
+        self.get("/users/me").await
+    }
+
+    pub async fn user(&self, user_id: &str) -> Result<User, ApiError> {
+        self.get(&format!("/users/{user_id}")).await
+    }
+
+    pub async fn team_by_name(&self, name: &str) -> Result<Team, ApiError> {
+        self.get(&format!("/teams/name/{name}")).await
+    }
+
+    /// A channel by name in `team_id`'s team, or by id when no such name exists.
+    pub async fn channel(&self, team_name: &str, name_or_id: &str) -> Result<Channel, ApiError> {
+        match self
+            .get(&format!(
+                "/teams/name/{team_name}/channels/name/{name_or_id}"
+            ))
+            .await
+        {
+            Err(error) if error.status() == Some(404) => {
+                self.get(&format!("/channels/{name_or_id}")).await
+            }
+            other => other,
+        }
+    }
+
+    pub async fn join_channel(&self, channel_id: &str, user_id: &str) -> Result<(), ApiError> {
+        let body = serde_json::json!({ "user_id": user_id });
+        self.post::<serde_json::Value>(&format!("/channels/{channel_id}/members"), &body)
+            .await
+            .map(drop)
+    }
+
+    /// The server's client config (old format: a flat map of strings).
+    pub async fn client_config(&self) -> Result<serde_json::Value, ApiError> {
+        self.get("/config/client?format=old").await
+    }
+
+    pub async fn create_post(&self, post: &NewPost<'_>) -> Result<Post, ApiError> {
+        self.post("/posts", post).await
+    }
+
+    pub async fn patch_post(&self, post_id: &str, message: &str) -> Result<Post, ApiError> {
+        let body = serde_json::json!({ "message": message });
+        self.call(
+            self.http
+                .put(self.url(&format!("/posts/{post_id}/patch")))
+                .json(&body),
+        )
+        .await
+    }
+
+    pub async fn delete_post(&self, post_id: &str) -> Result<(), ApiError> {
+        self.call::<serde_json::Value>(self.http.delete(self.url(&format!("/posts/{post_id}"))))
+            .await
+            .map(drop)
+    }
+
+    /// Posts of a channel created, edited or deleted after `since_ms`, oldest first.
+    pub async fn posts_since(
+        &self,
+        channel_id: &str,
+        since_ms: i64,
+    ) -> Result<Vec<Post>, ApiError> {
+        let list: PostList = self
+            .get(&format!("/channels/{channel_id}/posts?since={since_ms}"))
+            .await?;
+        let mut posts: Vec<Post> = list.posts.into_values().collect();
+        posts.sort_by(|a, b| (a.create_at, &a.id).cmp(&(b.create_at, &b.id)));
+        Ok(posts)
+    }
+
+    pub async fn file_info(&self, file_id: &str) -> Result<FileInfo, ApiError> {
+        self.get(&format!("/files/{file_id}/info")).await
+    }
+
+    /// A link that works without a session when the server has public links on,
+    /// else the authenticated API address of the file.
+    pub async fn file_link(&self, file_id: &str) -> String {
+        #[derive(serde::Deserialize)]
+        struct Link {
+            link: String,
+        }
+        match self.get::<Link>(&format!("/files/{file_id}/link")).await {
+            Ok(link) if !link.link.is_empty() => link.link,
+            _ => self.url(&format!("/files/{file_id}")),
+        }
+    }
+
+    pub async fn upload(
+        &self,
+        channel_id: &str,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<FileInfo, ApiError> {
+        let form = reqwest::multipart::Form::new()
+            .text("channel_id", channel_id.to_owned())
+            .part(
+                "files",
+                reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned()),
+            );
+        let result: UploadResult = self
+            .call(self.http.post(self.url("/files")).multipart(form))
+            .await?;
+        result
+            .file_infos
+            .into_iter()
+            .next()
+            .ok_or_else(|| ApiError::Decode("upload answered without a file".into()))
+    }
+}
+
+/// Turns a non-2xx answer into an `ApiError` with the server's own message.
+pub async fn check(response: reqwest::Response) -> Result<reqwest::Response, ApiError> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let retry_after = retry_after(response.headers());
+    let body = response.text().await.unwrap_or_default();
+    let message = serde_json::from_str::<AppError>(&body)
+        .ok()
+        .filter(|error| !error.message.is_empty())
+        .map(|error| error.message)
+        .unwrap_or_else(|| body.chars().take(200).collect());
+    Err(ApiError::Status {
+        status: status.as_u16(),
+        message,
+        retry_after,
+    })
+}
+
+/// Mattermost's rate limiter sends `X-Ratelimit-Reset` (seconds until the window
+/// resets) and `Retry-After`.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    ["retry-after", "x-ratelimit-reset"]
+        .iter()
+        .filter_map(|name| {
+            headers
+                .get(*name)?
+                .to_str()
+                .ok()?
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .next()
+        .map(Duration::from_secs)
+}
+
+/// reqwest errors include the URL, which for incoming webhooks is a secret.
+pub fn without_url(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    if let Some(url) = error.url() {
+        text = text.replace(url.as_str(), "(url)");
+    }
+    text
+}

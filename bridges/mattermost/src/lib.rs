@@ -1,0 +1,177 @@
+//! The Mattermost adapter. Two modes: the bot API (REST to send, the websocket to
+//! receive, catch-up over REST after a drop or restart) and webhooks (an incoming
+//! webhook to send, the daemon's `POST /webhooks/NETWORK` to receive outgoing
+//! webhooks). Names of remote senders go into `override_username` where the server
+//! allows it, else into the text through the route's nick template.
+
+mod api;
+mod client;
+pub mod config;
+pub mod format;
+mod inbound;
+mod outbound;
+mod session;
+mod webhook;
+
+pub use config::MattermostConfig;
+
+use async_trait::async_trait;
+use config::Mode;
+use inbound::Translator;
+use outbound::Naming;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use switchboard_sdk::{
+    Adapter, AdapterContext, AdapterError, Capabilities, ConnectionState, Outbound, RoomId,
+    SendError, SendReceipt, WebhookRequest, WebhookResponse,
+};
+use tokio_util::sync::CancellationToken;
+
+pub struct MattermostAdapter {
+    config: MattermostConfig,
+    client: client::Client,
+    /// What the last bot-API connection resolved; `send` works from it (REST) even
+    /// while the websocket reconnects.
+    live: Mutex<Option<Arc<Live>>>,
+}
+
+/// The resolved state of a bot-API connection.
+pub(crate) struct Live {
+    /// Room (as routes name it) -> channel id.
+    channels: HashMap<RoomId, String>,
+    naming: Naming,
+    translator: Arc<Translator>,
+}
+
+impl MattermostAdapter {
+    pub fn new(config: MattermostConfig) -> Result<Arc<Self>, AdapterError> {
+        let client = client::Client::new(config.base_url(), config.accept_invalid_certs)
+            .map_err(AdapterError::Config)?;
+        Ok(Arc::new(Self {
+            config,
+            client,
+            live: Mutex::new(None),
+        }))
+    }
+
+    fn live(&self) -> Option<Arc<Live>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set_live(&self, live: Option<Arc<Live>>) {
+        *self.live.lock().unwrap_or_else(|p| p.into_inner()) = live;
+    }
+
+    /// Webhook mode names senders by the webhook's username override, which the
+    /// server may ignore: the config says whether to rely on it.
+    fn webhook_naming(&self) -> Naming {
+        if self.config.override_names {
+            Naming::Override
+        } else {
+            Naming::Label
+        }
+    }
+}
+
+/// Channel names are lower case in Mattermost; ids too.
+pub fn canonical_channel(room: &str) -> String {
+    room.trim().to_lowercase()
+}
+
+#[async_trait]
+impl Adapter for MattermostAdapter {
+    fn protocol(&self) -> &'static str {
+        "mattermost"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let bot = !matches!(self.config.mode(), Mode::Webhooks(_));
+        Capabilities {
+            edits: bot,
+            deletes: bot,
+            replies: bot,
+            threads: bot,
+            per_message_sender: self.config.override_names,
+            rich_text: true,
+            attachments: bot,
+            max_message_bytes: None,
+        }
+    }
+
+    fn canonical_room(&self, room: &str) -> RoomId {
+        RoomId::new(canonical_channel(room))
+    }
+
+    fn guard_name(&self, name: &str) -> String {
+        switchboard_sdk::text::guard_name(name, '\u{200D}')
+    }
+
+    async fn run(
+        &self,
+        ctx: AdapterContext,
+        cancel: CancellationToken,
+    ) -> Result<(), AdapterError> {
+        let result = match self.config.mode() {
+            // Nothing to hold open: requests arrive on the daemon's HTTP server.
+            Mode::Webhooks(_) => {
+                ctx.health.report(ConnectionState::Connected);
+                cancel.cancelled().await;
+                Ok(())
+            }
+            Mode::Token(_) | Mode::Login(_) => session::run(self, &ctx, &cancel).await,
+        };
+        if cancel.is_cancelled() {
+            ctx.health.report(ConnectionState::Stopped);
+        }
+        result
+    }
+
+    async fn send(&self, message: &Outbound) -> Result<SendReceipt, SendError> {
+        if let Mode::Webhooks(webhooks) = self.config.mode() {
+            return outbound::send_webhook(
+                &self.client,
+                &webhooks.incoming_url,
+                message,
+                self.webhook_naming(),
+            )
+            .await;
+        }
+        let live = self
+            .live()
+            .ok_or_else(|| SendError::Transient("not connected to Mattermost yet".into()))?;
+        let channel = session::channel_of(&live, &message.room).ok_or_else(|| {
+            SendError::Transient(format!("channel {} is not resolved yet", message.room))
+        })?;
+        outbound::send_rest(
+            &self.client,
+            &channel,
+            message,
+            live.naming,
+            self.config.max_upload_bytes,
+        )
+        .await
+    }
+
+    async fn handle_webhook(
+        &self,
+        ctx: &AdapterContext,
+        request: WebhookRequest,
+    ) -> WebhookResponse {
+        let Mode::Webhooks(webhooks) = self.config.mode() else {
+            return WebhookResponse::error(404, "this network uses the bot API, not webhooks");
+        };
+        webhook::receive(
+            ctx,
+            &request,
+            &webhooks.outgoing_token,
+            &webhooks.username,
+            |post| {
+                [&post.channel_name, &post.channel_id]
+                    .into_iter()
+                    .map(|name| RoomId::new(canonical_channel(name)))
+                    .find(|room| ctx.rooms.contains(room))
+            },
+        )
+        .await
+    }
+}

@@ -1,0 +1,305 @@
+//! Events -> native: one rendered delivery becomes posts (created, patched or
+//! deleted over REST), or a post through the incoming webhook in webhook mode.
+
+use crate::api::NewPost;
+use crate::client::{ApiError, Client, without_url};
+use crate::format;
+use switchboard_sdk::text::split_to_byte_budget;
+use switchboard_sdk::{
+    Attachment, MessageStyle, NativeMsgId, Outbound, OutboundKind, SendError, SendReceipt, Span,
+};
+
+/// Mattermost refuses messages over 16,383 characters; bytes bound characters.
+const MAX_POST_BYTES: usize = 16_000;
+
+/// How the text of a post names its author.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Naming {
+    /// `props.override_username` / `override_icon_url` carry the name and avatar.
+    Override,
+    /// The nick template goes before the text.
+    Label,
+}
+
+/// The message text of a delivery (label included when names are not overridden),
+/// split into posts that fit.
+pub fn post_texts(message: &Outbound, naming: Naming) -> Vec<String> {
+    let (style, content) = match &message.kind {
+        OutboundKind::Message { style, content, .. } => (*style, content),
+        OutboundKind::Edit { content, .. } => (MessageStyle::Normal, content),
+        OutboundKind::Delete { .. } => return Vec::new(),
+    };
+    let mut content = content.clone();
+    if style == MessageStyle::Action {
+        // Mattermost shows `/me` posts in italics; a bot cannot make one.
+        for span in &mut content.spans {
+            if let Span::Text { style, .. } | Span::Link { style, .. } = span {
+                style.italic = true;
+            }
+        }
+    }
+    if naming == Naming::Label {
+        content.prepend_plain(&message.sender_label);
+    }
+    let text = format::render(&content);
+    split_to_byte_budget(&text, MAX_POST_BYTES)
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The props that show the remote author's name and picture instead of the bot's.
+pub fn override_props(
+    message: &Outbound,
+    naming: Naming,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut props = serde_json::Map::new();
+    if naming == Naming::Override {
+        props.insert(
+            "override_username".into(),
+            message.sender_name.clone().into(),
+        );
+        if let Some(avatar) = &message.sender_avatar {
+            props.insert("override_icon_url".into(), avatar.clone().into());
+        }
+        props.insert("from_webhook".into(), "true".into());
+    }
+    props
+}
+
+/// Sends one delivery through the REST API into `channel_id`.
+pub async fn send_rest(
+    client: &Client,
+    channel_id: &str,
+    message: &Outbound,
+    naming: Naming,
+    max_upload_bytes: u64,
+) -> Result<SendReceipt, SendError> {
+    match &message.kind {
+        OutboundKind::Message {
+            reply_to,
+            thread,
+            attachments,
+            ..
+        } => {
+            let root = thread.as_ref().or(reply_to.as_ref());
+            let mut texts = post_texts(message, naming);
+            let (file_ids, unsent) =
+                upload_all(client, channel_id, attachments, max_upload_bytes).await;
+            if let Some(last) = texts.last_mut() {
+                for file in &unsent {
+                    if !last.is_empty() {
+                        last.push('\n');
+                    }
+                    last.push_str(&file.url);
+                }
+            }
+            let mut ids = Vec::with_capacity(texts.len());
+            let count = texts.len();
+            for (index, text) in texts.into_iter().enumerate() {
+                let post = NewPost {
+                    channel_id,
+                    message: text,
+                    root_id: root.map_or("", NativeMsgId::as_str),
+                    props: override_props(message, naming),
+                    // Files go with the last part, after all of the text.
+                    file_ids: if index + 1 == count {
+                        file_ids.clone()
+                    } else {
+                        Vec::new()
+                    },
+                };
+                let created = client
+                    .create_post(&post)
+                    .await
+                    .map_err(|error| partial(error, &ids))?;
+                ids.push(NativeMsgId::new(created.id));
+            }
+            Ok(SendReceipt { native_ids: ids })
+        }
+        OutboundKind::Edit { targets, .. } => {
+            let text = post_texts(message, naming).concat();
+            let Some((first, rest)) = targets.split_first() else {
+                return Ok(SendReceipt::default());
+            };
+            client
+                .patch_post(first.as_str(), &text)
+                .await
+                .map_err(ApiError::into_send_error)?;
+            // The new text lives in the first part; the others would repeat old text.
+            for part in rest {
+                delete_if_present(client, part).await?;
+            }
+            Ok(SendReceipt {
+                native_ids: vec![first.clone()],
+            })
+        }
+        OutboundKind::Delete { targets } => {
+            for part in targets {
+                delete_if_present(client, part).await?;
+            }
+            Ok(SendReceipt::default())
+        }
+    }
+}
+
+/// An error after some parts were posted: retrying would post those again, so a
+/// transient failure is still retried (the core keeps order), but says what happened.
+fn partial(error: ApiError, posted: &[NativeMsgId]) -> SendError {
+    if posted.is_empty() {
+        return error.into_send_error();
+    }
+    tracing::warn!(%error, parts = posted.len(), "Mattermost: a long message was cut by an error after some parts were posted");
+    error.into_send_error()
+}
+
+async fn delete_if_present(client: &Client, post: &NativeMsgId) -> Result<(), SendError> {
+    match client.delete_post(post.as_str()).await {
+        Ok(()) => Ok(()),
+        Err(error) if error.status() == Some(404) => Ok(()),
+        Err(error) => Err(error.into_send_error()),
+    }
+}
+
+/// Fetches each file from the other network and uploads it; files that cannot be
+/// fetched, are too large, or are refused stay links in the text.
+async fn upload_all(
+    client: &Client,
+    channel_id: &str,
+    files: &[Attachment],
+    max_bytes: u64,
+) -> (Vec<String>, Vec<Attachment>) {
+    let mut ids = Vec::new();
+    let mut unsent = Vec::new();
+    for file in files {
+        match upload_one(client, channel_id, file, max_bytes).await {
+            Ok(id) => ids.push(id),
+            Err(reason) => {
+                tracing::info!(file = %file.name, %reason, "Mattermost: file relayed as a link");
+                unsent.push(file.clone());
+            }
+        }
+    }
+    (ids, unsent)
+}
+
+async fn upload_one(
+    client: &Client,
+    channel_id: &str,
+    file: &Attachment,
+    max_bytes: u64,
+) -> Result<String, String> {
+    if file.size.is_some_and(|size| size > max_bytes) {
+        return Err(format!("larger than {max_bytes} bytes"));
+    }
+    let mut response = client
+        .http()
+        .get(&file.url)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|error| without_url(&error))?;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|error| without_url(&error))?
+    {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() as u64 > max_bytes {
+            return Err(format!("larger than {max_bytes} bytes"));
+        }
+    }
+    client
+        .upload(channel_id, &file.name, bytes)
+        .await
+        .map(|info| info.id)
+        .map_err(|error| error.to_string())
+}
+
+/// Posts through the incoming webhook, which returns no post ids: the receipt
+/// carries ids minted from the delivery so the core can still record the copy.
+pub async fn send_webhook(
+    client: &Client,
+    url: &str,
+    message: &Outbound,
+    naming: Naming,
+) -> Result<SendReceipt, SendError> {
+    let texts = post_texts(message, naming);
+    let mut ids = Vec::with_capacity(texts.len());
+    for (index, text) in texts.into_iter().enumerate() {
+        // One incoming webhook can serve several channels unless its admin locked it.
+        let mut body = serde_json::json!({ "text": text, "channel": message.room.as_str() });
+        if naming == Naming::Override {
+            body["username"] = message.sender_name.clone().into();
+            if let Some(avatar) = &message.sender_avatar {
+                body["icon_url"] = avatar.clone().into();
+            }
+        }
+        let response = client
+            .http()
+            .post(url)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|error| SendError::Transient(without_url(&error)))?;
+        crate::client::check(response)
+            .await
+            .map_err(|error| partial(error, &ids))?;
+        ids.push(NativeMsgId::new(format!(
+            "webhook-{}-{index}",
+            message.delivery_id
+        )));
+    }
+    Ok(SendReceipt { native_ids: ids })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_sdk::RichText;
+
+    fn message(style: MessageStyle, text: &str) -> Outbound {
+        Outbound {
+            room: "town-square".into(),
+            delivery_id: 7,
+            sender_name: "alice".into(),
+            sender_avatar: None,
+            sender_label: "<alice> ".into(),
+            kind: OutboundKind::Message {
+                style,
+                content: RichText::plain(text),
+                reply_to: None,
+                thread: None,
+                attachments: Vec::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn label_goes_before_the_text_only_without_override() {
+        let hello = message(MessageStyle::Normal, "hello");
+        assert_eq!(post_texts(&hello, Naming::Override), vec!["hello"]);
+        let labelled = post_texts(&hello, Naming::Label);
+        assert_eq!(format::parse(&labelled[0]).to_plain(), "<alice> hello");
+        assert!(override_props(&hello, Naming::Label).is_empty());
+        let props = override_props(&hello, Naming::Override);
+        assert_eq!(props["override_username"], "alice");
+    }
+
+    #[test]
+    fn actions_are_emphasised() {
+        let waves = message(MessageStyle::Action, "waves");
+        assert_eq!(post_texts(&waves, Naming::Override), vec!["*waves*"]);
+    }
+
+    #[test]
+    fn long_messages_become_several_posts_and_lose_nothing() {
+        let text = "word ".repeat(8_000);
+        let long = message(MessageStyle::Normal, &text);
+        let parts = post_texts(&long, Naming::Override);
+        assert!(parts.len() >= 3, "{} parts", parts.len());
+        assert!(parts.iter().all(|part| part.len() <= MAX_POST_BYTES));
+        assert_eq!(parts.concat(), format::render(&RichText::plain(text)));
+    }
+}
