@@ -2086,24 +2086,3 @@ mod tests {
         }
     }
 }
-#[cfg(test)]
-mod scratch2 {
-    use super::*;
-    #[test]
-    fn scratch_edge() {
-        for md in ["a\r\nb", "```\ncode", "a\n\nb", "\u{a0}\u{a0}x", "**a\r\nb**", "- [ ] task\n- [x] done", "a[^1]\n\n[^1]: note", "$x$", "1. a\n1. b", "> ```\n> code\n> ```\n> after", "- ```\n  code\n  ```"] {
-            let r = parse(md);
-            println!("{md:?} => {:?} | {:?} | render {:?}", r.to_plain(), r.spans.len(), render(&r));
-        }
-        let t = std::time::Instant::now();
-        let mut rich = RichText::default();
-        for i in 0..3000 { rich.push_text(if i % 2 == 0 { "a" } else { "(b)" }, Style { bold: i % 2 == 1, ..Style::default() }); }
-        let out = render(&rich);
-        println!("pathological {} chars in {:?}", out.len(), t.elapsed());
-        let t = std::time::Instant::now();
-        let mut rich = RichText::default();
-        for i in 0..3000 { rich.push_text("word ", Style { bold: i % 2 == 1, italic: i % 3 == 1, ..Style::default() }); }
-        let out = render(&rich);
-        println!("normal {} chars in {:?}", out.len(), t.elapsed());
-    }
-}
