@@ -121,6 +121,8 @@ impl Adapter for MattermostAdapter {
             Mode::Token(_) | Mode::Login(_) => session::run(self, &ctx, &cancel).await,
         };
         if cancel.is_cancelled() {
+            // Stopped for good: sends fail transiently so the core keeps the rows.
+            self.set_live(None);
             ctx.health.report(ConnectionState::Stopped);
         }
         result

@@ -12,7 +12,7 @@ use crate::inbound::{Change, Translator};
 use crate::outbound::Naming;
 use crate::{Live, MattermostAdapter};
 use futures::{SinkExt, StreamExt};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_sdk::event::now_ms;
@@ -242,6 +242,9 @@ async fn relay(
                 let (Some(change), Some(post)) = (Change::from_event(event), message.post()) else {
                     continue;
                 };
+                if change == Change::Created && cursors.caught_up.contains(&post.id) {
+                    continue;
+                }
                 relay_post(ctx, &live.translator, cursors, change, &post).await?;
             }
         }
@@ -276,6 +279,7 @@ async fn catch_up(
     max_age: Duration,
 ) -> Result<(), AdapterError> {
     let oldest = now_ms() - max_age.as_millis() as i64;
+    cursors.caught_up.clear();
     let channels: Vec<(String, i64)> = cursors
         .positions
         .iter()
@@ -295,7 +299,12 @@ async fn catch_up(
         }
         for post in posts {
             match Change::of_caught_up(&post, since) {
-                Some(change) => relay_post(ctx, translator, cursors, change, &post).await?,
+                Some(change) => {
+                    if change == Change::Created {
+                        cursors.caught_up.insert(post.id.clone());
+                    }
+                    relay_post(ctx, translator, cursors, change, &post).await?
+                }
                 None => cursors.advance(&post.channel_id, post.update_at),
             }
         }
@@ -308,6 +317,9 @@ async fn catch_up(
 struct Cursors {
     positions: HashMap<String, i64>,
     dirty: bool,
+    /// Posts the last catch-up relayed: their `posted` events, still buffered on the
+    /// websocket, need not be submitted again.
+    caught_up: HashSet<String>,
 }
 
 impl Cursors {
@@ -333,7 +345,11 @@ impl Cursors {
                 });
             positions.insert(channel.clone(), position);
         }
-        Ok(Self { positions, dirty })
+        Ok(Self {
+            positions,
+            dirty,
+            caught_up: HashSet::new(),
+        })
     }
 
     fn advance(&mut self, channel: &str, at_ms: i64) {
