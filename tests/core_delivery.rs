@@ -129,6 +129,35 @@ async fn three_way_route_has_no_echo_and_no_duplicates() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_send_is_not_retried_before_the_network_allows() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fakes(2, false);
+    let _daemon = start(
+        dir.path(),
+        vec![route("r", &[("a", "#a"), ("b", "#b")])],
+        vec![("a", dyn_adapter(&f[0])), ("b", dyn_adapter(&f[1]))],
+    )
+    .await;
+    let retry_after = Duration::from_millis(300);
+    f[1].fail_next([SendError::RateLimited {
+        reason: "429".into(),
+        retry_after,
+    }]);
+    let started = std::time::Instant::now();
+    f[0].receive("#a", "alice", "m1", "slow down")
+        .await
+        .unwrap();
+    let sent = f[1].wait_for_sent(1, WAIT).await;
+    // A lower bound only (the retry policy's floor), never an upper one.
+    assert!(
+        started.elapsed() >= retry_after,
+        "retried after {:?}, before the {retry_after:?} the network asked for",
+        started.elapsed()
+    );
+    assert_eq!(texts(&sent), vec!["slow down"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_failures_retry_in_order_and_permanent_ones_are_dead_lettered() {
     let dir = tempfile::tempdir().unwrap();
     let f = fakes(2, false);

@@ -323,7 +323,7 @@ impl Worker<'_> {
                 Ok(resolved) => break resolved,
                 Err(error) => {
                     tracing::error!(room = %key, %error, "delivery: id lookup failed; retrying");
-                    if !self.backoff(&mut attempt).await {
+                    if !self.backoff(&mut attempt, Duration::ZERO).await {
                         return false;
                     }
                 }
@@ -379,7 +379,16 @@ impl Worker<'_> {
                         format!("refused by {}: {reason}", key.network),
                     );
                 }
-                Err(SendError::Transient(reason)) => {
+                Err(error @ (SendError::Transient(_) | SendError::RateLimited { .. })) => {
+                    let (reason, at_least) = match error {
+                        SendError::RateLimited {
+                            reason,
+                            retry_after,
+                        } => (reason, retry_after),
+                        SendError::Transient(reason) | SendError::Permanent(reason) => {
+                            (reason, Duration::ZERO)
+                        }
+                    };
                     m::failed(key, &route_name);
                     if let Some(expired) = expiry(&row, max_age) {
                         return self.dead(
@@ -394,7 +403,7 @@ impl Worker<'_> {
                     if let Err(error) = self.shared.store.record_failure(row.outbox_id, reason) {
                         tracing::error!(%error, "delivery: cannot record a failed attempt");
                     }
-                    if !self.backoff(&mut attempt).await {
+                    if !self.backoff(&mut attempt, at_least).await {
                         return false;
                     }
                 }
@@ -455,12 +464,16 @@ impl Worker<'_> {
         true
     }
 
-    /// Waits before the next attempt; a reconnect of the network cuts the wait short.
-    /// Returns false on shutdown.
-    async fn backoff(&self, attempt: &mut u32) -> bool {
+    /// Waits before the next attempt, at least `at_least` (what a rate limit asked
+    /// for); a reconnect of the network cuts a plain backoff short. Returns false on
+    /// shutdown.
+    async fn backoff(&self, attempt: &mut u32, at_least: Duration) -> bool {
         let settings = &self.shared.settings;
         let wait = backoff::delay(*attempt, settings.retry_initial, settings.retry_max);
         *attempt = attempt.saturating_add(1);
+        if !at_least.is_zero() {
+            return self.pause(wait.max(at_least)).await;
+        }
         tokio::select! {
             _ = tokio::time::sleep(wait) => true,
             _ = self.state.reconnected.notified() => true,

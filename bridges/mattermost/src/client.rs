@@ -46,6 +46,17 @@ impl ApiError {
     /// A refused session (401) keeps messages queued: an operator can fix the token
     /// and nothing is lost meanwhile.
     pub fn into_send_error(self) -> SendError {
+        if let ApiError::Status {
+            status: 429,
+            retry_after: Some(retry_after),
+            ..
+        } = &self
+        {
+            return SendError::RateLimited {
+                retry_after: *retry_after,
+                reason: self.to_string(),
+            };
+        }
         if self.is_transient() || self.status() == Some(401) {
             SendError::Transient(self.to_string())
         } else {

@@ -5,9 +5,16 @@ use thiserror::Error;
 /// Failure of one `send`.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum SendError {
-    /// Not connected, rate limited, a 5xx: the core retries with backoff.
+    /// Not connected, a 5xx, a timeout: the core retries with backoff.
     #[error("transient: {0}")]
     Transient(String),
+    /// The network asked us to slow down (e.g. HTTP 429 with `Retry-After`): retried
+    /// with backoff, but not before `retry_after`.
+    #[error("rate limited for {retry_after:?}: {reason}")]
+    RateLimited {
+        reason: String,
+        retry_after: std::time::Duration,
+    },
     /// The target refuses this message for good (no such room, too large, forbidden):
     /// the core dead-letters it with this reason.
     #[error("permanent: {0}")]
@@ -16,7 +23,7 @@ pub enum SendError {
 
 impl SendError {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, SendError::Transient(_))
+        !matches!(self, SendError::Permanent(_))
     }
 }
 
