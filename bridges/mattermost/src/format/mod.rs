@@ -1,0 +1,35 @@
+//! Mattermost markdown <-> the core's rich text.
+//!
+//! Parsing goes through pulldown-cmark (CommonMark with strikethrough and tables,
+//! which is what Mattermost renders). Bold, italic, strikethrough, inline code,
+//! links, images (as a link to the image) and code blocks map onto the model, and
+//! bare http(s) URLs become links because Mattermost autolinks them. Structure the
+//! model has no room for stays readable as text: paragraphs and line breaks become
+//! one `\n`, list items get `- ` / `1. `, quoted lines `> `, headings turn bold,
+//! table rows become their cells joined by ` | `, and HTML is kept as written.
+//!
+//! Rendering escapes text so that what other networks send shows literally, but
+//! leaves `@` (mentions must notify) and zero-width characters alone. It degrades
+//! as follows: underline and colours have no markdown and are dropped; a mention
+//! becomes `@name`; spaces at the start and end of a line are dropped (four of them
+//! would start a code block) and those at the ends of inline code move outside it;
+//! blank lines come back as a single line break when parsed; and where CommonMark's
+//! flanking rules cannot express a style (`a**(b)**c` is not bold) that run is sent
+//! without the style rather than with stray markers.
+
+mod parse;
+mod render;
+#[cfg(test)]
+mod tests;
+
+use switchboard_sdk::RichText;
+
+/// Parses a Mattermost post message (Mattermost-flavoured markdown) into rich text.
+pub fn parse(markdown: &str) -> RichText {
+    parse::parse(markdown)
+}
+
+/// Renders rich text as Mattermost markdown that shows exactly the same text.
+pub fn render(rich: &RichText) -> String {
+    render::render(rich)
+}
