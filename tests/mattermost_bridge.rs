@@ -24,6 +24,7 @@ struct World {
     bot: String,
     bot_token: String,
     bob: String,
+    bob_token: String,
     irc: Ngircd,
 }
 
@@ -34,7 +35,7 @@ async fn world(flood_throttling: bool) -> World {
     let town = mm.add_channel(&team, "town-square");
     let offtopic = mm.add_channel(&team, "off-topic");
     let (bot, bot_token) = mm.add_user("bridge", true);
-    let (bob, _) = mm.add_user("bob", false);
+    let (bob, bob_token) = mm.add_user("bob", false);
     let irc = Ngircd::start(NgircdOptions {
         name: "irc.test".into(),
         flood_throttling,
@@ -46,6 +47,7 @@ async fn world(flood_throttling: bool) -> World {
         bot,
         bot_token,
         bob,
+        bob_token,
         irc,
     }
 }
@@ -150,6 +152,51 @@ async fn both_ways_with_names_action_formatting_thread_reply_files_and_no_mass_m
         got.text,
         format!("<b{ZWJ}ob> hi \x02there\x02 and \x1Dyou\x1D")
     );
+
+    // A `/me` post (its own post type) is an action on IRC.
+    let body = serde_json::json!({ "channel_id": w.town, "message": "waves back", "type": "me" });
+    let auth = format!("Authorization: Bearer {}\r\n", w.bob_token);
+    let mm_addr: SocketAddr = w.mm.url().trim_start_matches("http://").parse().unwrap();
+    let (status, _) = post_with_headers(
+        mm_addr,
+        "/api/v4/posts",
+        "application/json",
+        &auth,
+        &body.to_string(),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let got = alice.expect("#a", "waves back", WAIT).await;
+    assert_eq!(
+        got.action(),
+        Some(format!("<b{ZWJ}ob> waves back").as_str()),
+        "{got:?}"
+    );
+
+    // A long post is split into IRC lines; nothing is cut.
+    let long: String = (0..150).map(|i| format!("w{i:03} ")).collect::<String>() + "END";
+    w.mm.post_as(&w.bob, &w.town, &long, None);
+    let mut lines = Vec::new();
+    while !lines.iter().any(|line: &String| line.contains("END")) {
+        let line = alice
+            .next_message(WAIT)
+            .await
+            .expect("the long post's lines")
+            .text;
+        lines.push(line);
+    }
+    assert!(lines.len() >= 2, "{lines:?}");
+    let joined: String = lines
+        .iter()
+        .map(|line| line.trim_start_matches(&format!("<b{ZWJ}ob> ")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let words = |text: &str| {
+        text.split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(words(&joined), words(&long));
 
     // A thread reply shows what it answers.
     w.mm.post_as(&w.bob, &w.town, "agreed", Some(&hello_id));
@@ -481,10 +528,21 @@ async fn webhook_mode_relays_both_ways_and_refuses_bad_requests() {
 
 /// A plain HTTP/1.1 POST; returns (status, body).
 async fn post_raw(addr: SocketAddr, path: &str, content_type: &str, body: &str) -> (u16, String) {
+    post_with_headers(addr, path, content_type, "", body).await
+}
+
+/// `headers`: extra header lines, each ending in CRLF.
+async fn post_with_headers(
+    addr: SocketAddr,
+    path: &str,
+    content_type: &str,
+    headers: &str,
+    body: &str,
+) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(request.as_bytes()).await.unwrap();
