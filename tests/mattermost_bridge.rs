@@ -526,12 +526,7 @@ async fn webhook_mode_relays_both_ways_and_refuses_bad_requests() {
     );
 }
 
-/// A plain HTTP/1.1 POST; returns (status, body).
-async fn post_raw(addr: SocketAddr, path: &str, content_type: &str, body: &str) -> (u16, String) {
-    post_with_headers(addr, path, content_type, "", body).await
-}
-
-/// `headers`: extra header lines, each ending in CRLF.
+/// A POST with a content type and extra header lines; returns (status, body).
 async fn post_with_headers(
     addr: SocketAddr,
     path: &str,
@@ -539,29 +534,10 @@ async fn post_with_headers(
     headers: &str,
     body: &str,
 ) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    // The server may answer (413) before reading a large body; that is fine.
-    let _ = stream.write_all(body.as_bytes()).await;
-    let mut response = Vec::new();
-    tokio::time::timeout(WAIT, stream.read_to_end(&mut response))
-        .await
-        .expect("HTTP response in time")
-        .ok();
-    let response = String::from_utf8_lossy(&response).into_owned();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .expect("status line");
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    let headers = format!("Content-Type: {content_type}\r\n{headers}");
+    common::http_request(addr, "POST", path, &headers, body).await
+}
+
+async fn post_raw(addr: SocketAddr, path: &str, content_type: &str, body: &str) -> (u16, String) {
+    post_with_headers(addr, path, content_type, "", body).await
 }
