@@ -146,11 +146,18 @@ async fn both_ways_with_names_action_formatting_thread_reply_files_and_no_mass_m
     );
 
     // Mattermost -> IRC: the nick template names bob (guarded), markdown becomes codes.
-    w.mm.post_as(&w.bob, &w.town, "hi **there** and *you*", None);
+    w.mm.post_as(
+        &w.bob,
+        &w.town,
+        "hi **there** *you* ~~old~~ `code` [docs](https://example.org/d)",
+        None,
+    );
     let got = alice.expect("#a", "there", WAIT).await;
     assert_eq!(
         got.text,
-        format!("<b{ZWJ}ob> hi \x02there\x02 and \x1Dyou\x1D")
+        format!(
+            "<b{ZWJ}ob> hi \x02there\x02 \x1Dyou\x1D \x1Eold\x1E \x11code\x11 docs (https://example.org/d)"
+        )
     );
 
     // A `/me` post (its own post type) is an action on IRC.
