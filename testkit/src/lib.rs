@@ -8,6 +8,7 @@ mod install;
 pub mod mattermost;
 mod peer;
 mod servers;
+pub mod synapse;
 
 pub use peer::{IrcPeer, Received};
 pub use servers::{Inspircd, Ngircd, NgircdOptions};
