@@ -139,6 +139,11 @@ impl Daemon {
                 inbound: ingest.clone(),
                 health: reporter,
                 state: store.state_for(network),
+                data_dir: options.state_dir.join("networks").join(
+                    network
+                        .as_str()
+                        .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_"),
+                ),
             };
             webhook_targets.insert(network.clone(), (entry.adapter.clone(), ctx.clone()));
             network_tasks.spawn(supervisor::supervise(

@@ -36,6 +36,10 @@ pub fn build_adapters(config: &Config) -> Result<NamedAdapters, AdapterError> {
                 NetworkConfig::Mattermost(mattermost) => {
                     switchboard_mattermost::MattermostAdapter::new(mattermost.clone())?
                 }
+                #[cfg(feature = "matrix")]
+                NetworkConfig::Matrix(matrix) => {
+                    switchboard_matrix::MatrixAdapter::new(matrix.clone())
+                }
             };
             Ok((NetworkId::new(name.clone()), adapter))
         })

@@ -10,6 +10,8 @@ pub const NAMES: &[&str] = &[
     "irc",
     #[cfg(feature = "mattermost")]
     "mattermost",
+    #[cfg(feature = "matrix")]
+    "matrix",
 ];
 
 pub(super) fn parse(
@@ -31,6 +33,10 @@ pub(super) fn parse(
                 switchboard_mattermost::MattermostConfig::validate,
             )
             .map(NetworkConfig::Mattermost),
+        #[cfg(feature = "matrix")]
+        "matrix" => loader
+            .section(key, section, switchboard_matrix::MatrixConfig::validate)
+            .map(NetworkConfig::Matrix),
         _ => None,
     }
 }

@@ -40,6 +40,8 @@ pub enum NetworkConfig {
     Irc(switchboard_irc::IrcConfig),
     #[cfg(feature = "mattermost")]
     Mattermost(switchboard_mattermost::MattermostConfig),
+    #[cfg(feature = "matrix")]
+    Matrix(switchboard_matrix::MatrixConfig),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

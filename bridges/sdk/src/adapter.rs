@@ -112,6 +112,10 @@ pub struct AdapterContext {
     pub health: HealthReporter,
     /// This network's durable state.
     pub state: StateHandle,
+    /// A directory of this network's own under the daemon's state dir, for adapters
+    /// whose libraries keep files (e.g. a Matrix client's store). Created on demand
+    /// by the adapter.
+    pub data_dir: std::path::PathBuf,
 }
 
 /// One HTTP request the daemon's server received for an adapter's webhook endpoint

@@ -214,6 +214,9 @@ impl InboundHandler for RecordingSink {
     }
 }
 
+/// Numbers the data directories of adapters run outside the daemon.
+static NEXT_DATA_DIR: AtomicU64 = AtomicU64::new(0);
+
 /// Adapter state kept in memory, for adapter tests without a core.
 #[derive(Default)]
 pub struct MemoryState {
@@ -265,6 +268,11 @@ pub fn spawn_adapter<A: Adapter>(
             let _ = health_tx.send(state);
         }),
         state: MemoryState::new(),
+        data_dir: std::env::temp_dir().join(format!(
+            "switchboard-adapter-{}-{}",
+            std::process::id(),
+            NEXT_DATA_DIR.fetch_add(1, Ordering::Relaxed)
+        )),
     };
     let cancel = CancellationToken::new();
     let task = {

@@ -1,0 +1,51 @@
+//! Matrix message content <-> the core's rich text.
+//!
+//! Owns both directions for `m.room.message`: reading `formatted_body` (the
+//! `org.matrix.custom.html` subset, parsed by ruma-html, i.e. html5ever) or else the
+//! plain `body`, and writing a `body` plus, when there is something to format, a
+//! `formatted_body`. The reply fallback is dropped on the way in: `<mx-reply>` in HTML
+//! always (clients never show it), the leading `> ` lines of a plain body only when
+//! the event is a reply. HTML that shows nothing falls back to the body.
+//!
+//! Parsing maps `<b>`/`<strong>`, `<i>`/`<em>`, `<u>`, `<del>`/`<s>`/`<strike>` and
+//! `<code>` onto the model's styles, `<pre>` onto a code block (with the language of
+//! `class="language-x"`), `<a href>` onto a link, and bare http(s) URLs in text onto
+//! links. A user pill becomes a mention whose name is the pill's text, so other
+//! networks show a name and never ping; a room pill is just its text, an event
+//! permalink stays a link, and a link no one could open (`javascript:`, relative) is
+//! its text. Structure the model has no room for stays readable as text: `<br>` and
+//! block boundaries are one `\n`, list items get `- ` / `1. `, quoted lines `> `,
+//! headings turn bold, table cells are joined by ` | `, `<hr>` is `---`, an image is
+//! its alt text. Colours, spoilers and unknown tags keep just their text. Whitespace
+//! collapses as a browser shows it, and a non-breaking space reads as a space (the
+//! other half of how rendering keeps spaces).
+//!
+//! Rendering escapes everything, so text from other networks shows literally: a
+//! mention is its name as text, never a pill (relayed names must not notify), and
+//! `@room` stays text (zero-width characters the core put in are kept). It degrades
+//! as follows: colours are dropped; link text is one line; spaces HTML would collapse
+//! (runs, and those at the ends of a line) are written as `&nbsp;`, while tabs
+//! outside code blocks show as a space. A message with no styles, links or code
+//! blocks gets no `formatted_body` at all, so simple messages stay simple.
+
+mod parse;
+mod render;
+#[cfg(test)]
+mod tests;
+
+use switchboard_sdk::RichText;
+
+/// An inbound m.room.message's text as rich text: `formatted_body` (format
+/// org.matrix.custom.html) when present, else `body`. The reply fallback is removed
+/// from both (`<mx-reply>...</mx-reply>` in HTML; leading lines starting with "> "
+/// followed by one empty line in the plain body, only when the event is a reply -
+/// pass `is_reply`).
+pub fn parse(body: &str, formatted_html: Option<&str>, is_reply: bool) -> RichText {
+    parse::parse(body, formatted_html, is_reply)
+}
+
+/// What to send: the plain `body` and, when the text has any formatting/links/code,
+/// the HTML `formatted_body`.
+pub fn render(rich: &RichText) -> (String, Option<String>) {
+    render::render(rich)
+}

@@ -1,0 +1,102 @@
+//! The Matrix adapter in relay-bot mode: one ordinary account (matrix-sdk 0.18, sqlite
+//! store in the network's data dir) joins the bridged rooms and speaks for everyone,
+//! naming senders through the route's nick template. The sync token is kept in the
+//! core's adapter state, so after downtime the rooms' missed messages are relayed
+//! (bounded by `catch_up_max_age_secs`); sends carry transaction ids derived from the
+//! outbox row, so a retry after a crash never posts twice.
+
+pub mod config;
+pub mod format;
+mod inbound;
+mod outbound;
+mod session;
+
+pub use config::MatrixConfig;
+
+use async_trait::async_trait;
+use matrix_sdk::ruma::OwnedRoomId;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use switchboard_sdk::{
+    Adapter, AdapterContext, AdapterError, Capabilities, ConnectionState, Outbound, RoomId,
+    SendError, SendReceipt,
+};
+use tokio_util::sync::CancellationToken;
+
+pub struct MatrixAdapter {
+    config: MatrixConfig,
+    /// The logged-in client and resolved rooms while a run is active.
+    live: Mutex<Option<Arc<Live>>>,
+}
+
+/// What one run resolved; `send` works from it.
+pub(crate) struct Live {
+    client: matrix_sdk::Client,
+    /// Room as routes name it -> room id.
+    rooms: HashMap<RoomId, OwnedRoomId>,
+    /// A random value kept in adapter state: transaction ids are `salt-row-part`, stable
+    /// across retries of one outbox row and never reused by another database.
+    txn_salt: String,
+}
+
+impl MatrixAdapter {
+    pub fn new(config: MatrixConfig) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            live: Mutex::new(None),
+        })
+    }
+
+    fn live(&self) -> Option<Arc<Live>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set_live(&self, live: Option<Arc<Live>>) {
+        *self.live.lock().unwrap_or_else(|p| p.into_inner()) = live;
+    }
+}
+
+#[async_trait]
+impl Adapter for MatrixAdapter {
+    fn protocol(&self) -> &'static str {
+        "matrix"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            edits: true,
+            deletes: true,
+            replies: true,
+            threads: false,
+            per_message_sender: false,
+            rich_text: true,
+            attachments: false,
+            max_message_bytes: None,
+        }
+    }
+
+    fn guard_name(&self, name: &str) -> String {
+        // Element highlights a message containing a user's display name.
+        switchboard_sdk::text::guard_name(name, '\u{200D}')
+    }
+
+    async fn run(
+        &self,
+        ctx: AdapterContext,
+        cancel: CancellationToken,
+    ) -> Result<(), AdapterError> {
+        let result = session::run(self, &ctx, &cancel).await;
+        self.set_live(None);
+        if cancel.is_cancelled() {
+            ctx.health.report(ConnectionState::Stopped);
+        }
+        result
+    }
+
+    async fn send(&self, message: &Outbound) -> Result<SendReceipt, SendError> {
+        let live = self
+            .live()
+            .ok_or_else(|| SendError::Transient("not connected to Matrix".into()))?;
+        outbound::send(&live, message).await
+    }
+}

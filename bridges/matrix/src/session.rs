@@ -1,0 +1,351 @@
+//! One run: build the client (sqlite store in the data dir), restore or create the
+//! session (the device is reused across restarts), join the configured rooms, then
+//! sync. Each sync response's timeline events are relayed in order and only then is
+//! its `next_batch` saved, so a crash replays at most one response (the core drops
+//! the duplicates by event id). A gap in a room's timeline (`limited`) is filled from
+//! `/messages` back to the previous token, bounded by the catch-up age.
+
+use crate::inbound::Translator;
+use crate::{Live, MatrixAdapter, MatrixConfig};
+use matrix_sdk::config::SyncSettings;
+use matrix_sdk::deserialized_responses::TimelineEvent;
+use matrix_sdk::room::MessagesOptions;
+use matrix_sdk::ruma::api::client::filter::{FilterDefinition, RoomEventFilter, RoomFilter};
+use matrix_sdk::ruma::api::client::sync::sync_events::v3::Filter;
+use matrix_sdk::ruma::{OwnedRoomId, RoomOrAliasId, UInt};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_sdk::event::now_ms;
+use switchboard_sdk::{AdapterContext, AdapterError, ConnectionState, RoomId};
+use tokio_util::sync::CancellationToken;
+
+const SYNC_TOKEN: &str = "sync_token";
+const SESSION: &str = "session";
+const DEVICE_ID: &str = "device_id";
+const TXN_SALT: &str = "txn_salt";
+const LONG_POLL: Duration = Duration::from_secs(30);
+/// Timeline events per room per sync: large, so gaps (and backfills) are rare.
+const TIMELINE_LIMIT: u32 = 200;
+/// `/messages` pages read at most to fill one gap.
+const MAX_BACKFILL_PAGES: usize = 20;
+
+pub async fn run(
+    adapter: &MatrixAdapter,
+    ctx: &AdapterContext,
+    cancel: &CancellationToken,
+) -> Result<(), AdapterError> {
+    let config = &adapter.config;
+    let client = build_client(config, ctx).await?;
+    let own_user = authenticate(&client, config, ctx).await?;
+    let txn_salt = txn_salt(ctx).await?;
+
+    let mut rooms = HashMap::new();
+    let mut by_id: HashMap<OwnedRoomId, RoomId> = HashMap::new();
+    for room in &ctx.rooms {
+        let reference = <&RoomOrAliasId>::try_from(room.as_str())
+            .map_err(|error| AdapterError::Config(format!("room {room}: {error}")))?;
+        let joined = client
+            .join_room_by_id_or_alias(reference, &[])
+            .await
+            .map_err(|error| AdapterError::Connection(format!("cannot join {room}: {error}")))?;
+        rooms.insert(room.clone(), joined.room_id().to_owned());
+        by_id.insert(joined.room_id().to_owned(), room.clone());
+    }
+    let live = Arc::new(Live {
+        client: client.clone(),
+        rooms,
+        txn_salt,
+    });
+    adapter.set_live(Some(live));
+    let translator = Translator {
+        network: ctx.network.clone(),
+        rooms: by_id,
+        own_user,
+        client: client.clone(),
+        homeserver: config.homeserver.trim_end_matches('/').to_owned(),
+    };
+    let oldest_ms = now_ms() - (config.catch_up_max_age_secs as i64) * 1000;
+
+    let mut token = match load(ctx, SYNC_TOKEN).await? {
+        Some(token) => token,
+        None => {
+            // First start: what was said before the bridge existed is not relayed.
+            let first = client
+                .sync_once(SyncSettings::default().timeout(Duration::ZERO))
+                .await
+                .map_err(|error| AdapterError::Connection(format!("sync: {error}")))?;
+            save(ctx, SYNC_TOKEN, &first.next_batch).await?;
+            first.next_batch
+        }
+    };
+    ctx.health.report(ConnectionState::Connected);
+    tracing::info!(network = %ctx.network, rooms = translator.rooms.len(), "Matrix: connected");
+
+    loop {
+        let settings = SyncSettings::default()
+            .token(token.clone())
+            .timeout(LONG_POLL)
+            .filter(sync_filter());
+        let response = tokio::select! {
+            response = client.sync_once(settings) => response
+                .map_err(|error| AdapterError::Connection(format!("sync: {error}")))?,
+            () = cancel.cancelled() => return Ok(()),
+        };
+        for (room_id, update) in &response.rooms.joined {
+            if !translator.rooms.contains_key(room_id) {
+                continue;
+            }
+            if update.timeline.limited
+                && let Some(prev_batch) = &update.timeline.prev_batch
+            {
+                let missed = backfill(&client, room_id, prev_batch, &token, oldest_ms).await?;
+                relay_all(ctx, &translator, room_id, &missed, oldest_ms).await?;
+            }
+            relay_all(
+                ctx,
+                &translator,
+                room_id,
+                &update.timeline.events,
+                oldest_ms,
+            )
+            .await?;
+        }
+        token = response.next_batch;
+        save(ctx, SYNC_TOKEN, &token).await?;
+    }
+}
+
+async fn build_client(
+    config: &MatrixConfig,
+    ctx: &AdapterContext,
+) -> Result<matrix_sdk::Client, AdapterError> {
+    let store = ctx.data_dir.join("matrix-store");
+    std::fs::create_dir_all(&store)
+        .map_err(|error| AdapterError::Config(format!("{}: {error}", store.display())))?;
+    let mut builder = matrix_sdk::Client::builder()
+        .homeserver_url(&config.homeserver)
+        .sqlite_store(&store, None);
+    if config.accept_invalid_certs {
+        tracing::warn!(
+            "Matrix: accept_invalid_certs is on: the homeserver's TLS certificate is NOT verified"
+        );
+        builder = builder.disable_ssl_verification();
+    }
+    builder
+        .build()
+        .await
+        .map_err(|error| AdapterError::Config(format!("Matrix client: {error}")))
+}
+
+/// The saved session (same device, no new login), or a fresh login whose session is
+/// saved. A refused saved session is forgotten and the run fails, so the next run
+/// logs in again, with the same device id.
+async fn authenticate(
+    client: &matrix_sdk::Client,
+    config: &MatrixConfig,
+    ctx: &AdapterContext,
+) -> Result<matrix_sdk::ruma::OwnedUserId, AdapterError> {
+    use matrix_sdk::authentication::matrix::MatrixSession;
+    use matrix_sdk::store::RoomLoadSettings;
+    let saved: Option<MatrixSession> = load(ctx, SESSION)
+        .await?
+        .and_then(|json| serde_json::from_str(&json).ok())
+        .filter(|session: &MatrixSession| session.meta.user_id.as_str() == config.user_id);
+    let auth = client.matrix_auth();
+    if let Some(session) = saved {
+        auth.restore_session(session, RoomLoadSettings::default())
+            .await
+            .map_err(|error| AdapterError::Connection(format!("restoring the session: {error}")))?;
+        return match client.whoami().await {
+            Ok(whoami) => Ok(whoami.user_id),
+            Err(error) if is_unauthorized(&error) => {
+                save(ctx, SESSION, "").await?;
+                Err(AdapterError::Connection(
+                    "the saved Matrix session was refused; logging in again".into(),
+                ))
+            }
+            Err(error) => Err(AdapterError::Connection(format!("whoami: {error}"))),
+        };
+    }
+    let session = match (&config.password, &config.access_token) {
+        (Some(password), _) => {
+            let device = load(ctx, DEVICE_ID).await?;
+            let mut login = auth
+                .login_username(&config.user_id, password)
+                .initial_device_display_name(&config.device_name);
+            if let Some(device) = &device {
+                login = login.device_id(device);
+            }
+            login.send().await.map_err(|error| {
+                if error
+                    .as_client_api_error()
+                    .is_some_and(|e| e.status_code.as_u16() == 403)
+                {
+                    AdapterError::Auth(format!("login refused: {error}"))
+                } else {
+                    AdapterError::Connection(format!("login: {error}"))
+                }
+            })?;
+            auth.session()
+                .ok_or_else(|| AdapterError::Auth("login gave no session".into()))?
+        }
+        (None, Some(token)) => {
+            let session = session_from_token(config, token).await?;
+            auth.restore_session(session.clone(), RoomLoadSettings::default())
+                .await
+                .map_err(|error| AdapterError::Connection(format!("session: {error}")))?;
+            session
+        }
+        (None, None) => return Err(AdapterError::Config("no password or access token".into())),
+    };
+    let json = serde_json::to_string(&session)
+        .map_err(|error| AdapterError::Config(format!("session: {error}")))?;
+    save(ctx, SESSION, &json).await?;
+    save(ctx, DEVICE_ID, session.meta.device_id.as_str()).await?;
+    Ok(session.meta.user_id)
+}
+
+/// An access token's user and device, from `/account/whoami`.
+async fn session_from_token(
+    config: &MatrixConfig,
+    token: &str,
+) -> Result<matrix_sdk::authentication::matrix::MatrixSession, AdapterError> {
+    #[derive(serde::Deserialize)]
+    struct WhoAmI {
+        user_id: matrix_sdk::ruma::OwnedUserId,
+        device_id: Option<matrix_sdk::ruma::OwnedDeviceId>,
+    }
+    let url = format!(
+        "{}/_matrix/client/v3/account/whoami",
+        config.homeserver.trim_end_matches('/')
+    );
+    let response = matrix_sdk::reqwest::Client::new()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|error| AdapterError::Connection(format!("whoami: {}", error.without_url())))?;
+    if response.status().as_u16() == 401 {
+        return Err(AdapterError::Auth("the access token was refused".into()));
+    }
+    let bytes = response
+        .error_for_status()
+        .map_err(|error| AdapterError::Connection(format!("whoami: {}", error.without_url())))?
+        .bytes()
+        .await
+        .map_err(|error| AdapterError::Connection(format!("whoami: {}", error.without_url())))?;
+    let whoami: WhoAmI = serde_json::from_slice(&bytes)
+        .map_err(|error| AdapterError::Connection(format!("whoami: {error}")))?;
+    let device_id = whoami
+        .device_id
+        .ok_or_else(|| AdapterError::Config("the access token has no device".into()))?;
+    Ok(matrix_sdk::authentication::matrix::MatrixSession {
+        meta: matrix_sdk::SessionMeta {
+            user_id: whoami.user_id,
+            device_id,
+        },
+        tokens: matrix_sdk::SessionTokens {
+            access_token: token.to_owned(),
+            refresh_token: None,
+        },
+    })
+}
+
+fn is_unauthorized(error: &matrix_sdk::HttpError) -> bool {
+    error
+        .as_client_api_error()
+        .is_some_and(|e| e.status_code.as_u16() == 401)
+}
+
+async fn txn_salt(ctx: &AdapterContext) -> Result<String, AdapterError> {
+    if let Some(salt) = load(ctx, TXN_SALT).await? {
+        return Ok(salt);
+    }
+    let salt = format!("sb{:x}", rand::random::<u64>());
+    save(ctx, TXN_SALT, &salt).await?;
+    Ok(salt)
+}
+
+fn sync_filter() -> Filter {
+    let mut timeline = RoomEventFilter::default();
+    timeline.limit = Some(UInt::from(TIMELINE_LIMIT));
+    let mut room = RoomFilter::default();
+    room.timeline = timeline;
+    let mut definition = FilterDefinition::default();
+    definition.room = room;
+    Filter::FilterDefinition(definition)
+}
+
+/// The events between the previous sync token and `prev_batch`, oldest first.
+async fn backfill(
+    client: &matrix_sdk::Client,
+    room_id: &OwnedRoomId,
+    prev_batch: &str,
+    previous_token: &str,
+    oldest_ms: i64,
+) -> Result<Vec<TimelineEvent>, AdapterError> {
+    let Some(room) = client.get_room(room_id) else {
+        return Ok(Vec::new());
+    };
+    let mut collected = Vec::new();
+    let mut from = Some(prev_batch.to_owned());
+    for _ in 0..MAX_BACKFILL_PAGES {
+        let mut options = MessagesOptions::backward();
+        options.from = from.clone();
+        options.to = Some(previous_token.to_owned());
+        options.limit = UInt::from(100u32);
+        let page = room
+            .messages(options)
+            .await
+            .map_err(|error| AdapterError::Connection(format!("catch-up: {error}")))?;
+        let done = page.chunk.is_empty() || page.end.is_none();
+        let too_old = page
+            .chunk
+            .iter()
+            .any(|event| crate::inbound::timestamp_ms(event).is_some_and(|ts| ts < oldest_ms));
+        collected.extend(page.chunk);
+        if done || too_old {
+            break;
+        }
+        from = page.end;
+    }
+    collected.reverse();
+    Ok(collected)
+}
+
+async fn relay_all(
+    ctx: &AdapterContext,
+    translator: &Translator,
+    room_id: &OwnedRoomId,
+    events: &[TimelineEvent],
+    oldest_ms: i64,
+) -> Result<(), AdapterError> {
+    for event in events {
+        let Some(inbound) = translator.translate(room_id, event).await else {
+            continue;
+        };
+        if inbound.timestamp_ms < oldest_ms {
+            continue;
+        }
+        ctx.inbound.submit(inbound).await.map_err(|error| {
+            // Not acknowledged: the token is not saved, so the next run sees it again.
+            AdapterError::Connection(format!("the core did not accept an event: {error}"))
+        })?;
+    }
+    Ok(())
+}
+
+async fn load(ctx: &AdapterContext, key: &str) -> Result<Option<String>, AdapterError> {
+    ctx.state
+        .load(key)
+        .await
+        .map_err(|error| AdapterError::Connection(format!("adapter state: {error}")))
+}
+
+async fn save(ctx: &AdapterContext, key: &str, value: &str) -> Result<(), AdapterError> {
+    ctx.state
+        .save(key, value)
+        .await
+        .map_err(|error| AdapterError::Connection(format!("adapter state: {error}")))
+}

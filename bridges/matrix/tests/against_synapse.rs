@@ -1,0 +1,130 @@
+//! The Matrix adapter against a real Synapse: the sdk conformance suite, and a send
+//! retried with the same outbox row (as after a crash between send and commit) that
+//! the homeserver takes as the same event, so nothing is posted twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_matrix::{MatrixAdapter, MatrixConfig};
+use switchboard_sdk::testing::{
+    ConformanceHarness, run_conformance, spawn_adapter, wait_connected,
+};
+use switchboard_sdk::{Adapter, MessageStyle, NetworkId, Outbound, OutboundKind, RichText, RoomId};
+use switchboard_testkit::synapse::{MatrixPeer, Synapse, SynapseOptions};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn config(synapse: &Synapse) -> MatrixConfig {
+    MatrixConfig {
+        homeserver: synapse.url(),
+        user_id: "@switchboard:localhost".into(),
+        password: Some("bot-password".into()),
+        access_token: None,
+        device_name: "Switchboard test".into(),
+        catch_up_max_age_secs: 3600,
+        accept_invalid_certs: false,
+    }
+}
+
+async fn setup() -> (Synapse, MatrixPeer, String) {
+    let synapse = Synapse::start(SynapseOptions::default());
+    synapse.register("switchboard", "bot-password");
+    synapse.register("peer", "peer-password");
+    let mut peer = MatrixPeer::login(&synapse.url(), "peer", "peer-password").await;
+    peer.create_room(Some("conformance"), false).await;
+    (synapse, peer, "#conformance:localhost".to_owned())
+}
+
+struct Harness {
+    adapter: Arc<MatrixAdapter>,
+    peer: MatrixPeer,
+    room_id: String,
+    _synapse: Synapse,
+}
+
+#[async_trait::async_trait]
+impl ConformanceHarness for Harness {
+    type Adapter = MatrixAdapter;
+    fn adapter(&self) -> Arc<MatrixAdapter> {
+        self.adapter.clone()
+    }
+    fn network(&self) -> NetworkId {
+        NetworkId::new("mx")
+    }
+    fn room(&self) -> RoomId {
+        RoomId::new("#conformance:localhost")
+    }
+    async fn peer_say(&mut self, text: &str) {
+        let room = self.room_id.clone();
+        self.peer.send_text(&room, text).await;
+    }
+    async fn peer_saw(&mut self, needle: &str, timeout: Duration) -> bool {
+        let room = self.room_id.clone();
+        let seen = self
+            .peer
+            .drain(&room, timeout.min(Duration::from_secs(3)))
+            .await;
+        seen.iter().any(|event| {
+            event["content"]["body"]
+                .as_str()
+                .is_some_and(|body| body.contains(needle))
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_against_synapse() {
+    let (synapse, mut peer, alias) = setup().await;
+    let room_id = peer.join(&alias).await;
+    let adapter = MatrixAdapter::new(config(&synapse));
+    let mut harness = Harness {
+        adapter,
+        peer,
+        room_id,
+        _synapse: synapse,
+    };
+    run_conformance(&mut harness).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_delivery_is_the_same_event() {
+    let (synapse, mut peer, alias) = setup().await;
+    let room_id = peer.join(&alias).await;
+    let adapter = MatrixAdapter::new(config(&synapse));
+    let mut run = spawn_adapter(
+        adapter.clone(),
+        NetworkId::new("mx"),
+        vec![RoomId::new(alias.clone())],
+    );
+    wait_connected(&mut run.health, WAIT).await;
+    let message = Outbound {
+        room: RoomId::new(alias),
+        delivery_id: 42,
+        sender_name: "alice".into(),
+        sender_avatar: None,
+        sender_label: "<alice> ".into(),
+        kind: OutboundKind::Message {
+            style: MessageStyle::Normal,
+            content: RichText::plain("only once"),
+            reply_to: None,
+            thread: None,
+            attachments: Vec::new(),
+        },
+    };
+    let first = adapter.send(&message).await.expect("first send");
+    let again = adapter.send(&message).await.expect("retried send");
+    assert_eq!(
+        first.native_ids, again.native_ids,
+        "the retry made a second event"
+    );
+    let seen = peer.drain(&room_id, Duration::from_secs(2)).await;
+    let copies = seen
+        .iter()
+        .filter(|event| {
+            event["content"]["body"]
+                .as_str()
+                .is_some_and(|b| b.contains("only once"))
+        })
+        .count();
+    assert_eq!(copies, 1, "{seen:?}");
+    run.cancel.cancel();
+}
