@@ -68,11 +68,15 @@ fn the_example_config_passes() {
         .current_dir(root)
         .env("LIBERA_SASL_PASSWORD", "x")
         .env("SECRET_ROOM_KEY", "y")
+        .env("MATTERMOST_TOKEN", "t")
+        .env("MATTERMOST_INCOMING_WEBHOOK_URL", "https://chat.example.org/hooks/x")
+        .env("MATTERMOST_OUTGOING_TOKEN", "o")
+        .env("MATRIX_PASSWORD", "p")
         .output()
         .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
-        "config.example.yaml: ok (2 networks, 2 routes)\n",
+        "config.example.yaml: ok (5 networks, 3 routes)\n",
         "stderr: {}",
         String::from_utf8_lossy(&output.stderr)
     );
