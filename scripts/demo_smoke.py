@@ -1,8 +1,13 @@
 #!/usr/bin/env python3
-"""Demo smoke check: a user on each IRC server says a line; each must reach the other."""
+"""Demo smoke check: a user on each IRC server and one on Matrix say a line; each must
+reach the others."""
+import os
 import socket
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from demo_matrix import Matrix  # noqa: E402
 
 
 class Client:
@@ -45,7 +50,7 @@ class Client:
 
 
 def main():
-    east, west = int(sys.argv[1]), int(sys.argv[2])
+    east, west, matrix_url = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
     alice = Client(east, "alice", "#a")
     bob = Client(west, "bob", "#b")
     # The bridge joins on its own schedule: repeat until the first line crosses.
@@ -61,6 +66,20 @@ def main():
     print("west saw:", got)
     bob.send("PRIVMSG #b :hello from west")
     print("east saw:", alice.wait_for(lambda l: "hello from west" in l, "bob's line"))
+
+    you = Matrix(matrix_url, "you", "demo")
+    room = you.join("#demo:localhost")
+    feed = you.messages(room)
+    alice.send("PRIVMSG #a :hello matrix from east")
+    deadline = time.time() + 30
+    seen = []
+    while not any("hello matrix from east" in body for _, body in seen):
+        if time.time() > deadline:
+            raise SystemExit(f"demo smoke: Matrix never saw alice's line; saw {seen}")
+        seen.extend(next(feed))
+    print("matrix saw:", [body for _, body in seen if "hello matrix" in body][0])
+    you.say(room, "hello from matrix")
+    print("east saw:", alice.wait_for(lambda l: "hello from matrix" in l, "the Matrix line"))
     print("demo smoke: OK")
 
 
