@@ -69,7 +69,10 @@ fn the_example_config_passes() {
         .env("LIBERA_SASL_PASSWORD", "x")
         .env("SECRET_ROOM_KEY", "y")
         .env("MATTERMOST_TOKEN", "t")
-        .env("MATTERMOST_INCOMING_WEBHOOK_URL", "https://chat.example.org/hooks/x")
+        .env(
+            "MATTERMOST_INCOMING_WEBHOOK_URL",
+            "https://chat.example.org/hooks/x",
+        )
         .env("MATTERMOST_OUTGOING_TOKEN", "o")
         .env("MATRIX_PASSWORD", "p")
         .output()
