@@ -1,4 +1,7 @@
-//! Text helpers shared by adapters: splitting within a byte budget.
+//! Text helpers shared by adapters: splitting within a byte budget, name guards, and
+//! finding bare URLs.
+
+use std::ops::Range;
 
 /// Splits `text` into pieces of at most `budget` bytes each, never inside a UTF-8
 /// character, preferring to break after whitespace. Newlines are not special here:
@@ -42,6 +45,50 @@ pub fn guard_name(name: &str, guard: char) -> String {
     match chars.next() {
         Some(first) if !chars.as_str().is_empty() => format!("{first}{guard}{}", chars.as_str()),
         _ => name.to_owned(),
+    }
+}
+
+/// The first bare http(s) URL in `text`, as chat autolinkers see it: not glued to a
+/// preceding word, ending at whitespace or `<>`, without trailing punctuation or an
+/// unbalanced `)`.
+pub fn find_url(text: &str) -> Option<Range<usize>> {
+    let mut from = 0;
+    while let Some(found) = text[from..].find("http") {
+        let start = from + found;
+        from = start + 4;
+        let rest = &text[start..];
+        let scheme = if rest.starts_with("https://") {
+            8
+        } else if rest.starts_with("http://") {
+            7
+        } else {
+            continue;
+        };
+        if text[..start].ends_with(char::is_alphanumeric) {
+            continue;
+        }
+        let end = rest
+            .find(|c: char| c.is_whitespace() || c == '<' || c == '>')
+            .unwrap_or(rest.len());
+        let len = trim_url_end(&rest[..end]);
+        if len > scheme {
+            return Some(start..start + len);
+        }
+    }
+    None
+}
+
+fn trim_url_end(mut url: &str) -> usize {
+    loop {
+        let trailing = match url.chars().last() {
+            Some('.' | ',' | ';' | ':' | '!' | '?' | '*' | '_' | '~' | '\'' | '"') => true,
+            Some(')') => url.matches(')').count() > url.matches('(').count(),
+            _ => false,
+        };
+        if !trailing {
+            return url.len();
+        }
+        url = &url[..url.len() - 1];
     }
 }
 

@@ -1,11 +1,11 @@
 //! formatted_body (HTML, through ruma-html) or body -> rich text.
 
 use std::mem;
-use std::ops::Range;
 
 use matrix_sdk::ruma::matrix_uri::MatrixId;
 use matrix_sdk::ruma::{MatrixToUri, MatrixUri};
 use ruma_html::{ElementData, Html, NodeData, NodeRef};
+use switchboard_sdk::text::find_url;
 use switchboard_sdk::{RichText, Span, Style};
 
 /// See [`super::parse`].
@@ -663,48 +663,4 @@ fn link_bare_urls(rich: RichText) -> RichText {
         }
     }
     out
-}
-
-/// The first bare http(s) URL in `text`, as linkifiers see it: not glued to a
-/// preceding word, ending at whitespace or `<>`, without trailing punctuation or an
-/// unbalanced `)`.
-fn find_url(text: &str) -> Option<Range<usize>> {
-    let mut from = 0;
-    while let Some(found) = text[from..].find("http") {
-        let start = from + found;
-        from = start + 4;
-        let rest = &text[start..];
-        let scheme = if rest.starts_with("https://") {
-            8
-        } else if rest.starts_with("http://") {
-            7
-        } else {
-            continue;
-        };
-        if text[..start].ends_with(char::is_alphanumeric) {
-            continue;
-        }
-        let end = rest
-            .find(|c: char| c.is_whitespace() || c == '<' || c == '>')
-            .unwrap_or(rest.len());
-        let len = trim_url_end(&rest[..end]);
-        if len > scheme {
-            return Some(start..start + len);
-        }
-    }
-    None
-}
-
-fn trim_url_end(mut url: &str) -> usize {
-    loop {
-        let trailing = match url.chars().last() {
-            Some('.' | ',' | ';' | ':' | '!' | '?' | '*' | '_' | '~' | '\'' | '"') => true,
-            Some(')') => url.matches(')').count() > url.matches('(').count(),
-            _ => false,
-        };
-        if !trailing {
-            return url.len();
-        }
-        url = &url[..url.len() - 1];
-    }
 }

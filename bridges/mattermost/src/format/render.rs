@@ -3,7 +3,8 @@
 use std::cmp::Reverse;
 use std::mem;
 
-use super::parse::{find_url, parse};
+use super::parse::parse;
+use switchboard_sdk::text::find_url;
 use switchboard_sdk::{RichText, Span, Style};
 
 /// Renders rich text as Mattermost markdown that shows exactly the same text.
