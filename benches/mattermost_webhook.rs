@@ -1,0 +1,978 @@
+//! Mattermost webhook relay benchmark: the whole daemon (HTTP server, the Mattermost
+//! adapter in webhook mode, routing, durable commit, delivery) between a load
+//! generator playing Mattermost's outgoing webhooks and a sink playing the
+//! incoming-webhook URL.
+//!
+//! `cargo bench --bench mattermost_webhook` (add `-- --quick` for a short smoke run).
+//!
+//! Topology: two webhook-mode networks, `mm-a` and `mm-b`, whose incoming-webhook URLs
+//! both point at the sink (an axum server); route i links `mm-a: chan-i` with
+//! `mm-b: chan-i`. The generator POSTs form-encoded outgoing-webhook calls (unique
+//! `post_id`, sequence number in `text`) to `/webhooks/mm-a` over keep-alive HTTP/1.1
+//! connections written by hand. The daemon answers each only after the event is
+//! durably committed (SQLite WAL, synchronous=FULL, group commit; a fresh state dir
+//! on disk per scenario), then relays it through `mm-b`'s incoming webhook to the sink.
+//!
+//! The daemon runs in a child process (this binary, re-run with `--daemon-child`),
+//! started through the library API on a 2-worker tokio runtime, a fresh one per
+//! scenario: its CPU time and peak RSS are read from `/proc/PID`, apart from the
+//! generator's and the sink's, which run here (2 workers too, on the same 2 cores).
+//!
+//! Prints: sustained messages/s (closed loop, 64 connections) on 1 and 16 routes;
+//! latency at 500 and 2,000 messages/s offered (open loop); CPU time per message;
+//! peak RSS; then a markdown summary with the targets beside the figures. A
+//! benchmark, not a test: no timing is asserted, but every message must reach the
+//! sink exactly once, on its channel, and be in the database afterwards, or it panics.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use switchboard::config::{DeliveryConfig, RouteConfig};
+use switchboard::supervisor::RestartPolicy;
+use switchboard::{Daemon, DaemonOptions};
+use switchboard_mattermost::config::WebhookConfig;
+use switchboard_mattermost::{MattermostAdapter, MattermostConfig};
+use switchboard_sdk::{Adapter, NetworkId};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, ChildStdin, ChildStdout};
+use tokio::task::JoinHandle;
+
+/// The generator's outgoing-webhook token, as configured on both networks.
+const TOKEN: &str = "bench-outgoing-token";
+/// Keep-alive connections of the load generator.
+const CONNECTIONS: usize = 64;
+/// `/proc` reports CPU time in clock ticks; USER_HZ is 100 on Linux.
+const TICKS_PER_SECOND: f64 = 100.0;
+const NOT_YET: u64 = u64::MAX;
+
+/// Every timestamp in nanoseconds since this instant.
+static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+fn now_ns() -> u64 {
+    EPOCH.elapsed().as_nanos() as u64
+}
+
+/// What happened to each message, indexed by its sequence number.
+struct Ledger {
+    routes: u64,
+    sent: Vec<AtomicU64>,
+    acked: Vec<AtomicU64>,
+    /// When the sink first received it.
+    arrived: Vec<AtomicU64>,
+    /// How many times the sink received it.
+    copies: Vec<AtomicU32>,
+    delivered: AtomicU64,
+    misrouted: AtomicU64,
+    unparsable: AtomicU64,
+    /// Largest delay between an open-loop send's due time and its actual send.
+    send_lag_max: AtomicU64,
+    /// Connections the open loop had to open because all were busy.
+    extra_connections: AtomicU64,
+}
+
+impl Ledger {
+    fn new(routes: u64, messages: u64) -> Arc<Self> {
+        let column = |value| (0..messages).map(|_| AtomicU64::new(value)).collect();
+        Arc::new(Self {
+            routes,
+            sent: column(NOT_YET),
+            acked: column(NOT_YET),
+            arrived: column(NOT_YET),
+            copies: (0..messages).map(|_| AtomicU32::new(0)).collect(),
+            delivered: AtomicU64::new(0),
+            misrouted: AtomicU64::new(0),
+            unparsable: AtomicU64::new(0),
+            send_lag_max: AtomicU64::new(0),
+            extra_connections: AtomicU64::new(0),
+        })
+    }
+
+    fn channel(&self, seq: u64) -> String {
+        format!("chan-{}", seq % self.routes)
+    }
+
+    /// Nanoseconds from `from` to `to` for each message in `range`, sorted.
+    fn spans(&self, range: Range<u64>, from: &[AtomicU64], to: &[AtomicU64]) -> Vec<u64> {
+        let mut spans: Vec<u64> = range
+            .map(|seq| {
+                let (from, to) = (
+                    from[seq as usize].load(Ordering::Relaxed),
+                    to[seq as usize].load(Ordering::Relaxed),
+                );
+                to.saturating_sub(from)
+            })
+            .collect();
+        spans.sort_unstable();
+        spans
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The sink: the incoming-webhook URL of both networks.
+
+/// The JSON the adapter posts to an incoming webhook.
+#[derive(Deserialize)]
+struct IncomingPost {
+    text: String,
+    channel: String,
+}
+
+fn seq_of(text: &str) -> Option<u64> {
+    text.strip_prefix("seq ")?.split(' ').next()?.parse().ok()
+}
+
+async fn incoming(State(ledger): State<Arc<Ledger>>, body: Bytes) -> (StatusCode, &'static str) {
+    let at = now_ns();
+    let parsed = serde_json::from_slice::<IncomingPost>(&body)
+        .ok()
+        .and_then(|post| Some((seq_of(&post.text)?, post.channel)))
+        .filter(|(seq, _)| (*seq as usize) < ledger.copies.len());
+    let Some((seq, channel)) = parsed else {
+        ledger.unparsable.fetch_add(1, Ordering::Relaxed);
+        return (StatusCode::OK, "ok");
+    };
+    if ledger.copies[seq as usize].fetch_add(1, Ordering::Relaxed) == 0 {
+        ledger.arrived[seq as usize].store(at, Ordering::Relaxed);
+    }
+    if channel != ledger.channel(seq) {
+        ledger.misrouted.fetch_add(1, Ordering::Relaxed);
+    }
+    ledger.delivered.fetch_add(1, Ordering::Release);
+    (StatusCode::OK, "ok")
+}
+
+async fn start_sink(ledger: Arc<Ledger>) -> (SocketAddr, JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let app = Router::new()
+        .route("/hooks/{hook}", post(incoming))
+        .with_state(ledger);
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (address, task)
+}
+
+// ---------------------------------------------------------------------------
+// The load generator: HTTP/1.1 keep-alive by hand.
+
+struct Connection {
+    stream: TcpStream,
+    buffer: Vec<u8>,
+}
+
+impl Connection {
+    async fn open(address: SocketAddr) -> Self {
+        let stream = TcpStream::connect(address)
+            .await
+            .unwrap_or_else(|error| panic!("cannot connect to {address}: {error}"));
+        stream.set_nodelay(true).unwrap();
+        Self {
+            stream,
+            buffer: Vec::with_capacity(1024),
+        }
+    }
+
+    /// Writes one request and reads its response: status and body.
+    async fn exchange(&mut self, request: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
+        self.stream.write_all(request).await?;
+        loop {
+            if let Some(end) = self.buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.buffer[..end]).into_owned();
+                let invalid = |what: &str| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("{what} in response head {head:?}"),
+                    )
+                };
+                let status: u16 = head
+                    .split(' ')
+                    .nth(1)
+                    .and_then(|code| code.parse().ok())
+                    .ok_or_else(|| invalid("no status"))?;
+                let length: usize = head
+                    .lines()
+                    .filter_map(|line| line.split_once(':'))
+                    .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+                    .and_then(|(_, value)| value.trim().parse().ok())
+                    .ok_or_else(|| invalid("no content-length"))?;
+                let total = end + 4 + length;
+                while self.buffer.len() < total {
+                    self.fill().await?;
+                }
+                let body = self.buffer[end + 4..total].to_vec();
+                self.buffer.drain(..total);
+                return Ok((status, body));
+            }
+            self.fill().await?;
+        }
+    }
+
+    async fn fill(&mut self) -> std::io::Result<()> {
+        if self.stream.read_buf(&mut self.buffer).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(())
+    }
+}
+
+fn unix_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+}
+
+/// What Mattermost's outgoing webhook POSTs for post `seq` (its default, form-encoded).
+fn outgoing_webhook(host: SocketAddr, seq: u64, routes: u64) -> Vec<u8> {
+    let channel = seq % routes;
+    let user = seq % 7;
+    let body = format!(
+        "token={TOKEN}&team_id=benchteam0000000000000000&team_domain=bench\
+         &channel_id=c{channel:025}&channel_name=chan-{channel}&timestamp={ms}\
+         &user_id=u{user:025}&user_name=user{user}&post_id=p{seq:025}\
+         &text=seq+{seq}+the+quick+brown+fox+jumps+over+the+lazy+dog&trigger_word=&file_ids=",
+        ms = unix_ms()
+    );
+    format!(
+        "POST /webhooks/mm-a HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+async fn send_one(connection: &mut Connection, ledger: &Ledger, host: SocketAddr, seq: u64) {
+    let request = outgoing_webhook(host, seq, ledger.routes);
+    ledger.sent[seq as usize].store(now_ns(), Ordering::Relaxed);
+    let (status, body) = connection
+        .exchange(&request)
+        .await
+        .unwrap_or_else(|error| panic!("webhook call for seq {seq} failed: {error}"));
+    ledger.acked[seq as usize].store(now_ns(), Ordering::Relaxed);
+    assert_eq!(
+        status,
+        200,
+        "webhook call for seq {seq} was answered {status}: {}",
+        String::from_utf8_lossy(&body)
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The daemon, in a child process.
+
+fn mattermost(sink: SocketAddr, hook: &str) -> Arc<dyn Adapter> {
+    let config = MattermostConfig {
+        server: "http://127.0.0.1:1".into(),
+        team: "bench".into(),
+        token: None,
+        login: None,
+        webhooks: Some(WebhookConfig {
+            incoming_url: format!("http://{sink}/hooks/{hook}"),
+            outgoing_token: TOKEN.into(),
+            username: "switchboard".into(),
+        }),
+        override_names: true,
+        catch_up_max_age_secs: 24 * 60 * 60,
+        accept_invalid_certs: false,
+        max_upload_bytes: 10 * 1024 * 1024,
+    };
+    let problems = config.validate();
+    assert!(problems.is_empty(), "bench config is invalid: {problems:?}");
+    MattermostAdapter::new(config).expect("Mattermost adapter")
+}
+
+/// `--daemon-child ROUTES SINK STATE_DIR`: starts the daemon, prints
+/// `ready HTTP_ADDRESS RSS_KB` (RSS just before `Daemon::start`), runs until stdin
+/// says `stop` or closes, shuts down, and prints `stopped PEAK_RSS_KB`.
+fn daemon_child(args: &[String]) {
+    let [routes, sink, state_dir, ..] = args else {
+        panic!("usage: --daemon-child ROUTES SINK_ADDRESS STATE_DIR");
+    };
+    let routes: u64 = routes.parse().expect("ROUTES");
+    let sink: SocketAddr = sink.parse().expect("SINK_ADDRESS");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("daemon-worker")
+        .enable_all()
+        .build()
+        .unwrap();
+    let rss_before_kb = status_kb("self", "VmRSS:");
+    runtime.block_on(async {
+        let daemon = Daemon::start(DaemonOptions {
+            state_dir: PathBuf::from(state_dir),
+            http_listen: Some("127.0.0.1:0".parse().unwrap()),
+            delivery: DeliveryConfig {
+                retry_initial: Duration::from_millis(100),
+                retry_max: Duration::from_secs(1),
+                shutdown_deadline: Duration::from_secs(5),
+            },
+            routes: (0..routes)
+                .map(|i| {
+                    RouteConfig::linking(
+                        &format!("r{i}"),
+                        [("mm-a", format!("chan-{i}")), ("mm-b", format!("chan-{i}"))],
+                    )
+                })
+                .collect(),
+            adapters: vec![
+                (NetworkId::new("mm-a"), mattermost(sink, "a")),
+                (NetworkId::new("mm-b"), mattermost(sink, "b")),
+            ],
+            restart: RestartPolicy::default(),
+        })
+        .await
+        .expect("daemon starts");
+        let address = daemon.http_addr().expect("HTTP server listening");
+        println!("ready {address} {rss_before_kb}");
+        let mut line = String::new();
+        let _ = BufReader::new(tokio::io::stdin())
+            .read_line(&mut line)
+            .await;
+        daemon.shutdown().await;
+    });
+    println!("stopped {}", status_kb("self", "VmHWM:"));
+}
+
+/// One daemon process with its sink, state dir and generator connections.
+struct Scenario {
+    child: Child,
+    pid: String,
+    stdin: ChildStdin,
+    stdout: tokio::io::Lines<BufReader<ChildStdout>>,
+    daemon_address: SocketAddr,
+    daemon_rss_before_kb: u64,
+    ledger: Arc<Ledger>,
+    sink: JoinHandle<()>,
+    idle: Arc<Mutex<Vec<Connection>>>,
+    dir: tempfile::TempDir,
+}
+
+impl Scenario {
+    async fn start(routes: u64, messages: u64) -> Self {
+        let ledger = Ledger::new(routes, messages);
+        let (sink_address, sink) = start_sink(ledger.clone()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+            .arg("--daemon-child")
+            .arg(routes.to_string())
+            .arg(sink_address.to_string())
+            .arg(dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the daemon process");
+        let pid = child.id().expect("daemon pid").to_string();
+        let stdin = child.stdin.take().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        let ready = stdout.next_line().await.unwrap().unwrap_or_default();
+        let mut fields = ready.split(' ').skip(1);
+        let (Some(address), Some(rss)) = (fields.next(), fields.next()) else {
+            panic!("the daemon process did not start: {ready:?}");
+        };
+        let daemon_address: SocketAddr = address.parse().unwrap();
+        let mut connections = Vec::with_capacity(CONNECTIONS);
+        for _ in 0..CONNECTIONS {
+            connections.push(Connection::open(daemon_address).await);
+        }
+        // Both networks report connected at once in webhook mode; wait for it anyway.
+        let healthz = format!("GET /healthz HTTP/1.1\r\nHost: {daemon_address}\r\n\r\n");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while connections[0]
+            .exchange(healthz.as_bytes())
+            .await
+            .expect("healthz")
+            .0
+            != 200
+        {
+            assert!(Instant::now() < deadline, "daemon never became healthy");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Self {
+            child,
+            pid,
+            stdin,
+            stdout,
+            daemon_address,
+            daemon_rss_before_kb: rss.parse().unwrap(),
+            ledger,
+            sink,
+            idle: Arc::new(Mutex::new(connections)),
+            dir,
+        }
+    }
+
+    fn database(&self) -> PathBuf {
+        self.dir.path().join(switchboard::store::DATABASE_FILE)
+    }
+
+    fn cpu(&self) -> Cpu {
+        Cpu {
+            daemon: cpu_ticks(&self.pid),
+            bench: cpu_ticks("self"),
+        }
+    }
+
+    /// Every connection sends back to back until `range` is sent and acknowledged.
+    async fn closed_loop(&self, range: Range<u64>) {
+        let next = Arc::new(AtomicU64::new(range.start));
+        let connections: Vec<Connection> = std::mem::take(&mut *self.idle.lock().unwrap());
+        let tasks: Vec<_> = connections
+            .into_iter()
+            .map(|mut connection| {
+                let (next, ledger, host, end) = (
+                    next.clone(),
+                    self.ledger.clone(),
+                    self.daemon_address,
+                    range.end,
+                );
+                tokio::spawn(async move {
+                    loop {
+                        let seq = next.fetch_add(1, Ordering::Relaxed);
+                        if seq >= end {
+                            return connection;
+                        }
+                        send_one(&mut connection, &ledger, host, seq).await;
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            let connection = task.await.unwrap();
+            self.idle.lock().unwrap().push(connection);
+        }
+    }
+
+    /// Message k of `range` is sent at start + k/rate on an idle connection (a new one
+    /// if all are busy), whatever happened before: the generator never waits.
+    async fn open_loop(&self, range: Range<u64>, rate: u64) {
+        let begin = tokio::time::Instant::now() + Duration::from_millis(1);
+        let mut tasks = Vec::with_capacity((range.end - range.start) as usize);
+        for (k, seq) in range.enumerate() {
+            let due = begin + Duration::from_nanos(k as u64 * 1_000_000_000 / rate);
+            tokio::time::sleep_until(due).await;
+            let (idle, ledger, host) =
+                (self.idle.clone(), self.ledger.clone(), self.daemon_address);
+            tasks.push(tokio::spawn(async move {
+                let lag = tokio::time::Instant::now().saturating_duration_since(due);
+                ledger
+                    .send_lag_max
+                    .fetch_max(lag.as_nanos() as u64, Ordering::Relaxed);
+                let pooled = idle.lock().unwrap().pop();
+                let mut connection = match pooled {
+                    Some(connection) => connection,
+                    None => {
+                        ledger.extra_connections.fetch_add(1, Ordering::Relaxed);
+                        Connection::open(host).await
+                    }
+                };
+                send_one(&mut connection, &ledger, host, seq).await;
+                idle.lock().unwrap().push(connection);
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+    }
+
+    /// Waits until the sink has `expected` deliveries; panics after `timeout`.
+    async fn wait_delivered(&self, expected: u64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.ledger.delivered.load(Ordering::Acquire) < expected {
+            if Instant::now() > deadline {
+                panic!(
+                    "only {} of {expected} messages reached the sink within {timeout:?}; dead letters: {:?}",
+                    self.ledger.delivered.load(Ordering::Acquire),
+                    dead_letters(&self.database()),
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Latest sink arrival among `range`.
+    fn last_arrival(&self, range: Range<u64>) -> u64 {
+        range
+            .map(|seq| self.ledger.arrived[seq as usize].load(Ordering::Relaxed))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Stops the daemon and checks that every message reached the sink exactly once,
+    /// on its channel, and is recorded (with its delivered copy) in the store.
+    /// Returns the daemon process's peak RSS (kB).
+    async fn finish(mut self) -> u64 {
+        let database = self.database();
+        drop(std::mem::take(&mut *self.idle.lock().unwrap()));
+        let _ = self.stdin.write_all(b"stop\n").await;
+        drop(self.stdin);
+        let stopped = self.stdout.next_line().await.unwrap().unwrap_or_default();
+        let status = self.child.wait().await.unwrap();
+        assert!(
+            status.success(),
+            "the daemon process failed: {status} ({stopped:?})"
+        );
+        let peak_kb = stopped
+            .strip_prefix("stopped ")
+            .and_then(|kb| kb.parse().ok())
+            .unwrap_or_else(|| panic!("the daemon process did not stop cleanly: {stopped:?}"));
+        self.sink.abort();
+        let ledger = &self.ledger;
+        let messages = ledger.copies.len() as u64;
+        let (mut missing, mut repeated) = (Vec::new(), Vec::new());
+        for (seq, copies) in ledger.copies.iter().enumerate() {
+            match copies.load(Ordering::Relaxed) {
+                0 => missing.push(seq),
+                1 => {}
+                n => repeated.push((seq, n)),
+            }
+        }
+        assert!(
+            missing.is_empty() && repeated.is_empty(),
+            "not exactly once: {} of {messages} missing (first {:?}), {} repeated (first {:?}); dead letters: {:?}",
+            missing.len(),
+            &missing[..missing.len().min(5)],
+            repeated.len(),
+            &repeated[..repeated.len().min(5)],
+            dead_letters(&database),
+        );
+        let misrouted = ledger.misrouted.load(Ordering::Relaxed);
+        let unparsable = ledger.unparsable.load(Ordering::Relaxed);
+        assert!(
+            misrouted == 0 && unparsable == 0,
+            "{misrouted} posts reached the wrong channel, {unparsable} were unreadable"
+        );
+        let db = rusqlite::Connection::open(&database).expect("open the state database");
+        let count = |sql: &str| -> u64 { db.query_row(sql, [], |row| row.get(0)).unwrap() };
+        let stored = count("SELECT COUNT(*) FROM bridged_message");
+        let copies = count("SELECT COUNT(*) FROM native_copy WHERE network = 'mm-b'");
+        let outbox = count("SELECT COUNT(*) FROM outbox");
+        let dead = count("SELECT COUNT(*) FROM dead_letter");
+        assert!(
+            stored == messages && copies == messages && outbox == 0 && dead == 0,
+            "store after the run: {stored} messages and {copies} delivered copies recorded \
+             (expected {messages} each), {outbox} still in the outbox, {dead} dead-lettered"
+        );
+        peak_kb
+    }
+}
+
+fn dead_letters(database: &Path) -> Vec<String> {
+    let Ok(db) = rusqlite::Connection::open(database) else {
+        return Vec::new();
+    };
+    let Ok(mut statement) =
+        db.prepare("SELECT reason, COUNT(*) FROM dead_letter GROUP BY reason LIMIT 5")
+    else {
+        return Vec::new();
+    };
+    statement
+        .query_map([], |row| {
+            Ok(format!(
+                "{} x {}",
+                row.get::<_, i64>(1)?,
+                row.get::<_, String>(0)?
+            ))
+        })
+        .map(|rows| rows.filter_map(Result::ok).collect())
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------
+// Measurements.
+
+/// CPU time so far (clock ticks) of the daemon process and of this one.
+#[derive(Clone, Copy)]
+struct Cpu {
+    daemon: u64,
+    bench: u64,
+}
+
+/// utime + stime of a process (all its threads, live or exited), from /proc.
+fn cpu_ticks(pid: &str) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rfind(')')
+        .map(|close| stat[close + 1..].split_whitespace().collect())
+        .unwrap_or_default();
+    let field = |index: usize| -> u64 {
+        fields
+            .get(index)
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0)
+    };
+    // Fields 14 and 15 of the line; the remainder starts at field 3.
+    field(11) + field(12)
+}
+
+/// CPU microseconds per message between two readings: (daemon, generator + sink).
+fn cpu_per_message(before: Cpu, after: Cpu, messages: u64) -> (f64, f64) {
+    let per = |ticks: u64| ticks as f64 / TICKS_PER_SECOND * 1e6 / messages as f64;
+    (
+        per(after.daemon - before.daemon),
+        per(after.bench - before.bench),
+    )
+}
+
+fn status_kb(pid: &str, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|line| line.starts_with(field))
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse().ok())
+        .unwrap_or(0)
+}
+
+fn mb(kb: u64) -> f64 {
+    kb as f64 / 1024.0
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|line| line.starts_with("model name"))
+        .and_then(|line| line.split(':').nth(1))
+        .map(|model| model.trim().to_owned())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cores} cores, {cpu}")
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The file system type and mount point holding `path`, from /proc/self/mounts.
+fn filesystem_of(path: &Path) -> String {
+    let path = path.canonicalize().unwrap_or_else(|_| path.to_owned());
+    std::fs::read_to_string("/proc/self/mounts")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (_, mount, kind) = (fields.next()?, fields.next()?, fields.next()?);
+            path.starts_with(mount)
+                .then(|| (mount.len(), format!("{kind} on {mount}")))
+        })
+        .max()
+        .map_or_else(|| "unknown file system".into(), |(_, found)| found)
+}
+
+/// Today's date (UTC), from the days since 1970 (Hinnant's civil_from_days).
+fn today() -> String {
+    let days = (SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 86_400) as i64
+        + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn percentile(sorted: &[u64], p: f64) -> Duration {
+    Duration::from_nanos(sorted[((sorted.len() as f64 - 1.0) * p) as usize])
+}
+
+fn ms(duration: Duration) -> String {
+    format!("{:.2} ms", duration.as_secs_f64() * 1e3)
+}
+
+// ---------------------------------------------------------------------------
+// Scenarios.
+
+struct Throughput {
+    accepted_per_s: f64,
+    delivered_per_s: f64,
+    daemon_cpu_us: f64,
+    bench_cpu_us: f64,
+    daemon_peak_kb: u64,
+}
+
+/// Closed loop: `warmup` messages, then `messages` measured from the first send of
+/// the measured batch until its last message reached the sink.
+async fn throughput(routes: u64, warmup: u64, messages: u64) -> Throughput {
+    let total = warmup + messages;
+    let s = Scenario::start(routes, total).await;
+    s.closed_loop(0..warmup).await;
+    s.wait_delivered(warmup, Duration::from_secs(120)).await;
+    let cpu_before = s.cpu();
+    let begin = now_ns();
+    s.closed_loop(warmup..total).await;
+    let acked = now_ns();
+    s.wait_delivered(total, Duration::from_secs(300)).await;
+    let cpu_after = s.cpu();
+    let end = s.last_arrival(warmup..total);
+    let (daemon_cpu_us, bench_cpu_us) = cpu_per_message(cpu_before, cpu_after, messages);
+    let daemon_peak_kb = s.finish().await;
+    Throughput {
+        accepted_per_s: messages as f64 / ((acked - begin) as f64 / 1e9),
+        delivered_per_s: messages as f64 / ((end - begin) as f64 / 1e9),
+        daemon_cpu_us,
+        bench_cpu_us,
+        daemon_peak_kb,
+    }
+}
+
+struct Latency {
+    relay_p50: Duration,
+    relay_p99: Duration,
+    relay_max: Duration,
+    ack_p50: Duration,
+    ack_p99: Duration,
+    send_lag_max: Duration,
+    extra_connections: u64,
+    daemon_cpu_us: f64,
+    daemon_peak_kb: u64,
+}
+
+/// Open loop at `rate` messages/s for `messages`, after a closed-loop warm-up.
+async fn latency(routes: u64, rate: u64, warmup: u64, messages: u64) -> Latency {
+    let total = warmup + messages;
+    let s = Scenario::start(routes, total).await;
+    s.closed_loop(0..warmup).await;
+    s.wait_delivered(warmup, Duration::from_secs(120)).await;
+    let cpu_before = s.cpu();
+    s.open_loop(warmup..total, rate).await;
+    s.wait_delivered(total, Duration::from_secs(300)).await;
+    let (daemon_cpu_us, _) = cpu_per_message(cpu_before, s.cpu(), messages);
+    let ledger = &s.ledger;
+    let relay = ledger.spans(warmup..total, &ledger.sent, &ledger.arrived);
+    let ack = ledger.spans(warmup..total, &ledger.sent, &ledger.acked);
+    let result = Latency {
+        relay_p50: percentile(&relay, 0.50),
+        relay_p99: percentile(&relay, 0.99),
+        relay_max: percentile(&relay, 1.0),
+        ack_p50: percentile(&ack, 0.50),
+        ack_p99: percentile(&ack, 0.99),
+        send_lag_max: Duration::from_nanos(ledger.send_lag_max.load(Ordering::Relaxed)),
+        extra_connections: ledger.extra_connections.load(Ordering::Relaxed),
+        daemon_cpu_us,
+        daemon_peak_kb: 0,
+    };
+    let daemon_peak_kb = s.finish().await;
+    Latency {
+        daemon_peak_kb,
+        ..result
+    }
+}
+
+async fn run(quick: bool) {
+    let probe = tempfile::tempdir().unwrap();
+    println!(
+        "state dirs: a fresh one per scenario under {} ({}); SQLite WAL, synchronous=FULL",
+        std::env::temp_dir().display(),
+        filesystem_of(probe.path())
+    );
+    drop(probe);
+
+    let idle = Scenario::start(16, 0).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle_rss_kb = status_kb(&idle.pid, "VmRSS:");
+    let daemon_rss_before_kb = idle.daemon_rss_before_kb;
+    let idle_peak_kb = idle.finish().await;
+    println!(
+        "daemon process RSS: {:.1} MB before Daemon::start, {:.1} MB idle with 16 routes and {CONNECTIONS} client connections",
+        mb(daemon_rss_before_kb),
+        mb(idle_rss_kb)
+    );
+
+    let reps = if quick { 1 } else { 3 };
+    let warmup = if quick { 200 } else { 2_000 };
+    let mut throughputs = Vec::new();
+    println!(
+        "\nthroughput: closed loop, {CONNECTIONS} connections, after {warmup} warm-up messages; {reps} run(s) each, the summary takes the median"
+    );
+    println!(
+        "{:>7} {:>9} {:>12} {:>12} {:>15} {:>18} {:>17}",
+        "routes",
+        "messages",
+        "accepted/s",
+        "delivered/s",
+        "daemon CPU/msg",
+        "gen+sink CPU/msg",
+        "daemon peak RSS"
+    );
+    for (routes, messages) in [(1u64, 20_000u64), (16, 40_000)] {
+        let messages = if quick { messages / 10 } else { messages };
+        let mut runs = Vec::new();
+        for _ in 0..reps {
+            let t = throughput(routes, warmup, messages).await;
+            println!(
+                "{routes:>7} {messages:>9} {:>12.0} {:>12.0} {:>12.1} us {:>15.1} us {:>14.1} MB",
+                t.accepted_per_s,
+                t.delivered_per_s,
+                t.daemon_cpu_us,
+                t.bench_cpu_us,
+                mb(t.daemon_peak_kb)
+            );
+            runs.push(t);
+        }
+        let pick = |f: fn(&Throughput) -> f64| median(runs.iter().map(f).collect());
+        throughputs.push(Throughput {
+            accepted_per_s: pick(|t| t.accepted_per_s),
+            delivered_per_s: pick(|t| t.delivered_per_s),
+            daemon_cpu_us: pick(|t| t.daemon_cpu_us),
+            bench_cpu_us: pick(|t| t.bench_cpu_us),
+            daemon_peak_kb: runs.iter().map(|t| t.daemon_peak_kb).max().unwrap(),
+        });
+    }
+
+    let seconds = if quick { 1 } else { 5 };
+    let warmup = if quick { 100 } else { 500 };
+    let mut latencies = Vec::new();
+    println!(
+        "\nlatency: open loop for {seconds}s after {warmup} warm-up messages; relay = webhook request sent until the sink got the post; ack = until the 200"
+    );
+    println!(
+        "{:>7} {:>7} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>7} {:>15} {:>17}",
+        "rate/s",
+        "routes",
+        "relay p50",
+        "relay p99",
+        "relay max",
+        "ack p50",
+        "ack p99",
+        "send lag",
+        "+conns",
+        "daemon CPU/msg",
+        "daemon peak RSS"
+    );
+    for rate in [500u64, 2_000] {
+        for routes in [1u64, 16] {
+            let l = latency(routes, rate, warmup, rate * seconds).await;
+            println!(
+                "{rate:>7} {routes:>7} {:>10.2?} {:>10.2?} {:>10.2?} {:>10.2?} {:>10.2?} {:>10.2?} {:>7} {:>12.1} us {:>14.1} MB",
+                l.relay_p50,
+                l.relay_p99,
+                l.relay_max,
+                l.ack_p50,
+                l.ack_p99,
+                l.send_lag_max,
+                l.extra_connections,
+                l.daemon_cpu_us,
+                mb(l.daemon_peak_kb)
+            );
+            latencies.push(l);
+        }
+    }
+
+    let daemon_peak_kb = throughputs
+        .iter()
+        .map(|t| t.daemon_peak_kb)
+        .chain(latencies.iter().map(|l| l.daemon_peak_kb))
+        .fold(idle_peak_kb, u64::max);
+    let (one, sixteen) = (&throughputs[0], &throughputs[1]);
+    println!(
+        "\n## Mattermost webhook relay ({}), {}\n",
+        if quick { "quick run" } else { "full run" },
+        today()
+    );
+    println!(
+        "machine: {}; load average at the end: {}\n",
+        machine(),
+        load_average()
+    );
+    println!("| measure | result | target |");
+    println!("|---|---|---|");
+    println!(
+        "| sustained messages/s delivered, 1 route | {:.0} (acknowledged {:.0}/s) | >= 5,000 |",
+        one.delivered_per_s, one.accepted_per_s
+    );
+    println!(
+        "| sustained messages/s delivered, 16 routes | {:.0} (acknowledged {:.0}/s) | >= 15,000 |",
+        sixteen.delivered_per_s, sixteen.accepted_per_s
+    );
+    for (index, l) in latencies.iter().enumerate() {
+        let (rate, routes) = ([500, 2_000][index / 2], [1, 16][index % 2]);
+        let plural = if routes == 1 { "" } else { "s" };
+        println!(
+            "| latency p50 / p99 / max at {rate}/s, {routes} route{plural}: sent -> at the sink | {} / {} / {} | {} |",
+            ms(l.relay_p50),
+            ms(l.relay_p99),
+            ms(l.relay_max),
+            if rate == 500 { "p99 < 5 ms" } else { "-" }
+        );
+        println!(
+            "| latency p50 / p99 at {rate}/s, {routes} route{plural}: sent -> acknowledged | {} / {} | - |",
+            ms(l.ack_p50),
+            ms(l.ack_p99),
+        );
+    }
+    for (routes, t) in [(1, one), (16, sixteen)] {
+        println!(
+            "| CPU time per message at full load, {routes} route{}: daemon (generator + sink) | {:.0} us ({:.0} us) | - |",
+            if routes == 1 { "" } else { "s" },
+            t.daemon_cpu_us,
+            t.bench_cpu_us
+        );
+    }
+    println!(
+        "| peak RSS of the daemon process (before Daemon::start: {:.1} MB) | {:.1} MB | < 30 MB |",
+        mb(daemon_rss_before_kb),
+        mb(daemon_peak_kb)
+    );
+    println!(
+        "\nEvery message was acknowledged only after its commit (WAL, synchronous=FULL), reached the sink exactly once on its channel, and is in the store with its delivered copy. The daemon shares the 2 cores with the generator and the sink."
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|arg| arg == "--daemon-child") {
+        return daemon_child(&args[at + 1..]);
+    }
+    let quick = args.iter().any(|arg| arg == "--quick");
+    LazyLock::force(&EPOCH);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    println!(
+        "switchboard Mattermost webhook relay benchmark ({})",
+        if quick { "quick" } else { "full" }
+    );
+    println!(
+        "machine: {}; {}; load average at the start: {}",
+        machine(),
+        today(),
+        load_average()
+    );
+    runtime.block_on(run(quick));
+}
