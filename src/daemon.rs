@@ -54,6 +54,9 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// How often the metrics recorder's buffered histogram samples are drained.
+const METRICS_UPKEEP: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub struct Daemon {
     http_addr: Option<SocketAddr>,
     store: Store,
@@ -153,6 +156,22 @@ impl Daemon {
                 options.restart,
                 network_cancel.clone(),
             ));
+        }
+
+        // Histogram samples pile up in the recorder until drained; nobody may scrape
+        // /metrics, so drain them on a timer.
+        {
+            let metrics = metrics.clone();
+            let cancel = network_cancel.clone();
+            network_tasks.spawn(async move {
+                let mut upkeep = tokio::time::interval(METRICS_UPKEEP);
+                loop {
+                    tokio::select! {
+                        _ = upkeep.tick() => metrics.run_upkeep(),
+                        () = cancel.cancelled() => return,
+                    }
+                }
+            });
         }
 
         let http_addr = match options.http_listen {
