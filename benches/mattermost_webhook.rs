@@ -75,8 +75,8 @@ struct Ledger {
     delivered: AtomicU64,
     misrouted: AtomicU64,
     unparsable: AtomicU64,
-    /// Largest delay between an open-loop send's due time and its actual send.
-    send_lag_max: AtomicU64,
+    /// When the open loop meant to send it.
+    due: Vec<AtomicU64>,
     /// Connections the open loop had to open because all were busy.
     extra_connections: AtomicU64,
 }
@@ -93,7 +93,7 @@ impl Ledger {
             delivered: AtomicU64::new(0),
             misrouted: AtomicU64::new(0),
             unparsable: AtomicU64::new(0),
-            send_lag_max: AtomicU64::new(0),
+            due: column(NOT_YET),
             extra_connections: AtomicU64::new(0),
         })
     }
@@ -458,17 +458,15 @@ impl Scenario {
     /// if all are busy), whatever happened before: the generator never waits.
     async fn open_loop(&self, range: Range<u64>, rate: u64) {
         let begin = tokio::time::Instant::now() + Duration::from_millis(1);
+        let begin_ns = now_ns() + 1_000_000;
         let mut tasks = Vec::with_capacity((range.end - range.start) as usize);
         for (k, seq) in range.enumerate() {
-            let due = begin + Duration::from_nanos(k as u64 * 1_000_000_000 / rate);
-            tokio::time::sleep_until(due).await;
+            let offset = k as u64 * 1_000_000_000 / rate;
+            self.ledger.due[seq as usize].store(begin_ns + offset, Ordering::Relaxed);
+            tokio::time::sleep_until(begin + Duration::from_nanos(offset)).await;
             let (idle, ledger, host) =
                 (self.idle.clone(), self.ledger.clone(), self.daemon_address);
             tasks.push(tokio::spawn(async move {
-                let lag = tokio::time::Instant::now().saturating_duration_since(due);
-                ledger
-                    .send_lag_max
-                    .fetch_max(lag.as_nanos() as u64, Ordering::Relaxed);
                 let pooled = idle.lock().unwrap().pop();
                 let mut connection = match pooled {
                     Some(connection) => connection,
@@ -755,7 +753,9 @@ struct Latency {
     relay_max: Duration,
     ack_p50: Duration,
     ack_p99: Duration,
-    send_lag_max: Duration,
+    /// How late the generator sent (due time to send), p99 and max.
+    lag_p99: Duration,
+    lag_max: Duration,
     extra_connections: u64,
     daemon_cpu_us: f64,
     daemon_peak_kb: u64,
@@ -774,13 +774,15 @@ async fn latency(routes: u64, rate: u64, warmup: u64, messages: u64) -> Latency 
     let ledger = &s.ledger;
     let relay = ledger.spans(warmup..total, &ledger.sent, &ledger.arrived);
     let ack = ledger.spans(warmup..total, &ledger.sent, &ledger.acked);
+    let lag = ledger.spans(warmup..total, &ledger.due, &ledger.sent);
     let result = Latency {
         relay_p50: percentile(&relay, 0.50),
         relay_p99: percentile(&relay, 0.99),
         relay_max: percentile(&relay, 1.0),
         ack_p50: percentile(&ack, 0.50),
         ack_p99: percentile(&ack, 0.99),
-        send_lag_max: Duration::from_nanos(ledger.send_lag_max.load(Ordering::Relaxed)),
+        lag_p99: percentile(&lag, 0.99),
+        lag_max: percentile(&lag, 1.0),
         extra_connections: ledger.extra_connections.load(Ordering::Relaxed),
         daemon_cpu_us,
         daemon_peak_kb: 0,
@@ -857,10 +859,10 @@ async fn run(quick: bool) {
     let warmup = if quick { 100 } else { 500 };
     let mut latencies = Vec::new();
     println!(
-        "\nlatency: open loop for {seconds}s after {warmup} warm-up messages; relay = webhook request sent until the sink got the post; ack = until the 200"
+        "\nlatency: open loop for {seconds}s after {warmup} warm-up messages; relay = webhook request sent until the sink got the post; ack = until the 200; lag = how late the generator sent"
     );
     println!(
-        "{:>7} {:>7} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>7} {:>15} {:>17}",
+        "{:>7} {:>7} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>7} {:>15} {:>17}",
         "rate/s",
         "routes",
         "relay p50",
@@ -868,7 +870,8 @@ async fn run(quick: bool) {
         "relay max",
         "ack p50",
         "ack p99",
-        "send lag",
+        "lag p99",
+        "lag max",
         "+conns",
         "daemon CPU/msg",
         "daemon peak RSS"
@@ -877,13 +880,14 @@ async fn run(quick: bool) {
         for routes in [1u64, 16] {
             let l = latency(routes, rate, warmup, rate * seconds).await;
             println!(
-                "{rate:>7} {routes:>7} {:>10.2?} {:>10.2?} {:>10.2?} {:>10.2?} {:>10.2?} {:>10.2?} {:>7} {:>12.1} us {:>14.1} MB",
+                "{rate:>7} {routes:>7} {:>10.2?} {:>10.2?} {:>10.2?} {:>10.2?} {:>10.2?} {:>10.2?} {:>10.2?} {:>7} {:>12.1} us {:>14.1} MB",
                 l.relay_p50,
                 l.relay_p99,
                 l.relay_max,
                 l.ack_p50,
                 l.ack_p99,
-                l.send_lag_max,
+                l.lag_p99,
+                l.lag_max,
                 l.extra_connections,
                 l.daemon_cpu_us,
                 mb(l.daemon_peak_kb)
@@ -974,5 +978,15 @@ fn main() {
         today(),
         load_average()
     );
+    if load_average()
+        .split(' ')
+        .next()
+        .and_then(|load| load.parse::<f64>().ok())
+        .is_some_and(|load| load > 1.0)
+    {
+        println!(
+            "warning: 1-minute load average above 1 (other processes, or a build that just ended): figures may be pessimistic"
+        );
+    }
     runtime.block_on(run(quick));
 }
