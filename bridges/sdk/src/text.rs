@@ -1,6 +1,7 @@
 //! Text helpers shared by adapters: splitting within a byte budget, name guards, and
 //! finding bare URLs.
 
+use crate::rich::{RichText, Span};
 use std::ops::Range;
 
 /// Splits `text` into pieces of at most `budget` bytes each, never inside a UTF-8
@@ -90,6 +91,32 @@ fn trim_url_end(mut url: &str) -> usize {
         }
         url = &url[..url.len() - 1];
     }
+}
+
+/// Turns every bare URL in the plain-text spans of `rich` into a link, as chat
+/// clients do when they show a message. Code (monospace) is left alone.
+pub fn link_bare_urls(rich: RichText) -> RichText {
+    let mut out = RichText::default();
+    for span in rich.spans {
+        match span {
+            Span::Text { text, style } if !style.monospace => {
+                let mut rest = text.as_str();
+                while let Some(found) = find_url(rest) {
+                    out.push_text(&rest[..found.start], style);
+                    let url = &rest[found.clone()];
+                    out.push(Span::Link {
+                        text: url.to_owned(),
+                        url: url.to_owned(),
+                        style,
+                    });
+                    rest = &rest[found.end..];
+                }
+                out.push_text(rest, style);
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn floor_char_boundary(text: &str, index: usize) -> usize {

@@ -5,7 +5,7 @@ use std::mem;
 use matrix_sdk::ruma::matrix_uri::MatrixId;
 use matrix_sdk::ruma::{MatrixToUri, MatrixUri};
 use ruma_html::{ElementData, Html, NodeData, NodeRef};
-use switchboard_sdk::text::find_url;
+use switchboard_sdk::text::link_bare_urls;
 use switchboard_sdk::{RichText, Span, Style};
 
 /// See [`super::parse`].
@@ -637,30 +637,4 @@ fn link_target(href: &str) -> Option<Target> {
         .iter()
         .any(|allowed| scheme.eq_ignore_ascii_case(allowed))
         .then(|| Target::Url(href.to_owned()))
-}
-
-/// Matrix clients link bare URLs in text; the model wants them as links. Code is
-/// left alone.
-fn link_bare_urls(rich: RichText) -> RichText {
-    let mut out = RichText::default();
-    for span in rich.spans {
-        match span {
-            Span::Text { text, style } if !style.monospace => {
-                let mut rest = text.as_str();
-                while let Some(found) = find_url(rest) {
-                    out.push_text(&rest[..found.start], style);
-                    let url = &rest[found.clone()];
-                    out.push(Span::Link {
-                        text: url.to_owned(),
-                        url: url.to_owned(),
-                        style,
-                    });
-                    rest = &rest[found.end..];
-                }
-                out.push_text(rest, style);
-            }
-            other => out.push(other),
-        }
-    }
-    out
 }

@@ -3,7 +3,7 @@
 use std::mem;
 
 use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
-use switchboard_sdk::text::find_url;
+use switchboard_sdk::text::link_bare_urls;
 use switchboard_sdk::{RichText, Span, Style};
 
 /// Parses a Mattermost post message (Mattermost-flavoured markdown) into rich text.
@@ -351,30 +351,4 @@ fn language(kind: &CodeBlockKind<'_>) -> Option<String> {
         CodeBlockKind::Fenced(info) => info.split_whitespace().next().map(str::to_owned),
         CodeBlockKind::Indented => None,
     }
-}
-
-/// Mattermost links bare URLs in text; pulldown-cmark does not, so it happens here.
-/// Code is left alone, as Mattermost does.
-fn link_bare_urls(rich: RichText) -> RichText {
-    let mut out = RichText::default();
-    for span in rich.spans {
-        match span {
-            Span::Text { text, style } if !style.monospace => {
-                let mut rest = text.as_str();
-                while let Some(found) = find_url(rest) {
-                    out.push_text(&rest[..found.start], style);
-                    let url = &rest[found.clone()];
-                    out.push(Span::Link {
-                        text: url.to_owned(),
-                        url: url.to_owned(),
-                        style,
-                    });
-                    rest = &rest[found.end..];
-                }
-                out.push_text(rest, style);
-            }
-            other => out.push(other),
-        }
-    }
-    out
 }
