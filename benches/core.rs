@@ -6,6 +6,9 @@
 //! (open loop), and RSS of an idle daemon with 100 routes. A benchmark, not a test:
 //! nothing here asserts a timing.
 
+mod common;
+
+use common::{machine, median, status_kb};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -244,33 +247,6 @@ async fn latency(rate: u64, seconds: u64, fanout: usize) -> Latency {
     }
 }
 
-fn status_kb(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|line| line.starts_with(field))
-        .and_then(|line| line.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse().ok())
-        .unwrap_or(0)
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find(|line| line.starts_with("model name"))
-        .and_then(|line| line.split(':').nth(1))
-        .map(|model| model.trim().to_owned())
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{cores} cores, {cpu}")
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 fn main() {
     let quick = std::env::args().any(|arg| arg == "--quick");
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -284,14 +260,14 @@ fn main() {
     println!("machine: {}", machine());
     runtime.block_on(async {
         // Idle RSS first, while the process is fresh.
-        let base = status_kb("VmRSS:");
+        let base = status_kb("self", "VmRSS:");
         let started = Instant::now();
         let routes = (0..100)
             .map(|i| route(&format!("r{i}"), vec![("src", format!("#s{i}")), ("dst", format!("#d{i}"))]))
             .collect();
         let idle = setup(routes, false, started).await;
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let rss = status_kb("VmRSS:");
+        let rss = status_kb("self", "VmRSS:");
         println!(
             "idle, 100 routes (200 rooms, 200 delivery workers): RSS {:.1} MB (process before the daemon started: {:.1} MB)",
             rss as f64 / 1024.0,
@@ -322,6 +298,6 @@ fn main() {
                 l.accept_p50, l.accept_p99, l.send_p50, l.send_p99, l.send_max
             );
         }
-        println!("\npeak RSS of the whole run: {:.1} MB", status_kb("VmHWM:") as f64 / 1024.0);
+        println!("\npeak RSS of the whole run: {:.1} MB", status_kb("self", "VmHWM:") as f64 / 1024.0);
     });
 }

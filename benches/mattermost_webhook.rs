@@ -24,11 +24,14 @@
 //! benchmark, not a test: no timing is asserted, but every message must reach the
 //! sink exactly once, on its channel, and be in the database afterwards, or it panics.
 
+mod common;
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
+use common::{machine, median, status_kb};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -623,30 +626,8 @@ fn cpu_per_message(before: Cpu, after: Cpu, messages: u64) -> (f64, f64) {
     )
 }
 
-fn status_kb(pid: &str, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|line| line.starts_with(field))
-        .and_then(|line| line.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse().ok())
-        .unwrap_or(0)
-}
-
 fn mb(kb: u64) -> f64 {
     kb as f64 / 1024.0
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find(|line| line.starts_with("model name"))
-        .and_then(|line| line.split(':').nth(1))
-        .map(|model| model.trim().to_owned())
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{cores} cores, {cpu}")
 }
 
 fn load_average() -> String {
@@ -696,11 +677,6 @@ fn today() -> String {
     };
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     format!("{year:04}-{month:02}-{day:02}")
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 fn percentile(sorted: &[u64], p: f64) -> Duration {
