@@ -15,16 +15,17 @@ pub use inbound::canonical_channel;
 
 use async_trait::async_trait;
 use session::Session;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use switchboard_sdk::{
-    Adapter, AdapterContext, AdapterError, Capabilities, Outbound, RoomId, SendError, SendReceipt,
+    Adapter, AdapterContext, AdapterError, Capabilities, CurrentRun, Outbound, RoomId, SendError,
+    SendReceipt,
 };
 use tokio_util::sync::CancellationToken;
 
 pub struct IrcAdapter {
     config: IrcConfig,
     /// The live connection, while there is one; `send` fails transiently without it.
-    session: Mutex<Option<Arc<Session>>>,
+    session: CurrentRun<Session>,
     ids: inbound::IdMinter,
 }
 
@@ -32,20 +33,9 @@ impl IrcAdapter {
     pub fn new(config: IrcConfig) -> Arc<Self> {
         Arc::new(Self {
             config,
-            session: Mutex::new(None),
+            session: CurrentRun::default(),
             ids: inbound::IdMinter::new(),
         })
-    }
-
-    fn current(&self) -> Option<Arc<Session>> {
-        self.session
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    fn set_current(&self, session: Option<Arc<Session>>) {
-        *self.session.lock().unwrap_or_else(|p| p.into_inner()) = session;
     }
 }
 
@@ -81,7 +71,7 @@ impl Adapter for IrcAdapter {
         cancel: CancellationToken,
     ) -> Result<(), AdapterError> {
         let result = session::run(self, &ctx, &cancel).await;
-        self.set_current(None);
+        self.session.set(None);
         if cancel.is_cancelled() {
             ctx.health.report(switchboard_sdk::ConnectionState::Stopped);
         }
@@ -90,7 +80,8 @@ impl Adapter for IrcAdapter {
 
     async fn send(&self, message: &Outbound) -> Result<SendReceipt, SendError> {
         let session = self
-            .current()
+            .session
+            .get()
             .ok_or_else(|| SendError::Transient("not connected to the IRC server".into()))?;
         session.send(message, &self.ids).await
     }

@@ -131,7 +131,7 @@ pub async fn run(
         source_len: AtomicUsize::new(0),
         joined: Mutex::new(HashSet::new()),
     });
-    adapter.set_current(Some(session.clone()));
+    adapter.session.set(Some(session.clone()));
 
     // Inbound events are submitted in order by their own task, so a slow commit never
     // delays answering a PING.
@@ -152,7 +152,7 @@ pub async fn run(
     }
     // Closing the queues lets the writer flush (QUIT included) and finish.
     drop(session);
-    adapter.set_current(None);
+    adapter.session.set(None);
     if tokio::time::timeout(Duration::from_secs(2), writer_task)
         .await
         .is_err()

@@ -16,17 +16,17 @@ pub use config::MatrixConfig;
 use async_trait::async_trait;
 use matrix_sdk::ruma::OwnedRoomId;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use switchboard_sdk::{
-    Adapter, AdapterContext, AdapterError, Capabilities, ConnectionState, Outbound, RoomId,
-    SendError, SendReceipt,
+    Adapter, AdapterContext, AdapterError, Capabilities, ConnectionState, CurrentRun, Outbound,
+    RoomId, SendError, SendReceipt,
 };
 use tokio_util::sync::CancellationToken;
 
 pub struct MatrixAdapter {
     config: MatrixConfig,
     /// The logged-in client and resolved rooms while a run is active.
-    live: Mutex<Option<Arc<Live>>>,
+    live: CurrentRun<Live>,
 }
 
 /// What one run resolved; `send` works from it.
@@ -43,16 +43,8 @@ impl MatrixAdapter {
     pub fn new(config: MatrixConfig) -> Arc<Self> {
         Arc::new(Self {
             config,
-            live: Mutex::new(None),
+            live: CurrentRun::default(),
         })
-    }
-
-    fn live(&self) -> Option<Arc<Live>> {
-        self.live.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    fn set_live(&self, live: Option<Arc<Live>>) {
-        *self.live.lock().unwrap_or_else(|p| p.into_inner()) = live;
     }
 }
 
@@ -86,7 +78,7 @@ impl Adapter for MatrixAdapter {
         cancel: CancellationToken,
     ) -> Result<(), AdapterError> {
         let result = session::run(self, &ctx, &cancel).await;
-        self.set_live(None);
+        self.live.set(None);
         if cancel.is_cancelled() {
             ctx.health.report(ConnectionState::Stopped);
         }
@@ -95,7 +87,8 @@ impl Adapter for MatrixAdapter {
 
     async fn send(&self, message: &Outbound) -> Result<SendReceipt, SendError> {
         let live = self
-            .live()
+            .live
+            .get()
             .ok_or_else(|| SendError::Transient("not connected to Matrix".into()))?;
         outbound::send(&live, message).await
     }

@@ -57,7 +57,7 @@ pub async fn run(
         rooms,
         txn_salt,
     });
-    adapter.set_live(Some(live));
+    adapter.live.set(Some(live));
     let translator = Translator {
         network: ctx.network.clone(),
         rooms: by_id,

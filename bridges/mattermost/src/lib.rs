@@ -20,10 +20,10 @@ use config::Mode;
 use inbound::Translator;
 use outbound::Naming;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use switchboard_sdk::{
-    Adapter, AdapterContext, AdapterError, Capabilities, ConnectionState, Outbound, RoomId,
-    SendError, SendReceipt, WebhookRequest, WebhookResponse,
+    Adapter, AdapterContext, AdapterError, Capabilities, ConnectionState, CurrentRun, Outbound,
+    RoomId, SendError, SendReceipt, WebhookRequest, WebhookResponse,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -32,7 +32,7 @@ pub struct MattermostAdapter {
     client: client::Client,
     /// What the last bot-API connection resolved; `send` works from it (REST) even
     /// while the websocket reconnects.
-    live: Mutex<Option<Arc<Live>>>,
+    live: CurrentRun<Live>,
 }
 
 /// The resolved state of a bot-API connection.
@@ -50,16 +50,8 @@ impl MattermostAdapter {
         Ok(Arc::new(Self {
             config,
             client,
-            live: Mutex::new(None),
+            live: CurrentRun::default(),
         }))
-    }
-
-    fn live(&self) -> Option<Arc<Live>> {
-        self.live.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    fn set_live(&self, live: Option<Arc<Live>>) {
-        *self.live.lock().unwrap_or_else(|p| p.into_inner()) = live;
     }
 
     /// Webhook mode names senders by the webhook's username override, which the
@@ -122,7 +114,7 @@ impl Adapter for MattermostAdapter {
         };
         if cancel.is_cancelled() {
             // Stopped for good: sends fail transiently so the core keeps the rows.
-            self.set_live(None);
+            self.live.set(None);
             ctx.health.report(ConnectionState::Stopped);
         }
         result
@@ -139,7 +131,8 @@ impl Adapter for MattermostAdapter {
             .await;
         }
         let live = self
-            .live()
+            .live
+            .get()
             .ok_or_else(|| SendError::Transient("not connected to Mattermost yet".into()))?;
         let channel = session::channel_of(&live, &message.room).ok_or_else(|| {
             SendError::Transient(format!("channel {} is not resolved yet", message.room))

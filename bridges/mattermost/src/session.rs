@@ -36,7 +36,7 @@ pub async fn run(
 ) -> Result<(), AdapterError> {
     let started_ms = now_ms();
     let live = connect_rest(adapter, ctx).await?;
-    adapter.set_live(Some(live.clone()));
+    adapter.live.set(Some(live.clone()));
     let mut socket = tokio::select! {
         socket = open_websocket(&adapter.client) => socket?,
         () = cancel.cancelled() => return Ok(()),

@@ -41,6 +41,26 @@ impl Default for Capabilities {
     }
 }
 
+/// What an adapter's current run has set up (a session, resolved rooms), shared
+/// with `send`, which may run at any time: `None` while no run is connected.
+pub struct CurrentRun<T>(std::sync::Mutex<Option<Arc<T>>>);
+
+impl<T> Default for CurrentRun<T> {
+    fn default() -> Self {
+        Self(std::sync::Mutex::new(None))
+    }
+}
+
+impl<T> CurrentRun<T> {
+    pub fn get(&self) -> Option<Arc<T>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn set(&self, value: Option<Arc<T>>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = value;
+    }
+}
+
 /// Connection health, reported by adapters and shown on `/healthz` and in metrics.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]

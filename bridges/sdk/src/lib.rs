@@ -15,8 +15,8 @@ pub mod text;
 pub mod tls;
 
 pub use adapter::{
-    Adapter, AdapterContext, AdapterState, Capabilities, ConnectionState, HealthReporter,
-    InboundSink, StateHandle, SubmitOutcome, WebhookRequest, WebhookResponse,
+    Adapter, AdapterContext, AdapterState, Capabilities, ConnectionState, CurrentRun,
+    HealthReporter, InboundSink, StateHandle, SubmitOutcome, WebhookRequest, WebhookResponse,
 };
 pub use error::{AdapterError, ConfigProblem, SendError, SubmitError};
 pub use event::{
