@@ -6,6 +6,8 @@ pub mod config;
 pub mod daemon;
 pub mod health;
 pub mod http;
+#[cfg(feature = "matrix")]
+pub mod matrix_registration;
 pub mod metrics;
 pub mod networks;
 pub mod router;

@@ -1,4 +1,5 @@
-//! The `switchboard` command line: `run` the daemon, `check` a config file.
+//! The `switchboard` command line: `run` the daemon, `check` a config file, print a
+//! Matrix application-service registration.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -29,6 +30,16 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Print the Matrix application-service registration (YAML) for the homeserver
+    /// admin; its tokens are generated once and kept in the state database.
+    #[cfg(feature = "matrix")]
+    MatrixRegistration {
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        /// The Matrix network (needed when several are application services).
+        #[arg(long, value_name = "NAME")]
+        network: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -36,6 +47,10 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config } => ExitCode::from(config::check_command(&config) as u8),
         Command::Run { config } => run(&config),
+        #[cfg(feature = "matrix")]
+        Command::MatrixRegistration { config, network } => ExitCode::from(
+            switchboard::matrix_registration::command(&config, network.as_deref()) as u8,
+        ),
     }
 }
 

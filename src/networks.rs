@@ -10,6 +10,11 @@ use switchboard_sdk::{Adapter, AdapterError, NetworkId};
 impl DaemonOptions {
     /// The options a config file describes, with its networks' adapters built.
     pub fn from_config(config: Config) -> Result<Self, AdapterError> {
+        #[cfg(feature = "matrix")]
+        for (name, matrix) in crate::matrix_registration::appservice_networks(&config) {
+            crate::matrix_registration::registration_url(&config, name, matrix)
+                .map_err(AdapterError::Config)?;
+        }
         Ok(Self {
             adapters: build_adapters(&config)?,
             state_dir: config.state_dir,

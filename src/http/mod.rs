@@ -1,14 +1,15 @@
-//! The HTTP server (axum): `/healthz`, `/metrics`, and `POST /webhooks/NETWORK`, which
-//! hands the request to that network's adapter. Bound to loopback by default; the
-//! config refuses other addresses unless asked.
+//! The HTTP server (axum): `/healthz`, `/metrics`, and `POST /webhooks/NETWORK` (plus
+//! any request under `/webhooks/NETWORK/...`), which hands the request to that
+//! network's adapter. Bound to loopback by default; the config refuses other
+//! addresses unless asked.
 
 use crate::health::HealthRegistry;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -20,6 +21,9 @@ use tokio_util::sync::CancellationToken;
 
 /// Largest webhook body taken; a larger one gets 413 before any adapter sees it.
 pub const MAX_WEBHOOK_BODY: usize = 64 * 1024;
+/// Largest body under `/webhooks/NETWORK/...`: a Matrix homeserver batches up to a
+/// hundred events of up to 64 KiB each into one transaction.
+pub const MAX_API_BODY: usize = 8 * 1024 * 1024;
 
 /// The adapters that may receive webhooks, with the context they run in.
 pub type WebhookTargets = Arc<HashMap<NetworkId, (Arc<dyn Adapter>, AdapterContext)>>;
@@ -39,12 +43,44 @@ pub fn router(state: HttpState) -> Router {
             "/webhooks/{network}",
             post(webhook).layer(DefaultBodyLimit::max(MAX_WEBHOOK_BODY)),
         )
+        .route(
+            "/webhooks/{network}/{*rest}",
+            any(webhook_api).layer(DefaultBodyLimit::max(MAX_API_BODY)),
+        )
         .with_state(state)
 }
 
 async fn webhook(
     State(state): State<HttpState>,
     Path(network): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    forward(&state, network, String::new(), method, uri, headers, body).await
+}
+
+/// An API an adapter serves under its webhook path (the Matrix application-service
+/// API: `PUT /webhooks/NETWORK/_matrix/app/v1/transactions/TXN`).
+async fn webhook_api(
+    State(state): State<HttpState>,
+    Path((network, rest)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = format!("/{rest}");
+    forward(&state, network, path, method, uri, headers, body).await
+}
+
+async fn forward(
+    state: &HttpState,
+    network: String,
+    path: String,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -54,6 +90,9 @@ async fn webhook(
         return (StatusCode::NOT_FOUND, "no such network\n").into_response();
     };
     let request = WebhookRequest {
+        method: method.as_str().to_owned(),
+        path,
+        query: uri.query().unwrap_or_default().to_owned(),
         headers: headers
             .iter()
             .filter_map(|(name, value)| {

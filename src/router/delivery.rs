@@ -346,7 +346,7 @@ impl Worker<'_> {
             render(&row.event, row.outbox_id, &resolved, &target)
         };
         let outbound = match rendered {
-            Rendered::Send(outbound) => outbound,
+            Rendered::Send(outbound) => *outbound,
             Rendered::Skip(reason) => {
                 tracing::debug!(room = %key, outbox_id = row.outbox_id, reason, "delivery: nothing to send");
                 m::skipped(key, &row.route);

@@ -8,8 +8,8 @@ use super::{Member, Route};
 use regex::Regex;
 use std::sync::LazyLock;
 use switchboard_sdk::{
-    Capabilities, EventKind, Inbound, MessageStyle, NativeMsgId, Outbound, OutboundKind, RichText,
-    Span, Style,
+    Capabilities, EventKind, Inbound, MessageStyle, NativeMsgId, Origin, Outbound, OutboundKind,
+    RichText, Span, Style,
 };
 
 /// What the id map says about the event's references in the destination room.
@@ -38,7 +38,7 @@ pub struct Target<'a> {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rendered {
-    Send(Outbound),
+    Send(Box<Outbound>),
     /// Nothing to send there; the reason is recorded.
     Skip(&'static str),
 }
@@ -66,13 +66,25 @@ pub fn render(
     );
     let mut content = event.content.clone();
     defuse_rich_text(&mut content);
-    let outbound = |kind: OutboundKind, sender_label: String| Outbound {
-        room: target.member.room.room.clone(),
-        delivery_id,
-        sender_name: name.clone(),
-        sender_avatar: event.sender.avatar_url.clone(),
-        sender_label,
-        kind,
+    let outbound = |kind: OutboundKind, sender_label: String| {
+        Box::new(Outbound {
+            room: target.member.room.room.clone(),
+            delivery_id,
+            sender_name: name.clone(),
+            sender_avatar: event.sender.avatar_url.clone(),
+            // Lines the bridge speaks itself (no label) have no remote author.
+            origin: if sender_label.is_empty() {
+                Origin::default()
+            } else {
+                Origin {
+                    network: event.room.network.clone(),
+                    protocol: target.origin_protocol.to_owned(),
+                    sender_id: event.sender.id.clone(),
+                }
+            },
+            sender_label,
+            kind,
+        })
     };
     let message = |style: MessageStyle, content: RichText, reply_to, thread, attachments| {
         OutboundKind::Message {

@@ -36,18 +36,27 @@ pub fn irc_config(
 impl BridgeProcess {
     /// Writes the config made by `config(http, state_dir)` and starts the binary.
     pub fn start(config: impl Fn(SocketAddr, &std::path::Path) -> String) -> Self {
+        let mut bridge = Self::prepare(config);
+        bridge.spawn();
+        bridge
+    }
+
+    /// Writes the config as `start` does, without starting the binary yet.
+    pub fn prepare(config: impl Fn(SocketAddr, &std::path::Path) -> String) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = switchboard_testkit::free_port();
         let http: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let state = dir.path().join("state");
         std::fs::write(dir.path().join("switchboard.yaml"), config(http, &state)).unwrap();
-        let mut bridge = Self {
+        Self {
             dir,
             http,
             child: None,
-        };
-        bridge.spawn();
-        bridge
+        }
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("switchboard.yaml")
     }
 
     pub fn spawn(&mut self) {
@@ -58,7 +67,7 @@ impl BridgeProcess {
             .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
             .args(["run", "-c"])
-            .arg(self.dir.path().join("switchboard.yaml"))
+            .arg(self.config_path())
             .env("RUST_LOG", "info,switchboard=debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())

@@ -104,6 +104,7 @@ mod tests {
             sender_name: "alice".into(),
             sender_avatar: None,
             sender_label: "<a\u{200D}lice> ".into(),
+            origin: Default::default(),
             kind: OutboundKind::Message {
                 style,
                 content: RichText::plain(text),

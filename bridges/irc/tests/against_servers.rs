@@ -95,6 +95,7 @@ fn message(room: &str, text: &str) -> Outbound {
         sender_name: "alice".into(),
         sender_avatar: None,
         sender_label: "<alice> ".into(),
+        origin: Default::default(),
         kind: OutboundKind::Message {
             style: MessageStyle::Normal,
             content: RichText::plain(text),

@@ -1,5 +1,6 @@
-//! The `matrix:` section of a network in the config file (relay-bot mode: one
-//! ordinary account speaks for everyone, names come from the nick template).
+//! The `matrix:` section of a network in the config file: relay-bot mode (one
+//! ordinary account speaks for everyone, names come from the nick template) or,
+//! with an `appservice:` part, application-service mode (one ghost user per sender).
 
 use serde::Deserialize;
 use switchboard_sdk::ConfigProblem;
@@ -27,6 +28,50 @@ pub struct MatrixConfig {
     /// Accept any TLS certificate (self-signed test servers). Off unless set explicitly.
     #[serde(default)]
     pub accept_invalid_certs: bool,
+    /// Application-service (puppet) mode: each remote sender speaks as a ghost user of
+    /// their own. Needs the homeserver admin to install the registration that
+    /// `switchboard matrix-registration` prints. `user_id` is then the bridge bot.
+    #[serde(default)]
+    pub appservice: Option<AppserviceConfig>,
+}
+
+/// The `appservice:` part of a Matrix network.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AppserviceConfig {
+    /// Where the homeserver reaches this daemon; default
+    /// `http://<http.listen>/webhooks/<network>`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The registration's `id` (default `switchboard-<network>`).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Ghost users are `@<ghost_prefix><network>_<name>:<server>`; the registration
+    /// claims every user id with this prefix. Default `_switchboard_`.
+    #[serde(default = "default_prefix")]
+    pub ghost_prefix: String,
+    /// The alias namespace claimed in the registration: `#<alias_prefix>...`.
+    /// Default `_switchboard_`.
+    #[serde(default = "default_prefix")]
+    pub alias_prefix: String,
+    /// Appended to a ghost's display name; `{protocol}` becomes the origin's protocol
+    /// (IRC, Mattermost...), `{network}` its network name. Default ` ({protocol})`.
+    #[serde(default = "default_ghost_suffix")]
+    pub ghost_suffix: String,
+    /// The tokens shared with the homeserver. When unset (the usual case),
+    /// `switchboard matrix-registration` generates them and keeps them in the state
+    /// database, where the daemon finds them.
+    #[serde(default)]
+    pub as_token: Option<String>,
+    #[serde(default)]
+    pub hs_token: Option<String>,
+}
+
+fn default_prefix() -> String {
+    "_switchboard_".into()
+}
+fn default_ghost_suffix() -> String {
+    " ({protocol})".into()
 }
 
 fn default_device_name() -> String {
@@ -61,16 +106,86 @@ impl MatrixConfig {
                 .with_hint("write it in full, e.g. @switchboard:example.org"),
             );
         }
-        match (&self.password, &self.access_token) {
-            (None, None) => problems.push(ConfigProblem::new(
+        match (&self.password, &self.access_token, &self.appservice) {
+            (None, None, None) => problems.push(ConfigProblem::new(
                 &[],
-                "no way to log in: set `password` or `access_token`",
+                "no way to log in: set `password` or `access_token`, or an `appservice` section",
             )),
-            (Some(_), Some(_)) => problems.push(ConfigProblem::new(
+            (Some(_), Some(_), _) => problems.push(ConfigProblem::new(
                 &[],
                 "set only one of `password` and `access_token`",
             )),
+            (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => problems.push(
+                ConfigProblem::new(
+                    &["appservice"],
+                    "an application service logs in with its registration's as_token",
+                )
+                .with_hint("remove `password`/`access_token`, or the `appservice` section"),
+            ),
             _ => {}
+        }
+        if let Some(appservice) = &self.appservice {
+            problems.extend(appservice.validate());
+        }
+        problems
+    }
+
+    /// The homeserver's name: the server part of the bot's user id.
+    pub fn server_name(&self) -> &str {
+        self.user_id
+            .split_once(':')
+            .map_or("", |(_, server)| server)
+    }
+
+    /// The bot's localpart (the registration's `sender_localpart`).
+    pub fn bot_localpart(&self) -> &str {
+        self.user_id
+            .trim_start_matches('@')
+            .split(':')
+            .next()
+            .unwrap_or_default()
+    }
+}
+
+impl AppserviceConfig {
+    fn validate(&self) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        for (key, prefix) in [
+            ("ghost_prefix", &self.ghost_prefix),
+            ("alias_prefix", &self.alias_prefix),
+        ] {
+            let valid = !prefix.is_empty()
+                && prefix.bytes().all(|byte| {
+                    byte.is_ascii_lowercase()
+                        || byte.is_ascii_digit()
+                        || matches!(byte, b'_' | b'-' | b'.' | b'=' | b'/')
+                });
+            if !valid {
+                problems.push(
+                    ConfigProblem::new(
+                        &["appservice", key],
+                        format!("{prefix:?} cannot start a Matrix user id or alias"),
+                    )
+                    .with_hint("use lower-case letters, digits and _ - . = /, e.g. _switchboard_"),
+                );
+            }
+        }
+        if let Some(url) = &self.url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            problems.push(ConfigProblem::new(
+                &["appservice", "url"],
+                format!("{url:?} is not an http(s) URL"),
+            ));
+        }
+        if self.as_token.is_some() != self.hs_token.is_some() {
+            problems.push(
+                ConfigProblem::new(
+                    &["appservice"],
+                    "set both `as_token` and `hs_token`, or neither",
+                )
+                .with_hint("leave both out and `switchboard matrix-registration` makes them"),
+            );
         }
         problems
     }
@@ -102,6 +217,7 @@ mod tests {
             device_name: default_device_name(),
             catch_up_max_age_secs: 60,
             accept_invalid_certs: false,
+            appservice: None,
         }
     }
 
@@ -111,6 +227,43 @@ mod tests {
         let bad = MatrixConfig {
             user_id: "bot".into(),
             password: None,
+            ..config()
+        };
+        let problems = bad.validate();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+    }
+
+    #[test]
+    fn appservice_sections_are_checked() {
+        let appservice = AppserviceConfig {
+            url: None,
+            id: None,
+            ghost_prefix: "_sb_".into(),
+            alias_prefix: "_sb_".into(),
+            ghost_suffix: default_ghost_suffix(),
+            as_token: None,
+            hs_token: None,
+        };
+        let puppets = MatrixConfig {
+            password: None,
+            appservice: Some(appservice.clone()),
+            ..config()
+        };
+        assert!(puppets.validate().is_empty(), "{:?}", puppets.validate());
+        assert_eq!(puppets.server_name(), "example.org");
+        assert_eq!(puppets.bot_localpart(), "bot");
+        let with_password = MatrixConfig {
+            appservice: Some(appservice.clone()),
+            ..config()
+        };
+        assert_eq!(with_password.validate().len(), 1);
+        let bad = MatrixConfig {
+            password: None,
+            appservice: Some(AppserviceConfig {
+                ghost_prefix: "Ghost!".into(),
+                as_token: Some("a".into()),
+                ..appservice
+            }),
             ..config()
         };
         let problems = bad.validate();

@@ -1,10 +1,13 @@
 //! Native -> events: one timeline event of a bridged room (message, emote, notice,
 //! file, edit, redaction, membership, topic) becomes one normalised `Inbound` event.
-//! Events are read as JSON so unknown fields and newer room versions pass through.
+//! Events are read as JSON so unknown fields and newer room versions pass through,
+//! and so the same code serves sync responses (relay bot) and application-service
+//! transactions. Who the sender is (display name, the bridge itself) is the caller's
+//! to fill in: the two modes know names and their own users differently.
 
 use crate::format;
 use matrix_sdk::deserialized_responses::TimelineEvent;
-use matrix_sdk::ruma::{OwnedRoomId, OwnedUserId, UserId};
+use matrix_sdk::ruma::{OwnedRoomId, RoomId as MatrixRoomId};
 use serde_json::Value;
 use std::collections::HashMap;
 use switchboard_sdk::{
@@ -15,27 +18,34 @@ pub struct Translator {
     pub network: NetworkId,
     /// Room id -> the room as routes name it.
     pub rooms: HashMap<OwnedRoomId, RoomId>,
-    pub own_user: OwnedUserId,
-    pub client: matrix_sdk::Client,
     /// Base URL for media links (`mxc://` becomes a download URL there).
     pub homeserver: String,
 }
 
-/// The server timestamp of a timeline event.
-pub fn timestamp_ms(event: &TimelineEvent) -> Option<i64> {
-    json(event)?.get("origin_server_ts")?.as_i64()
+/// A sync response's timeline event as JSON.
+pub fn event_json(event: &TimelineEvent) -> Option<Value> {
+    serde_json::from_str(event.raw().json().get()).ok()
 }
 
-fn json(event: &TimelineEvent) -> Option<Value> {
-    serde_json::from_str(event.raw().json().get()).ok()
+/// The server timestamp of a timeline event.
+pub fn timestamp_ms(event: &TimelineEvent) -> Option<i64> {
+    event_json(event)?.get("origin_server_ts")?.as_i64()
+}
+
+/// `@alice:example.org` -> `alice`: the name shown until a display name is known.
+pub fn localpart(user_id: &str) -> &str {
+    user_id
+        .strip_prefix('@')
+        .and_then(|rest| rest.split(':').next())
+        .unwrap_or(user_id)
 }
 
 impl Translator {
     /// `None` for events that mean nothing on other networks (receipts, state the
-    /// bridge does not relay, undecryptable events).
-    pub async fn translate(&self, room_id: &OwnedRoomId, event: &TimelineEvent) -> Option<Inbound> {
+    /// bridge does not relay, undecryptable events) and for rooms not bridged. The
+    /// sender is named by their localpart and not marked as the bridge's own.
+    pub fn translate(&self, room_id: &MatrixRoomId, event: &Value) -> Option<Inbound> {
         let room = self.rooms.get(room_id)?.clone();
-        let event = json(event)?;
         let event_type = event.get("type")?.as_str()?;
         let event_id = event.get("event_id")?.as_str()?.to_owned();
         let sender_id = event.get("sender")?.as_str()?.to_owned();
@@ -63,7 +73,7 @@ impl Translator {
                 )
             }
             "m.room.member" => (
-                membership(&event, &sender_id)?,
+                membership(event, &sender_id)?,
                 RichText::default(),
                 None,
                 None,
@@ -71,14 +81,13 @@ impl Translator {
             ),
             _ => return None,
         };
-        let mut sender = self.sender(room_id, &sender_id).await;
-        sender.is_self = sender_id == self.own_user.as_str();
+        let name = localpart(&sender_id).to_owned();
         Some(Inbound {
             room: RoomKey {
                 network: self.network.clone(),
                 room,
             },
-            sender,
+            sender: Sender::user(sender_id, name),
             native_id: Some(NativeMsgId::new(event_id)),
             timestamp_ms: event
                 .get("origin_server_ts")
@@ -165,24 +174,6 @@ impl Translator {
             ),
             None => mxc.to_owned(),
         }
-    }
-
-    async fn sender(&self, room_id: &OwnedRoomId, user_id: &str) -> Sender {
-        let fallback = user_id
-            .strip_prefix('@')
-            .and_then(|rest| rest.split(':').next())
-            .unwrap_or(user_id)
-            .to_owned();
-        let mut display_name = fallback;
-        if let (Some(room), Ok(user)) =
-            (self.client.get_room(room_id), <&UserId>::try_from(user_id))
-            && let Ok(Some(member)) = room.get_member_no_sync(user).await
-            && let Some(name) = member.display_name()
-            && !name.trim().is_empty()
-        {
-            display_name = name.to_owned();
-        }
-        Sender::user(user_id, display_name)
     }
 }
 

@@ -1,10 +1,13 @@
-//! The Matrix adapter in relay-bot mode: one ordinary account (matrix-sdk 0.18, sqlite
+//! The Matrix adapter. Relay-bot mode: one ordinary account (matrix-sdk 0.18, sqlite
 //! store in the network's data dir) joins the bridged rooms and speaks for everyone,
 //! naming senders through the route's nick template. The sync token is kept in the
 //! core's adapter state, so after downtime the rooms' missed messages are relayed
-//! (bounded by `catch_up_max_age_secs`); sends carry transaction ids derived from the
-//! outbox row, so a retry after a crash never posts twice.
+//! (bounded by `catch_up_max_age_secs`). Application-service mode (`appservice`):
+//! the homeserver pushes events to the daemon and each remote sender speaks as a
+//! ghost user. In both, sends carry transaction ids derived from the outbox row, so
+//! a retry after a crash never posts twice.
 
+pub mod appservice;
 pub mod config;
 pub mod format;
 mod inbound;
@@ -19,14 +22,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use switchboard_sdk::{
     Adapter, AdapterContext, AdapterError, Capabilities, ConnectionState, CurrentRun, Outbound,
-    RoomId, SendError, SendReceipt,
+    RoomId, SendError, SendReceipt, WebhookRequest, WebhookResponse,
 };
 use tokio_util::sync::CancellationToken;
 
 pub struct MatrixAdapter {
     config: MatrixConfig,
-    /// The logged-in client and resolved rooms while a run is active.
+    /// The logged-in client and resolved rooms while a relay-bot run is active.
     live: CurrentRun<Live>,
+    /// The same for an application-service run.
+    appservice_live: CurrentRun<appservice::Live>,
 }
 
 /// What one run resolved; `send` works from it.
@@ -44,6 +49,7 @@ impl MatrixAdapter {
         Arc::new(Self {
             config,
             live: CurrentRun::default(),
+            appservice_live: CurrentRun::default(),
         })
     }
 }
@@ -60,7 +66,8 @@ impl Adapter for MatrixAdapter {
             deletes: true,
             replies: true,
             threads: false,
-            per_message_sender: false,
+            // Ghosts are the senders; the relay bot labels the text.
+            per_message_sender: self.config.appservice.is_some(),
             rich_text: true,
             attachments: false,
             max_message_bytes: None,
@@ -77,8 +84,13 @@ impl Adapter for MatrixAdapter {
         ctx: AdapterContext,
         cancel: CancellationToken,
     ) -> Result<(), AdapterError> {
-        let result = session::run(self, &ctx, &cancel).await;
+        let result = if self.config.appservice.is_some() {
+            appservice::run(self, &ctx, &cancel).await
+        } else {
+            session::run(self, &ctx, &cancel).await
+        };
         self.live.set(None);
+        self.appservice_live.set(None);
         if cancel.is_cancelled() {
             ctx.health.report(ConnectionState::Stopped);
         }
@@ -86,10 +98,31 @@ impl Adapter for MatrixAdapter {
     }
 
     async fn send(&self, message: &Outbound) -> Result<SendReceipt, SendError> {
+        if self.config.appservice.is_some() {
+            let live = self
+                .appservice_live
+                .get()
+                .ok_or_else(|| SendError::Transient("not connected to Matrix".into()))?;
+            return appservice::send(&live, message).await;
+        }
         let live = self
             .live
             .get()
             .ok_or_else(|| SendError::Transient("not connected to Matrix".into()))?;
         outbound::send(&live, message).await
+    }
+
+    async fn handle_webhook(
+        &self,
+        ctx: &AdapterContext,
+        request: WebhookRequest,
+    ) -> WebhookResponse {
+        if self.config.appservice.is_none() {
+            return WebhookResponse::error(
+                404,
+                "this Matrix network is a relay bot, not an appservice",
+            );
+        }
+        appservice::handle(self, ctx, &request).await
     }
 }

@@ -5,14 +5,14 @@
 //! the duplicates by event id). A gap in a room's timeline (`limited`) is filled from
 //! `/messages` back to the previous token, bounded by the catch-up age.
 
-use crate::inbound::Translator;
+use crate::inbound::{Translator, event_json};
 use crate::{Live, MatrixAdapter, MatrixConfig};
 use matrix_sdk::config::SyncSettings;
 use matrix_sdk::deserialized_responses::TimelineEvent;
 use matrix_sdk::room::MessagesOptions;
 use matrix_sdk::ruma::api::client::filter::{FilterDefinition, RoomEventFilter, RoomFilter};
 use matrix_sdk::ruma::api::client::sync::sync_events::v3::Filter;
-use matrix_sdk::ruma::{OwnedRoomId, RoomOrAliasId, UInt};
+use matrix_sdk::ruma::{OwnedRoomId, OwnedUserId, RoomOrAliasId, UInt, UserId};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,11 +61,15 @@ pub async fn run(
     let translator = Translator {
         network: ctx.network.clone(),
         rooms: by_id,
-        own_user,
-        client: client.clone(),
         homeserver: config.homeserver.trim_end_matches('/').to_owned(),
     };
-    let oldest_ms = now_ms() - (config.catch_up_max_age_secs as i64) * 1000;
+    let relay = Relay {
+        ctx,
+        translator: &translator,
+        client: &client,
+        own_user: &own_user,
+        oldest_ms: now_ms() - (config.catch_up_max_age_secs as i64) * 1000,
+    };
 
     let mut token = match load(ctx, SYNC_TOKEN).await? {
         Some(token) => token,
@@ -99,17 +103,11 @@ pub async fn run(
             if update.timeline.limited
                 && let Some(prev_batch) = &update.timeline.prev_batch
             {
-                let missed = backfill(&client, room_id, prev_batch, &token, oldest_ms).await?;
-                relay_all(ctx, &translator, room_id, &missed, oldest_ms).await?;
+                let missed =
+                    backfill(&client, room_id, prev_batch, &token, relay.oldest_ms).await?;
+                relay.all(room_id, &missed).await?;
             }
-            relay_all(
-                ctx,
-                &translator,
-                room_id,
-                &update.timeline.events,
-                oldest_ms,
-            )
-            .await?;
+            relay.all(room_id, &update.timeline.events).await?;
         }
         token = response.next_batch;
         save(ctx, SYNC_TOKEN, &token).await?;
@@ -258,7 +256,7 @@ fn is_unauthorized(error: &matrix_sdk::HttpError) -> bool {
         .is_some_and(|e| e.status_code.as_u16() == 401)
 }
 
-async fn txn_salt(ctx: &AdapterContext) -> Result<String, AdapterError> {
+pub(crate) async fn txn_salt(ctx: &AdapterContext) -> Result<String, AdapterError> {
     if let Some(salt) = load(ctx, TXN_SALT).await? {
         return Ok(salt);
     }
@@ -314,26 +312,52 @@ async fn backfill(
     Ok(collected)
 }
 
-async fn relay_all(
-    ctx: &AdapterContext,
-    translator: &Translator,
-    room_id: &OwnedRoomId,
-    events: &[TimelineEvent],
+/// What relaying a run's timeline events needs.
+struct Relay<'a> {
+    ctx: &'a AdapterContext,
+    translator: &'a Translator,
+    client: &'a matrix_sdk::Client,
+    own_user: &'a OwnedUserId,
+    /// Events older than this (ms since the epoch) are not caught up.
     oldest_ms: i64,
-) -> Result<(), AdapterError> {
-    for event in events {
-        let Some(inbound) = translator.translate(room_id, event).await else {
-            continue;
-        };
-        if inbound.timestamp_ms < oldest_ms {
-            continue;
+}
+
+impl Relay<'_> {
+    async fn all(
+        &self,
+        room_id: &OwnedRoomId,
+        events: &[TimelineEvent],
+    ) -> Result<(), AdapterError> {
+        for event in events {
+            let Some(json) = event_json(event) else {
+                continue;
+            };
+            let Some(mut inbound) = self.translator.translate(room_id, &json) else {
+                continue;
+            };
+            if inbound.timestamp_ms < self.oldest_ms {
+                continue;
+            }
+            inbound.sender.is_self = inbound.sender.id == self.own_user.as_str();
+            if let Some(name) = self.display_name(room_id, &inbound.sender.id).await {
+                inbound.sender.display_name = name;
+            }
+            self.ctx.inbound.submit(inbound).await.map_err(|error| {
+                // Not acknowledged: the token is not saved, so the next run sees it again.
+                AdapterError::Connection(format!("the core did not accept an event: {error}"))
+            })?;
         }
-        ctx.inbound.submit(inbound).await.map_err(|error| {
-            // Not acknowledged: the token is not saved, so the next run sees it again.
-            AdapterError::Connection(format!("the core did not accept an event: {error}"))
-        })?;
+        Ok(())
     }
-    Ok(())
+
+    /// The sender's display name in the room, from the client's store.
+    async fn display_name(&self, room_id: &OwnedRoomId, user_id: &str) -> Option<String> {
+        let room = self.client.get_room(room_id)?;
+        let user = <&UserId>::try_from(user_id).ok()?;
+        let member = room.get_member_no_sync(user).await.ok()??;
+        let name = member.display_name()?;
+        (!name.trim().is_empty()).then(|| name.to_owned())
+    }
 }
 
 async fn load(ctx: &AdapterContext, key: &str) -> Result<Option<String>, AdapterError> {

@@ -22,6 +22,7 @@ fn config(synapse: &Synapse) -> MatrixConfig {
         device_name: "Switchboard test".into(),
         catch_up_max_age_secs: 3600,
         accept_invalid_certs: false,
+        appservice: None,
     }
 }
 
@@ -102,6 +103,7 @@ async fn a_retried_delivery_is_the_same_event() {
         sender_name: "alice".into(),
         sender_avatar: None,
         sender_label: "<alice> ".into(),
+        origin: Default::default(),
         kind: OutboundKind::Message {
             style: MessageStyle::Normal,
             content: RichText::plain("only once"),

@@ -29,6 +29,7 @@ async fn an_encrypted_room_is_joined_and_relayed_both_ways() {
         device_name: "Switchboard e2e test".into(),
         catch_up_max_age_secs: 3600,
         accept_invalid_certs: false,
+        appservice: None,
     });
     let mut run = spawn_adapter(
         adapter.clone(),
@@ -95,6 +96,7 @@ async fn an_encrypted_room_is_joined_and_relayed_both_ways() {
         sender_name: "alice".into(),
         sender_avatar: None,
         sender_label: "<alice> ".into(),
+        origin: Default::default(),
         kind: OutboundKind::Message {
             style: MessageStyle::Normal,
             content: RichText::plain("reply from the bridge"),

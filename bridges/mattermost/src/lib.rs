@@ -155,6 +155,12 @@ impl Adapter for MattermostAdapter {
         let Mode::Webhooks(webhooks) = self.config.mode() else {
             return WebhookResponse::error(404, "this network uses the bot API, not webhooks");
         };
+        if !request.path.is_empty() || request.method() != "POST" {
+            return WebhookResponse::error(
+                404,
+                "outgoing webhooks are POSTed to /webhooks/NETWORK",
+            );
+        }
         webhook::receive(
             ctx,
             &request,

@@ -266,6 +266,7 @@ mod tests {
             sender_name: "alice".into(),
             sender_avatar: None,
             sender_label: "<alice> ".into(),
+            origin: Default::default(),
             kind: OutboundKind::Message {
                 style,
                 content: RichText::plain(text),

@@ -110,6 +110,7 @@ mod tests {
         WebhookRequest {
             headers: vec![("content-type".into(), content_type.into())],
             body: body.as_bytes().to_vec(),
+            ..WebhookRequest::default()
         }
     }
 

@@ -66,6 +66,7 @@ fn message(text: &str) -> Outbound {
         sender_name: "alice".into(),
         sender_avatar: None,
         sender_label: "<alice> ".into(),
+        origin: Default::default(),
         kind: OutboundKind::Message {
             style: MessageStyle::Normal,
             content: RichText::plain(text),

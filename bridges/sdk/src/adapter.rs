@@ -139,15 +139,38 @@ pub struct AdapterContext {
 }
 
 /// One HTTP request the daemon's server received for an adapter's webhook endpoint
-/// (`POST /webhooks/NETWORK`). The body is already bounded in size by the server.
+/// (`POST /webhooks/NETWORK`, or any method under `/webhooks/NETWORK/...` for APIs
+/// with several endpoints). The body is already bounded in size by the server.
 #[derive(Clone, Debug, Default)]
 pub struct WebhookRequest {
+    /// `POST`, `PUT`, `GET`...; empty means `POST`.
+    pub method: String,
+    /// What follows `/webhooks/NETWORK`, still percent-encoded: empty or `/...`.
+    pub path: String,
+    /// The query string without `?` (empty when there is none).
+    pub query: String,
     /// Header names in lower case.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
 impl WebhookRequest {
+    /// The request's method; `POST` when the server left it empty.
+    pub fn method(&self) -> &str {
+        if self.method.is_empty() {
+            "POST"
+        } else {
+            &self.method
+        }
+    }
+
+    /// One query parameter, percent-decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        form_urlencoded::parse(self.query.as_bytes())
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.into_owned())
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()

@@ -1,7 +1,7 @@
 //! The normalised event model: what adapters emit (`Inbound`) and what the core
 //! asks them to send (`Outbound`).
 
-use crate::ids::{NativeMsgId, RoomId, RoomKey};
+use crate::ids::{NativeMsgId, NetworkId, RoomId, RoomKey};
 use crate::rich::RichText;
 use serde::{Deserialize, Serialize};
 
@@ -169,7 +169,22 @@ pub struct Outbound {
     /// per-message sender names put it before every line they send. Empty for lines
     /// the bridge itself speaks.
     pub sender_label: String,
+    /// Where the relayed author comes from: for adapters that speak as one native
+    /// user per remote sender (Matrix application-service ghosts). Empty for lines
+    /// the bridge itself speaks.
+    #[serde(default)]
+    pub origin: Origin,
     pub kind: OutboundKind,
+}
+
+/// The relayed author's home: network, its protocol and their id there.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    pub network: NetworkId,
+    /// The origin adapter's protocol name, e.g. `irc`.
+    pub protocol: String,
+    /// `Sender::id` on the origin network.
+    pub sender_id: String,
 }
 
 /// What `send` created: the native ids of every part, in order.

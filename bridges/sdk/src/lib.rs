@@ -20,7 +20,8 @@ pub use adapter::{
 };
 pub use error::{AdapterError, ConfigProblem, SendError, SubmitError};
 pub use event::{
-    Attachment, EventKind, Inbound, MessageStyle, Outbound, OutboundKind, SendReceipt, Sender,
+    Attachment, EventKind, Inbound, MessageStyle, Origin, Outbound, OutboundKind, SendReceipt,
+    Sender,
 };
 pub use ids::{NativeMsgId, NetworkId, RoomId, RoomKey};
 pub use rich::{Color, RichText, Span, Style};

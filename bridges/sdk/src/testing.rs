@@ -347,6 +347,11 @@ pub async fn run_conformance<H: ConformanceHarness>(harness: &mut H) {
         sender_name: "conformer".into(),
         sender_avatar: None,
         sender_label: "<conformer> ".into(),
+        origin: crate::Origin {
+            network: NetworkId::new("conformance"),
+            protocol: "test".into(),
+            sender_id: "conformer".into(),
+        },
         kind: OutboundKind::Message {
             style: crate::event::MessageStyle::Normal,
             content: RichText::plain("conformance hello"),

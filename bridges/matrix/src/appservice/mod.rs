@@ -1,0 +1,296 @@
+//! Application-service (puppet) mode: the homeserver pushes the bridged rooms'
+//! events to the daemon (`transactions`), and every remote sender speaks as a ghost
+//! user of their own (`ghosts`), through the client-server API as the service
+//! (`api`, `user_id` masquerading). The bridge bot (the registration's
+//! `sender_localpart`) joins the rooms and speaks the bridge's own lines. Events
+//! from the bot and from ghosts are marked as the bridge's own, so nothing loops.
+//! The homeserver queues events while the daemon is down and retries, so there is
+//! no catch-up of our own; `catch_up_max_age_secs` still bounds what is relayed.
+
+mod api;
+mod ghosts;
+pub mod registration;
+mod transactions;
+
+use crate::config::AppserviceConfig;
+use crate::inbound::{Translator, localpart};
+use crate::outbound::{self, Request};
+use crate::{MatrixAdapter, MatrixConfig};
+use api::Api;
+use ghosts::Ghosts;
+use matrix_sdk::ruma::{OwnedRoomId, RoomId as MatrixRoomId};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use switchboard_sdk::event::now_ms;
+use switchboard_sdk::{
+    AdapterContext, AdapterError, ConnectionState, NativeMsgId, Outbound, RoomId, SendError,
+    SendReceipt, WebhookRequest, WebhookResponse,
+};
+use tokio_util::sync::CancellationToken;
+
+/// What one run resolved; sends and transactions work from it.
+pub(crate) struct Live {
+    api: Api,
+    config: MatrixConfig,
+    hs_token: String,
+    /// Room as routes name it -> room id.
+    rooms: HashMap<RoomId, String>,
+    translator: Translator,
+    ghosts: Ghosts,
+    /// (room id, user id) -> display name, kept current from member events.
+    names: Mutex<HashMap<(String, String), String>>,
+    txn_salt: String,
+    /// Held while a transaction is relayed: one at a time, in order.
+    transactions: tokio::sync::Mutex<()>,
+}
+
+impl Live {
+    fn appservice(&self) -> &AppserviceConfig {
+        self.config
+            .appservice
+            .as_ref()
+            .expect("appservice mode has an appservice section")
+    }
+
+    fn is_own(&self, user_id: &str) -> bool {
+        user_id == self.config.user_id
+            || ghosts::is_ghost(
+                user_id,
+                &self.appservice().ghost_prefix,
+                self.config.server_name(),
+            )
+    }
+
+    /// Relays one event of a transaction; `Ok` once committed (or not relayed).
+    async fn relay(&self, ctx: &AdapterContext, event: &Value) -> Result<(), String> {
+        let Some(room_id) = event
+            .get("room_id")
+            .and_then(Value::as_str)
+            .and_then(|id| <&MatrixRoomId>::try_from(id).ok())
+        else {
+            return Ok(());
+        };
+        self.remember_name(room_id.as_str(), event);
+        let Some(mut inbound) = self.translator.translate(room_id, event) else {
+            return Ok(());
+        };
+        let oldest_ms = now_ms() - (self.config.catch_up_max_age_secs as i64) * 1000;
+        if inbound.timestamp_ms < oldest_ms {
+            return Ok(());
+        }
+        inbound.sender.is_self = self.is_own(&inbound.sender.id);
+        if !inbound.sender.is_self {
+            inbound.sender.display_name = self.name(room_id.as_str(), &inbound.sender.id).await;
+        }
+        ctx.inbound
+            .submit(inbound)
+            .await
+            .map(drop)
+            .map_err(|error| error.to_string())
+    }
+
+    /// A member event tells the member's current display name.
+    fn remember_name(&self, room_id: &str, event: &Value) {
+        if event.get("type").and_then(Value::as_str) != Some("m.room.member") {
+            return;
+        }
+        let (Some(user), Some(name)) = (
+            event.get("state_key").and_then(Value::as_str),
+            event
+                .get("content")
+                .and_then(|content| content.get("displayname"))
+                .and_then(Value::as_str)
+                .filter(|name| !name.trim().is_empty()),
+        ) else {
+            return;
+        };
+        let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        names.insert((room_id.to_owned(), user.to_owned()), name.to_owned());
+    }
+
+    async fn name(&self, room_id: &str, user_id: &str) -> String {
+        let key = (room_id.to_owned(), user_id.to_owned());
+        if let Some(name) = self
+            .names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return name.clone();
+        }
+        let name = self
+            .api
+            .member_name(room_id, user_id)
+            .await
+            .unwrap_or_else(|| localpart(user_id).to_owned());
+        self.names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, name.clone());
+        name
+    }
+}
+
+pub(crate) async fn run(
+    adapter: &MatrixAdapter,
+    ctx: &AdapterContext,
+    cancel: &CancellationToken,
+) -> Result<(), AdapterError> {
+    let config = &adapter.config;
+    let tokens = registration::load_tokens(config, &*ctx.state)
+        .await
+        .map_err(|error| AdapterError::Connection(format!("adapter state: {error}")))?
+        .ok_or_else(|| {
+            AdapterError::Config(
+                "no application-service tokens yet: run `switchboard matrix-registration -c CONFIG` \
+                 and install what it prints on the homeserver"
+                    .into(),
+            )
+        })?;
+    let api = Api::new(
+        &config.homeserver,
+        &tokens.as_token,
+        config.accept_invalid_certs,
+    )
+    .map_err(AdapterError::Config)?;
+    match api.whoami().await {
+        Ok(user) if user == config.user_id => {}
+        Ok(user) => {
+            return Err(AdapterError::Config(format!(
+                "the as_token belongs to {user}, not to user_id {}",
+                config.user_id
+            )));
+        }
+        Err(error) if matches!(error.status(), Some(401 | 403)) => {
+            return Err(AdapterError::Auth(format!(
+                "the homeserver refused the as_token ({error}): is the registration installed?"
+            )));
+        }
+        Err(error) => return Err(AdapterError::Connection(format!("whoami: {error}"))),
+    }
+    let mut rooms = HashMap::new();
+    let mut by_id: HashMap<OwnedRoomId, RoomId> = HashMap::new();
+    for room in &ctx.rooms {
+        let room_id = api
+            .join(room.as_str(), None)
+            .await
+            .map_err(|error| AdapterError::Connection(format!("cannot join {room}: {error}")))?;
+        let parsed = OwnedRoomId::try_from(room_id.as_str())
+            .map_err(|error| AdapterError::Connection(format!("room id {room_id}: {error}")))?;
+        by_id.insert(parsed, room.clone());
+        rooms.insert(room.clone(), room_id);
+    }
+    let live = Live {
+        api,
+        config: config.clone(),
+        hs_token: tokens.hs_token,
+        rooms,
+        translator: Translator {
+            network: ctx.network.clone(),
+            rooms: by_id,
+            homeserver: config.homeserver.trim_end_matches('/').to_owned(),
+        },
+        ghosts: Ghosts::default(),
+        names: Mutex::default(),
+        txn_salt: crate::session::txn_salt(ctx).await?,
+        transactions: tokio::sync::Mutex::default(),
+    };
+    adapter.appservice_live.set(Some(Arc::new(live)));
+    ctx.health.report(ConnectionState::Connected);
+    tracing::info!(network = %ctx.network, rooms = ctx.rooms.len(), "Matrix appservice: connected");
+    cancel.cancelled().await;
+    Ok(())
+}
+
+/// A request under `/webhooks/NETWORK/...`: the application-service API.
+pub(crate) async fn handle(
+    adapter: &MatrixAdapter,
+    ctx: &AdapterContext,
+    request: &WebhookRequest,
+) -> WebhookResponse {
+    let live = adapter.appservice_live.get();
+    let hs_token = match &live {
+        Some(live) => Some(live.hs_token.clone()),
+        // Not connected yet: the token still decides between 401/403 and 503.
+        None => registration::load_tokens(&adapter.config, &*ctx.state)
+            .await
+            .ok()
+            .flatten()
+            .map(|tokens| tokens.hs_token),
+    };
+    transactions::handle(live.as_deref(), hs_token.as_deref(), ctx, request).await
+}
+
+/// Sends as the sender's ghost (the bot for the bridge's own lines).
+pub(crate) async fn send(live: &Live, message: &Outbound) -> Result<SendReceipt, SendError> {
+    let room_id = live
+        .rooms
+        .get(&message.room)
+        .ok_or_else(|| SendError::Transient(format!("room {} is not joined yet", message.room)))?;
+    let ghost = if message.origin.sender_id.is_empty() {
+        None
+    } else {
+        let appservice = live.appservice();
+        let local = ghosts::localpart(&appservice.ghost_prefix, &message.origin);
+        let user_id = format!("@{local}:{}", live.config.server_name());
+        let name = ghosts::display_name(
+            &message.sender_name,
+            &appservice.ghost_suffix,
+            &message.origin,
+        );
+        live.ghosts
+            .ensure(&live.api, &user_id, &local, &name, room_id)
+            .await?;
+        Some(user_id)
+    };
+    let txn = |part: usize| outbound::txn_id(&live.txn_salt, message, part);
+    match outbound::request(message, ghost.is_none()) {
+        None => Ok(SendReceipt::default()),
+        Some(Request::Message(body)) => {
+            match live
+                .api
+                .send_message(room_id, &txn(0), ghost.as_deref(), &body)
+                .await
+            {
+                Ok(event_id) => Ok(SendReceipt {
+                    native_ids: vec![NativeMsgId::new(event_id)],
+                }),
+                Err(error) => {
+                    if error.status() == Some(403)
+                        && let Some(ghost) = &ghost
+                    {
+                        // Perhaps kicked: this row is dead-lettered with the reason, and
+                        // the next message joins the ghost again.
+                        live.ghosts.forget_room(ghost, room_id).await;
+                    }
+                    Err(error.into())
+                }
+            }
+        }
+        Some(Request::Redact(targets)) => {
+            for (part, target) in targets.iter().enumerate() {
+                let as_ghost = live
+                    .api
+                    .redact(room_id, target.as_str(), &txn(part), ghost.as_deref())
+                    .await;
+                let result = match as_ghost {
+                    // A copy the bot sent (or one the ghost may not redact): the bot
+                    // tries with its own power level.
+                    Err(error) if error.status() == Some(403) && ghost.is_some() => {
+                        live.api
+                            .redact(room_id, target.as_str(), &txn(part), None)
+                            .await
+                    }
+                    other => other,
+                };
+                match result {
+                    Ok(()) => {}
+                    Err(error) if error.status() == Some(404) => {}
+                    Err(error) => return Err(error.into()),
+                }
+            }
+            Ok(SendReceipt::default())
+        }
+    }
+}
