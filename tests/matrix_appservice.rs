@@ -3,7 +3,9 @@
 //! Synapse loads; IRC users appear in the Matrix room as ghosts of their own (two
 //! users, two ghosts, named with the ` (IRC)` suffix); Matrix users reach IRC under
 //! their display name; nothing loops; the transactions endpoint checks the hs_token,
-//! refuses malformed bodies and ignores a transaction id it has handled.
+//! refuses malformed bodies and ignores a transaction id it has handled. Mattermost
+//! (fake) posts, edits and deletes become the ghost's own message, `m.replace` and
+//! redaction, also after the daemon restarted in between.
 
 mod common;
 
@@ -13,6 +15,7 @@ use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
+use switchboard_testkit::mattermost::FakeMattermost;
 use switchboard_testkit::synapse::{MatrixPeer, Synapse, SynapseOptions};
 use switchboard_testkit::{IrcPeer, Ngircd, NgircdOptions};
 
@@ -21,13 +24,91 @@ const ROUTE: &str =
     "  - name: main\n    rooms:\n      - irc: \"#a\"\n      - mx: \"#bridge:localhost\"\n";
 
 fn config(http: SocketAddr, state: &std::path::Path, irc_port: u16, homeserver: &str) -> String {
+    config_with(http, state, irc_port, homeserver, "", ROUTE)
+}
+
+/// `networks`: more network sections (YAML, indented as under `networks:`).
+fn config_with(
+    http: SocketAddr,
+    state: &std::path::Path,
+    irc_port: u16,
+    homeserver: &str,
+    networks: &str,
+    routes: &str,
+) -> String {
     format!(
         "state_dir: {state}\nhttp:\n  listen: {http}\ndelivery:\n  retry_initial: 50ms\n  retry_max: 500ms\n  shutdown_deadline: 5s\n\
          networks:\n  irc:\n    irc:\n      server: 127.0.0.1:{irc_port}\n      tls: false\n      nick: switchboard\n\
-         \x20 mx:\n    matrix:\n      homeserver: {homeserver}\n      user_id: \"@switchboard:localhost\"\n      appservice:\n        ghost_prefix: _sb_\n\
-         routes:\n{ROUTE}",
+         \x20 mx:\n    matrix:\n      homeserver: {homeserver}\n      user_id: \"@switchboard:localhost\"\n      appservice:\n        ghost_prefix: _sb_\n{networks}\
+         routes:\n{routes}",
         state = state.display(),
     )
+}
+
+/// Synapse with the daemon's registration, bob's public room `#bridge:localhost`,
+/// and the daemon prepared (not started) with `config(http, state, homeserver)`.
+struct World {
+    /// Runs until the test ends.
+    _synapse: Synapse,
+    bob: MatrixPeer,
+    room: String,
+    bridge: BridgeProcess,
+    hs_token: String,
+}
+
+async fn world(config: impl Fn(SocketAddr, &std::path::Path, &str) -> String) -> World {
+    // Synapse must know the registration at start, and the registration must know
+    // where the daemon listens: prepare the daemon's config first (the homeserver's
+    // address is filled in once Synapse runs), start the daemon last.
+    let bridge = BridgeProcess::prepare(|http, state| config(http, state, "http://unset"));
+    let (code, yaml, stderr) = registration(&bridge.config_path());
+    assert_eq!(code, 0, "matrix-registration failed: {stderr}");
+    let (again, yaml_again, _) = registration(&bridge.config_path());
+    assert_eq!(
+        (again, &yaml_again),
+        (0, &yaml),
+        "the registration must be stable"
+    );
+    assert_eq!(
+        yaml_value(&yaml, "url"),
+        format!("http://{}/webhooks/mx", bridge.http)
+    );
+    let hs_token = yaml_value(&yaml, "hs_token");
+    let synapse = Synapse::start(SynapseOptions {
+        appservice_yaml: Some(yaml),
+        ..SynapseOptions::default()
+    });
+    let state = bridge.dir.path().join("state");
+    std::fs::write(
+        bridge.config_path(),
+        config(bridge.http, &state, &synapse.url()),
+    )
+    .unwrap();
+    synapse.register("bob", "bob-password");
+    let mut bob = MatrixPeer::login(&synapse.url(), "bob", "bob-password").await;
+    let room = bob.create_room(Some("bridge"), false).await;
+    World {
+        _synapse: synapse,
+        bob,
+        room,
+        bridge,
+        hs_token,
+    }
+}
+
+impl World {
+    async fn start_bridge(&mut self) {
+        self.bridge.spawn();
+        self.bridge.wait_healthy().await;
+        common::eventually("the bridge bot joins the Matrix room", || async {
+            self.bob
+                .joined_members(&self.room)
+                .await
+                .iter()
+                .any(|member| member == "@switchboard:localhost")
+        })
+        .await;
+    }
 }
 
 /// Runs `switchboard matrix-registration -c FILE`; (exit code, stdout, stderr).
@@ -79,50 +160,16 @@ async fn put_transaction(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn irc_users_appear_as_ghosts_matrix_users_by_name_and_nothing_loops() {
     let irc = Ngircd::start(NgircdOptions::default());
-    // Synapse must know the registration at start, and the registration must know
-    // where the daemon listens: prepare the daemon's config first (the homeserver's
-    // address is filled in once Synapse runs), start the daemon last.
-    let mut bridge =
-        BridgeProcess::prepare(|http, state| config(http, state, irc.port(), "http://unset"));
-    let (code, yaml, stderr) = registration(&bridge.config_path());
-    assert_eq!(code, 0, "matrix-registration failed: {stderr}");
-    let (again, yaml_again, _) = registration(&bridge.config_path());
-    assert_eq!(
-        (again, &yaml_again),
-        (0, &yaml),
-        "the registration must be stable"
-    );
-    assert_eq!(
-        yaml_value(&yaml, "url"),
-        format!("http://{}/webhooks/mx", bridge.http)
-    );
-    let hs_token = yaml_value(&yaml, "hs_token");
-
-    let synapse = Synapse::start(SynapseOptions {
-        appservice_yaml: Some(yaml),
-        ..SynapseOptions::default()
-    });
-    let state = bridge.dir.path().join("state");
-    std::fs::write(
-        bridge.config_path(),
-        config(bridge.http, &state, irc.port(), &synapse.url()),
-    )
-    .unwrap();
-    synapse.register("bob", "bob-password");
-    let mut bob = MatrixPeer::login(&synapse.url(), "bob", "bob-password").await;
-    let room = bob.create_room(Some("bridge"), false).await;
+    let mut w = world(|http, state, homeserver| config(http, state, irc.port(), homeserver)).await;
     let mut alice = IrcPeer::connect(irc.port(), "alice", &["#a"]).await;
     let mut carol = IrcPeer::connect(irc.port(), "Carol", &["#a"]).await;
-
-    bridge.spawn();
-    bridge.wait_healthy().await;
-    common::eventually("the bridge bot joins the Matrix room", || async {
-        bob.joined_members(&room)
-            .await
-            .iter()
-            .any(|member| member == "@switchboard:localhost")
-    })
-    .await;
+    w.start_bridge().await;
+    let (bob, room, bridge, hs_token) = (
+        &mut w.bob,
+        w.room.clone(),
+        &mut w.bridge,
+        w.hs_token.clone(),
+    );
 
     // IRC -> Matrix: each IRC user is a ghost of their own, without a label.
     alice.say("#a", "hello from alice").await;
@@ -236,6 +283,117 @@ async fn irc_users_appear_as_ghosts_matrix_users_by_name_and_nothing_loops() {
     let log = bridge.log();
     assert!(!log.contains(&hs_token), "the hs_token was logged");
     bridge.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mattermost_edits_and_deletes_are_the_ghosts_own_also_after_a_restart() {
+    let irc = Ngircd::start(NgircdOptions::default());
+    let mm = FakeMattermost::start().await;
+    mm.set_allow_name_override(true);
+    let team = mm.add_team("core");
+    let town = mm.add_channel(&team, "town-square");
+    let (_bot, bot_token) = mm.add_user("bridge", true);
+    let (dana, _) = mm.add_user("dana", false);
+    let networks = format!(
+        "  mm:\n    mattermost:\n      server: {}\n      team: core\n      token: {bot_token}\n",
+        mm.url()
+    );
+    let routes =
+        "  - name: main\n    rooms:\n      - mm: town-square\n      - mx: \"#bridge:localhost\"\n";
+    let mut w = world(|http, state, homeserver| {
+        config_with(http, state, irc.port(), homeserver, &networks, routes)
+    })
+    .await;
+    w.start_bridge().await;
+    let room = w.room.clone();
+
+    let first = mm.post_as(&dana, &town, "first **post**", None);
+    let got = w
+        .bob
+        .expect_message(&room, WAIT, |e| body(e).contains("first"))
+        .await;
+    let ghost = got["sender"].as_str().unwrap().to_owned();
+    assert!(ghost.starts_with("@_sb_mm_"), "{got}");
+    let member = w.bob.state(&room, "m.room.member", &ghost).await.unwrap();
+    assert_eq!(member["content"]["displayname"], "dana (Mattermost)");
+    assert!(
+        got["content"]["formatted_body"]
+            .as_str()
+            .is_some_and(|html| html.contains("<strong>post</strong>")),
+        "{got}"
+    );
+    let first_copy = got["event_id"].as_str().unwrap().to_owned();
+
+    mm.edit_as(&first.id, "first post, edited");
+    let edit = w
+        .bob
+        .expect_message(&room, WAIT, |e| body(e).contains("edited"))
+        .await;
+    assert_eq!(edit["sender"], ghost.as_str(), "edited by the same ghost");
+    assert_eq!(edit["content"]["m.relates_to"]["rel_type"], "m.replace");
+    assert_eq!(
+        edit["content"]["m.relates_to"]["event_id"],
+        first_copy.as_str()
+    );
+    assert_eq!(
+        edit["content"]["m.new_content"]["body"],
+        "first post, edited"
+    );
+
+    // Matrix -> Mattermost under bob's display name.
+    w.bob.send_text(&room, "hello mattermost").await;
+    mm.wait_until("bob's message on Mattermost", WAIT, |mm| {
+        mm.posts(&town)
+            .iter()
+            .any(|p| p.message.contains("hello mattermost"))
+    })
+    .await;
+    let posts = mm.posts(&town);
+    let relayed = posts
+        .iter()
+        .find(|p| p.message.contains("hello mattermost"))
+        .unwrap();
+    assert_eq!(
+        relayed.prop("override_username"),
+        Some("bob"),
+        "{relayed:?}"
+    );
+
+    // A message relayed before a restart is still edited and deleted as the ghost.
+    let second = mm.post_as(&dana, &town, "second post", None);
+    let got = w
+        .bob
+        .expect_message(&room, WAIT, |e| body(e).contains("second post"))
+        .await;
+    let second_copy = got["event_id"].as_str().unwrap().to_owned();
+    w.bridge.terminate();
+    w.start_bridge().await;
+    mm.edit_as(&second.id, "second post, edited after the restart");
+    let edit = w
+        .bob
+        .expect_message(&room, WAIT, |e| body(e).contains("after the restart"))
+        .await;
+    assert_eq!(edit["sender"], ghost.as_str());
+    assert_eq!(
+        edit["content"]["m.relates_to"]["event_id"],
+        second_copy.as_str()
+    );
+    mm.delete_post(&second.id);
+    common::eventually("the copy of the deleted post is redacted", || async {
+        let event = w.bob.event(&room, &second_copy).await;
+        event["unsigned"]["redacted_because"]["sender"] == ghost.as_str()
+    })
+    .await;
+
+    // Nothing loops back to Mattermost: only bob's message was posted by the bridge.
+    let bridged: Vec<String> = mm
+        .posts(&town)
+        .iter()
+        .filter(|p| p.user_id != dana && !p.is_system())
+        .map(|p| p.message.clone())
+        .collect();
+    assert_eq!(bridged.len(), 1, "{bridged:?}");
+    w.bridge.terminate();
 }
 
 #[test]
