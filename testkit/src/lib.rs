@@ -4,6 +4,7 @@
 //!
 //! Every wait is bounded and fails with a message saying what was seen.
 
+pub mod http_proxy;
 mod install;
 pub mod mattermost;
 mod peer;
