@@ -532,6 +532,14 @@ impl Loader<'_> {
                     .and_then(|rooms| rooms.value_at(&[index.to_string()]))
                     .map_or(item.pos, |n| n.pos);
                 let protocol = networks.get(&room.network).cloned().flatten();
+                if let Some((problem, hint)) =
+                    protocols::room_problem(protocol.as_deref(), &room.room)
+                {
+                    self.error(
+                        ConfigError::at(pos, format!("room {}: {problem}", room.network))
+                            .hint(hint),
+                    );
+                }
                 let key = (
                     room.network.clone(),
                     protocols::canonical_room(protocol.as_deref(), &room.room),

@@ -51,3 +51,15 @@ pub fn canonical_room(protocol: Option<&str>, room: &str) -> String {
         _ => room.to_owned(),
     }
 }
+
+/// Why a route's room cannot be a room of its network, with a hint; `None` when it can.
+pub fn room_problem(protocol: Option<&str>, room: &str) -> Option<(String, &'static str)> {
+    match protocol {
+        #[cfg(feature = "matrix")]
+        Some("matrix") if !switchboard_matrix::config::is_room_reference(room) => Some((
+            format!("\"{room}\" is not a Matrix room alias or id"),
+            "write an alias like \"#room:example.org\" or a room id like \"!abc:example.org\"",
+        )),
+        _ => None,
+    }
+}
