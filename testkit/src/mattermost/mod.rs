@@ -349,6 +349,13 @@ impl FakeMattermost {
         }
     }
 
+    /// The next `count` events are lost on their way to websocket clients while
+    /// their `seq` numbers are used up, as when the server's send buffer for a
+    /// slow client overflows: the client sees a gap in `seq`.
+    pub fn lose_websocket_events(&self, count: u32) {
+        self.inner.lock().lose_events = count;
+    }
+
     /// Ends every live websocket abruptly (no close frame), as a crash or a
     /// restarting proxy would; clients see the connection end.
     pub fn drop_websockets(&self) {

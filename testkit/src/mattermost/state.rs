@@ -176,6 +176,8 @@ pub(super) struct State {
     pub(super) allow_name_override: bool,
     pub(super) allow_icon_override: bool,
     pub(super) refuse_websockets: bool,
+    /// Events still to be lost on their way to websocket clients (their `seq` is used).
+    pub(super) lose_events: u32,
     pub(super) fail_rest: Option<u16>,
     pub(super) rate_limit: Option<u32>,
     pub(super) rate_window: Option<(Instant, u32)>,
@@ -209,6 +211,7 @@ impl State {
             outgoing_hooks: Vec::new(),
             sockets: HashMap::new(),
             next_socket: 0,
+            lose_events: 0,
             sessions_ever: 0,
             allow_name_override: false,
             allow_icon_override: false,

@@ -171,6 +171,15 @@ async fn run(inner: Arc<Inner>, mut socket: WebSocket, mut user: Option<String>)
                 Some(Outbound::Event(mut event)) => {
                     event["seq"] = json!(seq);
                     seq += 1;
+                    let lost = {
+                        let mut st = inner.lock();
+                        let lost = st.lose_events > 0;
+                        st.lose_events = st.lose_events.saturating_sub(1);
+                        lost
+                    };
+                    if lost {
+                        continue;
+                    }
                     if !send(&mut socket, &event).await {
                         break;
                     }
