@@ -159,6 +159,7 @@ async fn nick_in_use_falls_back_and_formatting_arrives_intact() {
         mut health,
         cancel,
         task,
+        ..
     } = start(&adapter, &["#fmt"]);
     wait_connected(&mut health, WAIT).await;
     let formatted =
@@ -243,6 +244,7 @@ async fn inspircd_echoes_are_our_own_and_carry_msgid() {
         mut health,
         cancel,
         task,
+        ..
     } = start(&adapter, &["#v3"]);
     wait_connected(&mut health, WAIT).await;
     adapter.send(&message("#v3", "echo check")).await.unwrap();

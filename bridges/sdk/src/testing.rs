@@ -250,6 +250,18 @@ pub struct RunningAdapter {
     pub health: mpsc::UnboundedReceiver<ConnectionState>,
     pub cancel: CancellationToken,
     pub task: tokio::task::JoinHandle<Result<(), AdapterError>>,
+    /// The run's data dir (under the system temp dir), removed when this is dropped:
+    /// keep it while the adapter runs.
+    pub data_dir: TempDir,
+}
+
+/// A directory removed with everything in it when dropped.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Runs `adapter` for `rooms` with a recording sink and a recording health reporter.
@@ -260,6 +272,11 @@ pub fn spawn_adapter<A: Adapter>(
 ) -> RunningAdapter {
     let (sink, inbound) = RecordingSink::new();
     let (health_tx, health) = mpsc::unbounded_channel();
+    let data_dir = TempDir(std::env::temp_dir().join(format!(
+        "switchboard-adapter-{}-{}",
+        std::process::id(),
+        NEXT_DATA_DIR.fetch_add(1, Ordering::Relaxed)
+    )));
     let ctx = AdapterContext {
         network,
         rooms,
@@ -268,11 +285,7 @@ pub fn spawn_adapter<A: Adapter>(
             let _ = health_tx.send(state);
         }),
         state: MemoryState::new(),
-        data_dir: std::env::temp_dir().join(format!(
-            "switchboard-adapter-{}-{}",
-            std::process::id(),
-            NEXT_DATA_DIR.fetch_add(1, Ordering::Relaxed)
-        )),
+        data_dir: data_dir.0.clone(),
     };
     let cancel = CancellationToken::new();
     let task = {
@@ -284,6 +297,7 @@ pub fn spawn_adapter<A: Adapter>(
         health,
         cancel,
         task,
+        data_dir,
     }
 }
 
@@ -334,6 +348,7 @@ pub async fn run_conformance<H: ConformanceHarness>(harness: &mut H) {
         mut health,
         cancel,
         task: runner,
+        data_dir: _data_dir,
     } = spawn_adapter(adapter.clone(), harness.network(), vec![harness.room()]);
 
     // 1. connects and says so
