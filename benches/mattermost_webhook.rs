@@ -31,7 +31,10 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
-use common::{machine, median, status_kb};
+use common::{
+    TICKS_PER_SECOND, cpu_ticks, filesystem_of, load_average, machine, mb, median, print_machine,
+    status_kb, today,
+};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -56,7 +59,6 @@ const TOKEN: &str = "bench-outgoing-token";
 /// Keep-alive connections of the load generator.
 const CONNECTIONS: usize = 64;
 /// `/proc` reports CPU time in clock ticks; USER_HZ is 100 on Linux.
-const TICKS_PER_SECOND: f64 = 100.0;
 const NOT_YET: u64 = u64::MAX;
 
 /// Every timestamp in nanoseconds since this instant.
@@ -600,23 +602,6 @@ struct Cpu {
     bench: u64,
 }
 
-/// utime + stime of a process (all its threads, live or exited), from /proc.
-fn cpu_ticks(pid: &str) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rfind(')')
-        .map(|close| stat[close + 1..].split_whitespace().collect())
-        .unwrap_or_default();
-    let field = |index: usize| -> u64 {
-        fields
-            .get(index)
-            .and_then(|value| value.parse().ok())
-            .unwrap_or(0)
-    };
-    // Fields 14 and 15 of the line; the remainder starts at field 3.
-    field(11) + field(12)
-}
-
 /// CPU microseconds per message between two readings: (daemon, generator + sink).
 fn cpu_per_message(before: Cpu, after: Cpu, messages: u64) -> (f64, f64) {
     let per = |ticks: u64| ticks as f64 / TICKS_PER_SECOND * 1e6 / messages as f64;
@@ -624,59 +609,6 @@ fn cpu_per_message(before: Cpu, after: Cpu, messages: u64) -> (f64, f64) {
         per(after.daemon - before.daemon),
         per(after.bench - before.bench),
     )
-}
-
-fn mb(kb: u64) -> f64 {
-    kb as f64 / 1024.0
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// The file system type and mount point holding `path`, from /proc/self/mounts.
-fn filesystem_of(path: &Path) -> String {
-    let path = path.canonicalize().unwrap_or_else(|_| path.to_owned());
-    std::fs::read_to_string("/proc/self/mounts")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let (_, mount, kind) = (fields.next()?, fields.next()?, fields.next()?);
-            path.starts_with(mount)
-                .then(|| (mount.len(), format!("{kind} on {mount}")))
-        })
-        .max()
-        .map_or_else(|| "unknown file system".into(), |(_, found)| found)
-}
-
-/// Today's date (UTC), from the days since 1970 (Hinnant's civil_from_days).
-fn today() -> String {
-    let days = (SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        / 86_400) as i64
-        + 719_468;
-    let era = days.div_euclid(146_097);
-    let day_of_era = days - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 {
-        shifted_month + 3
-    } else {
-        shifted_month - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
 }
 
 fn percentile(sorted: &[u64], p: f64) -> Duration {
@@ -948,21 +880,6 @@ fn main() {
         "switchboard Mattermost webhook relay benchmark ({})",
         if quick { "quick" } else { "full" }
     );
-    println!(
-        "machine: {}; {}; load average at the start: {}",
-        machine(),
-        today(),
-        load_average()
-    );
-    if load_average()
-        .split(' ')
-        .next()
-        .and_then(|load| load.parse::<f64>().ok())
-        .is_some_and(|load| load > 1.0)
-    {
-        println!(
-            "warning: 1-minute load average above 1 (other processes, or a build that just ended): figures may be pessimistic"
-        );
-    }
+    print_machine();
     runtime.block_on(run(quick));
 }

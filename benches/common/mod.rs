@@ -1,4 +1,14 @@
-//! Helpers both benchmarks use: the machine they ran on, process memory, medians.
+//! Helpers the benchmarks share: the machine they ran on and how busy it was, process
+//! memory and CPU time, medians, dates.
+
+// Each benchmark uses a subset.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Clock ticks per second of `/proc/PID/stat` times (`getconf CLK_TCK`, 100 on Linux).
+pub const TICKS_PER_SECOND: f64 = 100.0;
 
 /// A `kB` field (e.g. `VmRSS:`, `VmHWM:`) of `/proc/PID/status`; `pid` may be `self`.
 pub fn status_kb(pid: &str, field: &str) -> u64 {
@@ -27,4 +37,95 @@ pub fn machine() -> String {
 pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
+}
+
+/// utime + stime of a process (all its threads, live or exited), from /proc.
+pub fn cpu_ticks(pid: &str) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rfind(')')
+        .map(|close| stat[close + 1..].split_whitespace().collect())
+        .unwrap_or_default();
+    let field = |index: usize| -> u64 {
+        fields
+            .get(index)
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0)
+    };
+    // Fields 14 and 15 of the line; the remainder starts at field 3.
+    field(11) + field(12)
+}
+
+pub fn mb(kb: u64) -> f64 {
+    kb as f64 / 1024.0
+}
+
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The file system type and mount point holding `path`, from /proc/self/mounts.
+pub fn filesystem_of(path: &Path) -> String {
+    let path = path.canonicalize().unwrap_or_else(|_| path.to_owned());
+    std::fs::read_to_string("/proc/self/mounts")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (_, mount, kind) = (fields.next()?, fields.next()?, fields.next()?);
+            path.starts_with(mount)
+                .then(|| (mount.len(), format!("{kind} on {mount}")))
+        })
+        .max()
+        .map_or_else(|| "unknown file system".into(), |(_, found)| found)
+}
+
+/// Today's date (UTC), from the days since 1970 (Hinnant's civil_from_days).
+pub fn today() -> String {
+    let days = (SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 86_400) as i64
+        + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+/// The caption line every benchmark starts with, and a warning when the machine is
+/// already busy (figures are then pessimistic).
+pub fn print_machine() {
+    println!(
+        "machine: {}; {}; load average at the start: {}",
+        machine(),
+        today(),
+        load_average()
+    );
+    if load_average()
+        .split(' ')
+        .next()
+        .and_then(|load| load.parse::<f64>().ok())
+        .is_some_and(|load| load > 1.0)
+    {
+        println!(
+            "warning: 1-minute load average above 1 (other processes, or a build that just ended): figures may be pessimistic"
+        );
+    }
 }
