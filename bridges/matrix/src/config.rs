@@ -139,11 +139,7 @@ impl MatrixConfig {
 
     /// The bot's localpart (the registration's `sender_localpart`).
     pub fn bot_localpart(&self) -> &str {
-        self.user_id
-            .trim_start_matches('@')
-            .split(':')
-            .next()
-            .unwrap_or_default()
+        crate::inbound::localpart(&self.user_id)
     }
 }
 

@@ -20,7 +20,7 @@ use api::Api;
 use ghosts::Ghosts;
 use matrix_sdk::ruma::{OwnedRoomId, RoomId as MatrixRoomId};
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use switchboard_sdk::event::now_ms;
 use switchboard_sdk::{
@@ -41,8 +41,9 @@ pub(crate) struct Live {
     /// (room id, user id) -> display name, kept current from member events.
     names: Mutex<HashMap<(String, String), String>>,
     txn_salt: String,
-    /// Held while a transaction is relayed: one at a time, in order.
-    transactions: tokio::sync::Mutex<()>,
+    /// The transaction ids handled last, as saved in adapter state; held while a
+    /// transaction is relayed, so they are relayed one at a time, in order.
+    done_txns: tokio::sync::Mutex<VecDeque<String>>,
 }
 
 impl Live {
@@ -194,7 +195,11 @@ pub(crate) async fn run(
         ghosts: Ghosts::default(),
         names: Mutex::default(),
         txn_salt: crate::session::txn_salt(ctx).await?,
-        transactions: tokio::sync::Mutex::default(),
+        done_txns: tokio::sync::Mutex::new(
+            transactions::load_done_txns(ctx)
+                .await
+                .map_err(|error| AdapterError::Connection(format!("adapter state: {error}")))?,
+        ),
     };
     adapter.appservice_live.set(Some(Arc::new(live)));
     ctx.health.report(ConnectionState::Connected);

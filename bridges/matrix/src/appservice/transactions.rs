@@ -90,11 +90,7 @@ async fn transaction(live: &Live, ctx: &AdapterContext, txn: &str, body: &[u8]) 
         Err(error) => return malformed(ctx, txn, &error.to_string()),
     };
     // One transaction at a time: the done-list and the order of events stay simple.
-    let _turn = live.transactions.lock().await;
-    let mut done = match done_txns(ctx).await {
-        Ok(done) => done,
-        Err(reason) => return matrix_error(500, "M_UNKNOWN", &reason),
-    };
+    let mut done = live.done_txns.lock().await;
     if done.iter().any(|seen| seen == txn) {
         tracing::debug!(network = %ctx.network, txn, "appservice: transaction seen before");
         return WebhookResponse::json(200, "{}");
@@ -109,7 +105,7 @@ async fn transaction(live: &Live, ctx: &AdapterContext, txn: &str, body: &[u8]) 
     while done.len() > REMEMBERED_TXNS {
         done.pop_front();
     }
-    let list = serde_json::to_string(&done).unwrap_or_default();
+    let list = serde_json::to_string(&*done).unwrap_or_default();
     if let Err(error) = ctx.state.save(DONE_TXNS, &list).await {
         // The events are committed; a retry is dropped by the core's event-id check.
         tracing::warn!(network = %ctx.network, %error, "appservice: done-list not saved");
@@ -122,7 +118,8 @@ fn malformed(ctx: &AdapterContext, txn: &str, reason: &str) -> WebhookResponse {
     matrix_error(400, "M_NOT_JSON", reason)
 }
 
-async fn done_txns(ctx: &AdapterContext) -> Result<VecDeque<String>, String> {
+/// The transaction ids handled last (kept in adapter state), read once per run.
+pub async fn load_done_txns(ctx: &AdapterContext) -> Result<VecDeque<String>, String> {
     let saved = ctx
         .state
         .load(DONE_TXNS)
