@@ -115,7 +115,7 @@ impl Store {
     ) -> Result<AcceptOutcome, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.writer.send(writer::Command::Accept {
-            event: Box::new(event),
+            event: Arc::new(event),
             destinations,
             reply,
         })?;

@@ -1,5 +1,9 @@
 //! The single writer thread: applies queued commands in batches, one transaction per
 //! batch (group commit), and only then answers the callers and wakes delivery.
+//!
+//! A batch runs without savepoints; only if one of its commands fails is it rolled
+//! back and run again with a savepoint per command, so that the failure costs that
+//! command alone.
 
 use super::{AcceptOutcome, CommitListener, Completion, PendingRow, StoreError};
 use crate::router::Destination;
@@ -14,7 +18,7 @@ const MAX_BATCH: usize = 2048;
 
 pub enum Command {
     Accept {
-        event: Box<Inbound>,
+        event: Arc<Inbound>,
         destinations: Vec<Destination>,
         reply: oneshot::Sender<Result<AcceptOutcome, StoreError>>,
     },
@@ -61,14 +65,24 @@ pub fn spawn(
     Ok(WriterHandle(tx))
 }
 
-/// What to tell a caller once its batch is committed (or failed).
-enum Pending {
-    Accept(
-        oneshot::Sender<Result<AcceptOutcome, StoreError>>,
-        Result<AcceptOutcome, StoreError>,
-    ),
-    Done(oneshot::Sender<()>),
+/// What one command did, told to its caller once the batch is committed.
+enum Applied {
+    Accept(Result<AcceptOutcome, StoreError>),
+    Done,
 }
+
+/// How a batch isolates its commands from each other.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Isolation {
+    /// All in one transaction, no savepoints: the cheap path, taken first.
+    None,
+    /// Each command in its own savepoint, so a failing one undoes only its own
+    /// writes: the batch is re-run this way only after a command failed.
+    PerCommand,
+}
+
+/// A command failed in a batch run without isolation; nothing was committed.
+struct CommandFailed;
 
 fn run(mut conn: Connection, rx: mpsc::Receiver<Command>, listener: Arc<dyn CommitListener>) {
     while let Ok(first) = rx.recv() {
@@ -79,28 +93,56 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Command>, listener: Arc<dyn Comm
                 Err(_) => break,
             }
         }
-        let mut pending = Vec::with_capacity(batch.len());
-        let mut new_rows: Vec<(RoomKey, PendingRow)> = Vec::new();
-        let committed = apply_batch(&mut conn, batch, &mut pending, &mut new_rows);
-        if let Err(error) = &committed {
+        process(&mut conn, batch, &*listener);
+    }
+}
+
+/// Commits one batch, hands its new rows to delivery, and answers its callers.
+fn process(conn: &mut Connection, batch: Vec<Command>, listener: &dyn CommitListener) {
+    let mut new_rows: Vec<(RoomKey, PendingRow)> = Vec::new();
+    let committed = match apply_batch(conn, &batch, Isolation::None, &mut new_rows) {
+        Ok(result) => result,
+        Err(CommandFailed) => {
+            new_rows.clear();
+            match apply_batch(conn, &batch, Isolation::PerCommand, &mut new_rows) {
+                Ok(result) => result,
+                Err(CommandFailed) => unreachable!("isolated commands never fail the batch"),
+            }
+        }
+    };
+    match &committed {
+        Ok(_) if !new_rows.is_empty() => listener.rows_committed(new_rows),
+        Ok(_) => {}
+        Err(error) => {
             tracing::error!(%error, "store: batch commit failed; its events were not accepted");
         }
-        if committed.is_ok() && !new_rows.is_empty() {
-            listener.rows_committed(new_rows);
-        }
-        for item in pending {
-            match item {
-                Pending::Accept(reply, result) => {
-                    let result = match &committed {
-                        Ok(()) => result,
-                        Err(error) => Err(StoreError::Sqlite(clone_error(error))),
-                    };
-                    let _ = reply.send(result);
-                }
-                Pending::Done(reply) => {
-                    let _ = reply.send(());
-                }
+    }
+    answer(batch, committed);
+}
+
+/// Tells every caller of the batch what became of its command.
+fn answer(batch: Vec<Command>, committed: rusqlite::Result<Vec<Applied>>) {
+    let applied = match committed {
+        Ok(applied) => applied,
+        Err(error) => batch
+            .iter()
+            .map(|_| Applied::Accept(Err(StoreError::Sqlite(clone_error(&error)))))
+            .collect(),
+    };
+    for (command, applied) in batch.into_iter().zip(applied) {
+        match (command, applied) {
+            (Command::Accept { reply, .. }, Applied::Accept(result)) => {
+                let _ = reply.send(result);
             }
+            (Command::Accept { reply, .. }, Applied::Done) => {
+                let _ = reply.send(Err(StoreError::Closed));
+            }
+            (Command::Complete { reply, .. }, _)
+            | (Command::SaveState { reply, .. }, _)
+            | (Command::Flush { reply }, _) => {
+                let _ = reply.send(());
+            }
+            (Command::Failure { .. }, _) => {}
         }
     }
 }
@@ -109,71 +151,89 @@ fn clone_error(error: &rusqlite::Error) -> rusqlite::Error {
     rusqlite::Error::ToSqlConversionFailure(error.to_string().into())
 }
 
+/// Applies the batch in one transaction. `Ok(Err(_))` is a failed commit (every
+/// caller is told); `Err(CommandFailed)` means re-run it with `PerCommand`.
 fn apply_batch(
     conn: &mut Connection,
-    batch: Vec<Command>,
-    pending: &mut Vec<Pending>,
+    batch: &[Command],
+    isolation: Isolation,
     new_rows: &mut Vec<(RoomKey, PendingRow)>,
-) -> rusqlite::Result<()> {
-    let mut tx = conn.transaction()?;
+) -> Result<rusqlite::Result<Vec<Applied>>, CommandFailed> {
+    let mut tx = match conn.transaction() {
+        Ok(tx) => tx,
+        Err(error) => return Ok(Err(error)),
+    };
+    let mut applied = Vec::with_capacity(batch.len());
     for command in batch {
-        match command {
-            Command::Accept {
-                event,
-                destinations,
-                reply,
-            } => {
-                let event: Arc<Inbound> = Arc::from(event);
-                match in_savepoint(&mut tx, |tx| accept(tx, &event, &destinations)) {
-                    Ok((outcome, rows)) => {
-                        new_rows.extend(rows);
-                        pending.push(Pending::Accept(reply, Ok(outcome)));
-                    }
-                    Err(error) => {
-                        pending.push(Pending::Accept(reply, Err(StoreError::from(error))))
-                    }
-                }
-            }
-            Command::Complete { completion, reply } => {
-                if let Err(error) = in_savepoint(&mut tx, |tx| complete(tx, &completion)) {
-                    tracing::error!(%error, ?completion, "store: could not record a completed delivery");
-                }
-                pending.push(Pending::Done(reply));
-            }
-            Command::Failure { outbox_id, error } => {
-                // Bookkeeping only: its failure must not cost the batch its commit.
-                let noted = in_savepoint(&mut tx, |tx| {
-                    tx.prepare_cached(
-                        "UPDATE outbox SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
-                    )?
-                    .execute(params![outbox_id, error])
-                });
-                if let Err(error) = noted {
-                    tracing::error!(%error, outbox_id, "store: could not note a failed attempt");
-                }
-            }
-            Command::SaveState {
-                network,
-                key,
-                value,
-                reply,
-            } => {
-                let saved = in_savepoint(&mut tx, |tx| {
-                    tx.prepare_cached(
-                        "INSERT INTO adapter_state (network, key, value) VALUES (?1, ?2, ?3) \
-                         ON CONFLICT (network, key) DO UPDATE SET value = excluded.value",
-                    )?
-                    .execute(params![network.as_str(), key, value])
-                });
-                if let Err(error) = saved {
-                    tracing::error!(%error, %network, "store: could not save adapter state");
-                }
-                pending.push(Pending::Done(reply));
-            }
-            Command::Flush { reply } => pending.push(Pending::Done(reply)),
+        let result = match isolation {
+            Isolation::None => apply(&tx, command, new_rows),
+            Isolation::PerCommand => in_savepoint(&mut tx, |sp| apply(sp, command, new_rows)),
+        };
+        match result {
+            Ok(outcome) => applied.push(outcome),
+            Err(_) if isolation == Isolation::None => return Err(CommandFailed),
+            Err(error) => applied.push(failed(command, error)),
         }
     }
-    tx.commit()
+    Ok(tx.commit().map(|()| applied))
+}
+
+/// One command's writes; its new outbox rows are added to `new_rows`.
+fn apply(
+    conn: &Connection,
+    command: &Command,
+    new_rows: &mut Vec<(RoomKey, PendingRow)>,
+) -> rusqlite::Result<Applied> {
+    match command {
+        Command::Accept {
+            event,
+            destinations,
+            ..
+        } => {
+            let (outcome, rows) = accept(conn, event, destinations)?;
+            new_rows.extend(rows);
+            Ok(Applied::Accept(Ok(outcome)))
+        }
+        Command::Complete { completion, .. } => complete(conn, completion).map(|()| Applied::Done),
+        Command::Failure { outbox_id, error } => conn
+            .prepare_cached(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+            )?
+            .execute(params![outbox_id, error])
+            .map(|_| Applied::Done),
+        Command::SaveState {
+            network,
+            key,
+            value,
+            ..
+        } => conn
+            .prepare_cached(
+                "INSERT INTO adapter_state (network, key, value) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (network, key) DO UPDATE SET value = excluded.value",
+            )?
+            .execute(params![network.as_str(), key, value])
+            .map(|_| Applied::Done),
+        Command::Flush { .. } => Ok(Applied::Done),
+    }
+}
+
+/// What a command that failed in its savepoint tells its caller (and the log: only
+/// an accept's caller can act on the error; the others are bookkeeping).
+fn failed(command: &Command, error: rusqlite::Error) -> Applied {
+    match command {
+        Command::Accept { .. } => return Applied::Accept(Err(StoreError::from(error))),
+        Command::Complete { completion, .. } => {
+            tracing::error!(%error, ?completion, "store: could not record a completed delivery");
+        }
+        Command::Failure { outbox_id, .. } => {
+            tracing::error!(%error, outbox_id, "store: could not note a failed attempt");
+        }
+        Command::SaveState { network, .. } => {
+            tracing::error!(%error, %network, "store: could not save adapter state");
+        }
+        Command::Flush { .. } => {}
+    }
+    Applied::Done
 }
 
 /// Runs `f` so that its failure undoes only its own writes, not the whole batch.
@@ -339,4 +399,122 @@ fn delete_outbox(conn: &Connection, outbox_id: i64) -> rusqlite::Result<()> {
     conn.prepare_cached("DELETE FROM outbox WHERE id = ?1")?
         .execute([outbox_id])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use switchboard_sdk::{RichText, RoomId, Sender};
+
+    #[derive(Default)]
+    struct Rows(Mutex<Vec<i64>>);
+
+    impl CommitListener for Rows {
+        fn rows_committed(&self, rows: Vec<(RoomKey, PendingRow)>) {
+            let mut seen = self.0.lock().unwrap();
+            seen.extend(rows.iter().map(|(_, row)| row.outbox_id));
+        }
+    }
+
+    fn room(network: &str) -> RoomKey {
+        RoomKey {
+            network: NetworkId::new(network),
+            room: RoomId::new("chan"),
+        }
+    }
+
+    fn accept(
+        native_id: &str,
+    ) -> (
+        Command,
+        oneshot::Receiver<Result<AcceptOutcome, StoreError>>,
+    ) {
+        let (reply, rx) = oneshot::channel();
+        let event = Inbound::message(
+            room("a"),
+            Sender::user("u1", "alice"),
+            Some(NativeMsgId::new(native_id.to_owned())),
+            RichText::plain("hello"),
+        );
+        let command = Command::Accept {
+            event: Arc::new(event),
+            destinations: vec![Destination {
+                route: Arc::from("r"),
+                room: room("b"),
+            }],
+            reply,
+        };
+        (command, rx)
+    }
+
+    #[test]
+    fn a_failing_command_costs_only_itself_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite3");
+        let mut conn = Connection::open(&path).unwrap();
+        super::super::schema::configure(&conn).unwrap();
+        super::super::schema::migrate(&mut conn).unwrap();
+        // Saving adapter state now fails; the accepts around it must not.
+        conn.execute_batch("DROP TABLE adapter_state").unwrap();
+        let (first, first_reply) = accept("m1");
+        let (saved, save_reply) = oneshot::channel();
+        let save = Command::SaveState {
+            network: NetworkId::new("a"),
+            key: "cursor".into(),
+            value: "1".into(),
+            reply: saved,
+        };
+        let (second, second_reply) = accept("m2");
+        let (again, again_reply) = accept("m1");
+        let listener = Rows::default();
+        process(&mut conn, vec![first, save, second, again], &listener);
+        let outcome = |rx: oneshot::Receiver<Result<AcceptOutcome, StoreError>>| {
+            rx.blocking_recv().unwrap().unwrap()
+        };
+        assert!(matches!(
+            outcome(first_reply),
+            AcceptOutcome::Accepted { .. }
+        ));
+        assert!(matches!(
+            outcome(second_reply),
+            AcceptOutcome::Accepted { .. }
+        ));
+        assert_eq!(outcome(again_reply), AcceptOutcome::Duplicate);
+        save_reply
+            .blocking_recv()
+            .expect("the failed save is answered");
+        let stored: i64 = conn
+            .query_row("SELECT COUNT(*) FROM bridged_message", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(stored, 2, "both accepted events are committed");
+        assert_eq!(
+            listener.0.lock().unwrap().len(),
+            2,
+            "delivery told once each"
+        );
+    }
+
+    #[test]
+    fn a_batch_without_failures_commits_without_savepoints() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("db.sqlite3")).unwrap();
+        super::super::schema::configure(&conn).unwrap();
+        super::super::schema::migrate(&mut conn).unwrap();
+        let (first, _) = accept("m1");
+        let (second, _) = accept("m1");
+        let mut rows = Vec::new();
+        let applied = apply_batch(&mut conn, &[first, second], Isolation::None, &mut rows);
+        let Ok(Ok(applied)) = applied else {
+            panic!("the batch did not commit");
+        };
+        assert!(matches!(
+            &applied[..],
+            [
+                Applied::Accept(Ok(AcceptOutcome::Accepted { .. })),
+                Applied::Accept(Ok(AcceptOutcome::Duplicate))
+            ]
+        ));
+        assert_eq!(rows.len(), 1);
+    }
 }
