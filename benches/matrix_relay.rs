@@ -31,20 +31,18 @@
 mod common;
 
 use common::{
-    TICKS_PER_SECOND, cpu_ticks, filesystem_of, load_average, machine, mb, print_machine,
-    status_kb, today,
+    DaemonChild, TICKS_PER_SECOND, cpu_ticks, filesystem_of, load_average, machine, mb,
+    print_machine, status_kb, today,
 };
 use futures::FutureExt;
 use serde_json::Value;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 use switchboard::{Daemon, DaemonOptions};
 use switchboard_testkit::synapse::{MatrixPeer, Synapse, SynapseOptions, ensure_synapse};
 use switchboard_testkit::{IrcPeer, Ngircd, NgircdOptions};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, ChildStdout};
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 const BOT: &str = "switchboard";
 const BOT_ID: &str = "@switchboard:localhost";
@@ -160,10 +158,7 @@ fn daemon_config(state: &Path, irc_port: u16, homeserver: &str, flood: &[&str]) 
 
 /// One daemon process with its config, state dir and log in a temp dir.
 struct Bridge {
-    child: Child,
-    pid: String,
-    stdin: ChildStdin,
-    stdout: tokio::io::Lines<BufReader<ChildStdout>>,
+    daemon: DaemonChild,
     log: PathBuf,
     /// RSS once both networks were connected.
     connected_rss_kb: u64,
@@ -182,35 +177,16 @@ impl Bridge {
         std::fs::write(&config_path, config(&dir.path().join("state"))).unwrap();
         let log = dir.path().join("switchboard.log");
         let started = Instant::now();
-        let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
-            .arg("--daemon-child")
-            .arg(&config_path)
-            .arg(&log)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start the daemon process");
-        let pid = child.id().expect("daemon pid").to_string();
-        let stdin = child.stdin.take().unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut daemon = DaemonChild::spawn(&[config_path.as_os_str(), log.as_os_str()]);
         let limit = CONNECT_TIMEOUT + Duration::from_secs(10);
-        let ready = match tokio::time::timeout(limit, stdout.next_line()).await {
-            Ok(Ok(Some(line))) => line,
-            Ok(_) => "(the process exited)".into(),
-            Err(_) => format!("(nothing within {limit:?})"),
-        };
-        let Some(rss) = ready.strip_prefix("ready ") else {
+        let rss = daemon.ready(limit).await.unwrap_or_else(|ready| {
             panic!(
                 "the daemon did not get connected: {ready}\n--- its log ends with ---\n{}",
                 tail(&std::fs::read_to_string(&log).unwrap_or_default(), 40)
-            );
-        };
+            )
+        });
         Self {
-            child,
-            pid,
-            stdin,
-            stdout,
+            daemon,
             log,
             connected_rss_kb: rss.parse().unwrap_or(0),
             started_in: started.elapsed(),
@@ -223,26 +199,12 @@ impl Bridge {
     }
 
     /// Stops the daemon; returns its peak RSS (kB).
-    async fn stop(mut self) -> u64 {
-        let _ = self.stdin.write_all(b"stop\n").await;
-        drop(self.stdin);
-        let limit = Duration::from_secs(30);
-        let stopped = match tokio::time::timeout(limit, self.stdout.next_line()).await {
-            Ok(Ok(Some(line))) => line,
-            _ => String::new(),
-        };
-        let status = tokio::time::timeout(limit, self.child.wait()).await;
-        let peak = stopped
-            .strip_prefix("stopped ")
-            .and_then(|kb| kb.parse().ok());
-        match (status, peak) {
-            (Ok(Ok(status)), Some(peak)) if status.success() => peak,
-            (status, _) => panic!(
-                "the daemon did not stop cleanly within {limit:?} ({stopped:?}, {status:?}); \
-                 its log ends with:\n{}",
-                tail(&std::fs::read_to_string(&self.log).unwrap_or_default(), 40)
-            ),
-        }
+    async fn stop(self) -> u64 {
+        let log = self.log_text();
+        self.daemon
+            .stop(Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|why| panic!("{why}; its log ends with:\n{}", tail(&log, 40)))
     }
 }
 
@@ -849,7 +811,7 @@ async fn run(sizes: Sizes, quick: bool) -> bool {
         bob,
         room,
         pids: Pids {
-            daemon: bridge.pid.clone(),
+            daemon: bridge.daemon.pid.clone(),
             synapse: synapse_pid,
             ngircd: ngircd_pid,
         },
@@ -929,7 +891,7 @@ async fn run(sizes: Sizes, quick: bool) -> bool {
             late[0]
         ));
     }
-    let daemon_peak_kb = status_kb(&bridge.pid, "VmHWM:");
+    let daemon_peak_kb = status_kb(&bridge.daemon.pid, "VmHWM:");
     let synapse_peak_kb = world
         .pids
         .synapse
@@ -952,7 +914,7 @@ async fn run(sizes: Sizes, quick: bool) -> bool {
     let flood_bridge =
         Bridge::start(|state| daemon_config(state, flood_irc.port(), &homeserver, &[])).await;
     let flood_pids = Pids {
-        daemon: flood_bridge.pid.clone(),
+        daemon: flood_bridge.daemon.pid.clone(),
         synapse: world.pids.synapse.clone(),
         ngircd: flood_ngircd_pid,
     };

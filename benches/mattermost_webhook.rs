@@ -32,14 +32,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use common::{
-    TICKS_PER_SECOND, cpu_ticks, filesystem_of, load_average, machine, mb, median, print_machine,
-    status_kb, today,
+    DaemonChild, TICKS_PER_SECOND, cpu_ticks, filesystem_of, load_average, machine, mb, median,
+    print_machine, status_kb, today,
 };
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -51,11 +50,12 @@ use switchboard_mattermost::{MattermostAdapter, MattermostConfig};
 use switchboard_sdk::{Adapter, NetworkId};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::task::JoinHandle;
 
 /// The generator's outgoing-webhook token, as configured on both networks.
 const TOKEN: &str = "bench-outgoing-token";
+/// How long the daemon process may take to start, and each step of stopping it.
+const DAEMON_LIMIT: Duration = Duration::from_secs(120);
 /// Keep-alive connections of the load generator.
 const CONNECTIONS: usize = 64;
 /// `/proc` reports CPU time in clock ticks; USER_HZ is 100 on Linux.
@@ -351,10 +351,7 @@ fn daemon_child(args: &[String]) {
 
 /// One daemon process with its sink, state dir and generator connections.
 struct Scenario {
-    child: Child,
-    pid: String,
-    stdin: ChildStdin,
-    stdout: tokio::io::Lines<BufReader<ChildStdout>>,
+    daemon: DaemonChild,
     daemon_address: SocketAddr,
     daemon_rss_before_kb: u64,
     ledger: Arc<Ledger>,
@@ -368,21 +365,16 @@ impl Scenario {
         let ledger = Ledger::new(routes, messages);
         let (sink_address, sink) = start_sink(ledger.clone()).await;
         let dir = tempfile::tempdir().unwrap();
-        let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
-            .arg("--daemon-child")
-            .arg(routes.to_string())
-            .arg(sink_address.to_string())
-            .arg(dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start the daemon process");
-        let pid = child.id().expect("daemon pid").to_string();
-        let stdin = child.stdin.take().unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-        let ready = stdout.next_line().await.unwrap().unwrap_or_default();
-        let mut fields = ready.split(' ').skip(1);
+        let mut daemon = DaemonChild::spawn(&[
+            routes.to_string().as_ref(),
+            sink_address.to_string().as_ref(),
+            dir.path().as_os_str(),
+        ]);
+        let ready = daemon
+            .ready(DAEMON_LIMIT)
+            .await
+            .unwrap_or_else(|line| panic!("the daemon process did not start: {line:?}"));
+        let mut fields = ready.split(' ');
         let (Some(address), Some(rss)) = (fields.next(), fields.next()) else {
             panic!("the daemon process did not start: {ready:?}");
         };
@@ -405,10 +397,7 @@ impl Scenario {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         Self {
-            child,
-            pid,
-            stdin,
-            stdout,
+            daemon,
             daemon_address,
             daemon_rss_before_kb: rss.parse().unwrap(),
             ledger,
@@ -424,7 +413,7 @@ impl Scenario {
 
     fn cpu(&self) -> Cpu {
         Cpu {
-            daemon: cpu_ticks(&self.pid),
+            daemon: cpu_ticks(&self.daemon.pid),
             bench: cpu_ticks("self"),
         }
     }
@@ -515,21 +504,14 @@ impl Scenario {
     /// Stops the daemon and checks that every message reached the sink exactly once,
     /// on its channel, and is recorded (with its delivered copy) in the store.
     /// Returns the daemon process's peak RSS (kB).
-    async fn finish(mut self) -> u64 {
+    async fn finish(self) -> u64 {
         let database = self.database();
         drop(std::mem::take(&mut *self.idle.lock().unwrap()));
-        let _ = self.stdin.write_all(b"stop\n").await;
-        drop(self.stdin);
-        let stopped = self.stdout.next_line().await.unwrap().unwrap_or_default();
-        let status = self.child.wait().await.unwrap();
-        assert!(
-            status.success(),
-            "the daemon process failed: {status} ({stopped:?})"
-        );
-        let peak_kb = stopped
-            .strip_prefix("stopped ")
-            .and_then(|kb| kb.parse().ok())
-            .unwrap_or_else(|| panic!("the daemon process did not stop cleanly: {stopped:?}"));
+        let peak_kb = self
+            .daemon
+            .stop(DAEMON_LIMIT)
+            .await
+            .unwrap_or_else(|why| panic!("{why}"));
         self.sink.abort();
         let ledger = &self.ledger;
         let messages = ledger.copies.len() as u64;
@@ -713,7 +695,7 @@ async fn run(quick: bool) {
 
     let idle = Scenario::start(16, 0).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let idle_rss_kb = status_kb(&idle.pid, "VmRSS:");
+    let idle_rss_kb = status_kb(&idle.daemon.pid, "VmRSS:");
     let daemon_rss_before_kb = idle.daemon_rss_before_kb;
     let idle_peak_kb = idle.finish().await;
     println!(

@@ -129,3 +129,85 @@ pub fn print_machine() {
         );
     }
 }
+
+/// This benchmark's own binary re-run as the daemon (`--daemon-child ARGS...`). The
+/// child prints `ready ...` once started, and `stopped PEAK_RSS_KB` after it read
+/// `stop` on stdin (or stdin closed) and shut down.
+pub struct DaemonChild {
+    child: tokio::process::Child,
+    pub pid: String,
+    stdin: tokio::process::ChildStdin,
+    stdout: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl DaemonChild {
+    pub fn spawn(args: &[&std::ffi::OsStr]) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+            .arg("--daemon-child")
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the daemon process");
+        let pid = child.id().expect("daemon pid").to_string();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        Self {
+            child,
+            pid,
+            stdin,
+            stdout,
+        }
+    }
+
+    /// What follows `ready ` on the child's first line; else that line, or what
+    /// happened instead.
+    pub async fn ready(&mut self, limit: std::time::Duration) -> Result<String, String> {
+        let line = next_line(&mut self.stdout, limit).await?;
+        match line.strip_prefix("ready ") {
+            Some(rest) => Ok(rest.to_owned()),
+            None => Err(line),
+        }
+    }
+
+    /// Tells the child to stop and waits for it (each step within `limit`); returns
+    /// its peak RSS (kB), or why it did not stop cleanly.
+    pub async fn stop(self, limit: std::time::Duration) -> Result<u64, String> {
+        use tokio::io::AsyncWriteExt;
+        let Self {
+            mut child,
+            mut stdin,
+            mut stdout,
+            ..
+        } = self;
+        let _ = stdin.write_all(b"stop\n").await;
+        drop(stdin);
+        let stopped = next_line(&mut stdout, limit)
+            .await
+            .unwrap_or_else(|what| what);
+        let status = tokio::time::timeout(limit, child.wait()).await;
+        let peak = stopped
+            .strip_prefix("stopped ")
+            .and_then(|kb| kb.parse().ok());
+        match (status, peak) {
+            (Ok(Ok(status)), Some(peak)) if status.success() => Ok(peak),
+            (status, _) => Err(format!(
+                "the daemon did not stop cleanly within {limit:?} ({stopped:?}, {status:?})"
+            )),
+        }
+    }
+}
+
+/// The next line a child prints, or what happened instead within `limit`.
+async fn next_line(
+    stdout: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    limit: std::time::Duration,
+) -> Result<String, String> {
+    match tokio::time::timeout(limit, stdout.next_line()).await {
+        Ok(Ok(Some(line))) => Ok(line),
+        Ok(_) => Err("(the process exited)".into()),
+        Err(_) => Err(format!("(nothing within {limit:?})")),
+    }
+}
