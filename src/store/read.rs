@@ -3,8 +3,9 @@
 use super::{DeadLetter, StoreError};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use switchboard_sdk::{Inbound, NativeMsgId, RoomKey};
+use tokio::sync::Semaphore;
 
 /// One undelivered outbox row with the event it carries.
 #[derive(Debug, Clone)]
@@ -18,52 +19,71 @@ pub struct PendingRow {
     pub reply_to_id: Option<i64>,
     pub thread_id: Option<i64>,
     /// Shared by the rows of every destination room of the same event.
-    pub event: std::sync::Arc<Inbound>,
+    pub event: Arc<Inbound>,
 }
 
-/// Connections are opened on demand and kept for reuse; at most a handful exist
-/// because reads are short and run on the blocking pool.
+/// Connections are opened on demand and kept for reuse. At most `MAX_READERS` reads
+/// run at once, each on its own connection on the blocking pool: a flood of rooms
+/// reading their backlog waits its turn instead of costing a connection, a page
+/// cache and a thread each.
 pub struct ReadPool {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    permits: Arc<Semaphore>,
 }
 
-const MAX_IDLE: usize = 4;
+const MAX_READERS: usize = 2;
+/// Page cache per read connection, in KiB. Reads are short range scans and point
+/// lookups; the kernel's page cache holds the file anyway.
+const READ_CACHE_KIB: i64 = 512;
 
 impl ReadPool {
     pub fn new(path: PathBuf) -> Self {
         Self {
             path,
             idle: Mutex::new(Vec::new()),
+            permits: Arc::new(Semaphore::new(MAX_READERS)),
         }
     }
 
     pub async fn with<T: Send + 'static>(
-        self: &std::sync::Arc<Self>,
+        self: &Arc<Self>,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        // Owned, so that the bound holds even when the caller stops waiting.
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Closed)?;
         let pool = self.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = match pool.idle.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+            let _permit = permit;
+            let idle = pool.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let conn = match idle {
                 Some(conn) => conn,
-                None => {
-                    let conn = Connection::open_with_flags(
-                        &pool.path,
-                        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                    )?;
-                    conn.busy_timeout(std::time::Duration::from_secs(10))?;
-                    conn
-                }
+                None => pool.open()?,
             };
             let result = f(&conn);
-            let mut idle = pool.idle.lock().unwrap_or_else(|p| p.into_inner());
-            if idle.len() < MAX_IDLE {
-                idle.push(conn);
-            }
+            pool.idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(conn);
             result
         })
         .await
         .map_err(|_| StoreError::Closed)?
+    }
+
+    fn open(&self) -> Result<Connection, StoreError> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "cache_size", -READ_CACHE_KIB)?;
+        Ok(conn)
     }
 }
 
@@ -96,7 +116,7 @@ pub fn pending_after(
             target_id: row.get(5)?,
             reply_to_id: row.get(6)?,
             thread_id: row.get(7)?,
-            event: std::sync::Arc::new(serde_json::from_str(&json)?),
+            event: Arc::new(serde_json::from_str(&json)?),
         });
     }
     Ok(out)
@@ -176,4 +196,51 @@ pub fn adapter_state(
         .prepare_cached("SELECT value FROM adapter_state WHERE network = ?1 AND key = ?2")?
         .query_row(params![network, key], |row| row.get(0))
         .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_beyond_the_bound_wait_their_turn() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite3");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x INTEGER)")
+            .unwrap();
+        let pool = Arc::new(ReadPool::new(path));
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let reads: Vec<_> = (0..12)
+            .map(|_| {
+                let (pool, running, most) = (pool.clone(), running.clone(), most.clone());
+                tokio::spawn(async move {
+                    pool.with(move |conn| {
+                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        let count: i64 =
+                            conn.query_row("SELECT COUNT(*) FROM t", [], |row| row.get(0))?;
+                        // Long enough for the other reads to pile up behind this one.
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        running.fetch_sub(1, Ordering::SeqCst);
+                        Ok(count)
+                    })
+                    .await
+                })
+            })
+            .collect();
+        for read in reads {
+            assert_eq!(read.await.unwrap().unwrap(), 0);
+        }
+        let most = most.load(Ordering::SeqCst);
+        assert!(
+            (1..=MAX_READERS).contains(&most),
+            "{most} reads ran at once"
+        );
+        let idle = pool.idle.lock().unwrap().len();
+        assert!(idle <= MAX_READERS, "{idle} connections were opened");
+    }
 }
