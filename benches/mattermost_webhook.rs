@@ -18,6 +18,11 @@
 //! scenario: its CPU time and peak RSS are read from `/proc/PID`, apart from the
 //! generator's and the sink's, which run here (2 workers too, on the same 2 cores).
 //!
+//! Beside the daemon, each throughput scenario also runs the floor (`webhook_floor`):
+//! the same HTTP server and adapter without the core, in the same kind of child
+//! process, alternating with the daemon, so the daemon's share of it is a ratio from
+//! one run.
+//!
 //! Prints: sustained messages/s (closed loop, 64 connections) on 1 and 16 routes;
 //! latency at 500 and 2,000 messages/s offered (open loop); CPU time per message;
 //! peak RSS; then a markdown summary with the targets beside the figures. A
@@ -25,6 +30,7 @@
 //! sink exactly once, on its channel, and be in the database afterwards, or it panics.
 
 mod common;
+mod webhook_floor;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -297,12 +303,13 @@ fn mattermost(sink: SocketAddr, hook: &str) -> Arc<dyn Adapter> {
     MattermostAdapter::new(config).expect("Mattermost adapter")
 }
 
-/// `--daemon-child ROUTES SINK STATE_DIR`: starts the daemon, prints
-/// `ready HTTP_ADDRESS RSS_KB` (RSS just before `Daemon::start`), runs until stdin
-/// says `stop` or closes, shuts down, and prints `stopped PEAK_RSS_KB`.
+/// `--daemon-child daemon|floor ROUTES SINK STATE_DIR`: starts the daemon (or the
+/// floor relay), prints `ready HTTP_ADDRESS RSS_KB` (RSS just before it starts),
+/// runs until stdin says `stop` or closes, shuts down, and prints
+/// `stopped PEAK_RSS_KB`.
 fn daemon_child(args: &[String]) {
-    let [routes, sink, state_dir, ..] = args else {
-        panic!("usage: --daemon-child ROUTES SINK_ADDRESS STATE_DIR");
+    let [relay, routes, sink, state_dir, ..] = args else {
+        panic!("usage: --daemon-child daemon|floor ROUTES SINK_ADDRESS STATE_DIR");
     };
     let routes: u64 = routes.parse().expect("ROUTES");
     let sink: SocketAddr = sink.parse().expect("SINK_ADDRESS");
@@ -313,6 +320,16 @@ fn daemon_child(args: &[String]) {
         .build()
         .unwrap();
     let rss_before_kb = status_kb("self", "VmRSS:");
+    if relay == Relay::Floor.arg() {
+        runtime.block_on(webhook_floor::run(
+            routes,
+            mattermost(sink, "a"),
+            mattermost(sink, "b"),
+            rss_before_kb,
+        ));
+        println!("stopped {}", status_kb("self", "VmHWM:"));
+        return;
+    }
     runtime.block_on(async {
         let daemon = Daemon::start(DaemonOptions {
             state_dir: PathBuf::from(state_dir),
@@ -349,8 +366,27 @@ fn daemon_child(args: &[String]) {
     println!("stopped {}", status_kb("self", "VmHWM:"));
 }
 
+/// What relays between the generator and the sink.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Relay {
+    /// The daemon: durable commit, then delivery by the core.
+    Daemon,
+    /// The floor: the same HTTP server and adapter without the core (see `floor`).
+    Floor,
+}
+
+impl Relay {
+    fn arg(self) -> &'static str {
+        match self {
+            Relay::Daemon => "daemon",
+            Relay::Floor => "floor",
+        }
+    }
+}
+
 /// One daemon process with its sink, state dir and generator connections.
 struct Scenario {
+    relay: Relay,
     daemon: DaemonChild,
     daemon_address: SocketAddr,
     daemon_rss_before_kb: u64,
@@ -361,11 +397,12 @@ struct Scenario {
 }
 
 impl Scenario {
-    async fn start(routes: u64, messages: u64) -> Self {
+    async fn start(relay: Relay, routes: u64, messages: u64) -> Self {
         let ledger = Ledger::new(routes, messages);
         let (sink_address, sink) = start_sink(ledger.clone()).await;
         let dir = tempfile::tempdir().unwrap();
         let mut daemon = DaemonChild::spawn(&[
+            relay.arg().as_ref(),
             routes.to_string().as_ref(),
             sink_address.to_string().as_ref(),
             dir.path().as_os_str(),
@@ -397,6 +434,7 @@ impl Scenario {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         Self {
+            relay,
             daemon,
             daemon_address,
             daemon_rss_before_kb: rss.parse().unwrap(),
@@ -538,6 +576,9 @@ impl Scenario {
             misrouted == 0 && unparsable == 0,
             "{misrouted} posts reached the wrong channel, {unparsable} were unreadable"
         );
+        if self.relay == Relay::Floor {
+            return peak_kb;
+        }
         let db = rusqlite::Connection::open(&database).expect("open the state database");
         let count = |sql: &str| -> u64 { db.query_row(sql, [], |row| row.get(0)).unwrap() };
         let stored = count("SELECT COUNT(*) FROM bridged_message");
@@ -612,11 +653,25 @@ struct Throughput {
     daemon_peak_kb: u64,
 }
 
+impl Throughput {
+    /// Each figure's median over `runs`; the peak RSS is the largest.
+    fn median_of(runs: &[Throughput]) -> Self {
+        let pick = |f: fn(&Throughput) -> f64| median(runs.iter().map(f).collect());
+        Throughput {
+            accepted_per_s: pick(|t| t.accepted_per_s),
+            delivered_per_s: pick(|t| t.delivered_per_s),
+            daemon_cpu_us: pick(|t| t.daemon_cpu_us),
+            bench_cpu_us: pick(|t| t.bench_cpu_us),
+            daemon_peak_kb: runs.iter().map(|t| t.daemon_peak_kb).max().unwrap(),
+        }
+    }
+}
+
 /// Closed loop: `warmup` messages, then `messages` measured from the first send of
 /// the measured batch until its last message reached the sink.
-async fn throughput(routes: u64, warmup: u64, messages: u64) -> Throughput {
+async fn throughput(relay: Relay, routes: u64, warmup: u64, messages: u64) -> Throughput {
     let total = warmup + messages;
-    let s = Scenario::start(routes, total).await;
+    let s = Scenario::start(relay, routes, total).await;
     s.closed_loop(0..warmup).await;
     s.wait_delivered(warmup, Duration::from_secs(120)).await;
     let cpu_before = s.cpu();
@@ -654,7 +709,7 @@ struct Latency {
 /// Open loop at `rate` messages/s for `messages`, after a closed-loop warm-up.
 async fn latency(routes: u64, rate: u64, warmup: u64, messages: u64) -> Latency {
     let total = warmup + messages;
-    let s = Scenario::start(routes, total).await;
+    let s = Scenario::start(Relay::Daemon, routes, total).await;
     s.closed_loop(0..warmup).await;
     s.wait_delivered(warmup, Duration::from_secs(120)).await;
     let cpu_before = s.cpu();
@@ -693,7 +748,7 @@ async fn run(quick: bool) {
     );
     drop(probe);
 
-    let idle = Scenario::start(16, 0).await;
+    let idle = Scenario::start(Relay::Daemon, 16, 0).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_rss_kb = status_kb(&idle.daemon.pid, "VmRSS:");
     let daemon_rss_before_kb = idle.daemon_rss_before_kb;
@@ -707,42 +762,44 @@ async fn run(quick: bool) {
     let reps = if quick { 1 } else { 3 };
     let warmup = if quick { 200 } else { 2_000 };
     let mut throughputs = Vec::new();
+    let mut floors = Vec::new();
     println!(
-        "\nthroughput: closed loop, {CONNECTIONS} connections, after {warmup} warm-up messages; {reps} run(s) each, the summary takes the median"
+        "\nthroughput: closed loop, {CONNECTIONS} connections, after {warmup} warm-up messages; {reps} run(s) each, daemon and floor alternating; the summary takes the median"
     );
     println!(
-        "{:>7} {:>9} {:>12} {:>12} {:>15} {:>18} {:>17}",
+        "{:>7} {:>7} {:>9} {:>12} {:>12} {:>15} {:>18} {:>17}",
+        "relay",
         "routes",
         "messages",
         "accepted/s",
         "delivered/s",
-        "daemon CPU/msg",
+        "relay CPU/msg",
         "gen+sink CPU/msg",
-        "daemon peak RSS"
+        "relay peak RSS"
     );
     for (routes, messages) in [(1u64, 20_000u64), (16, 40_000)] {
         let messages = if quick { messages / 10 } else { messages };
-        let mut runs = Vec::new();
+        let (mut runs, mut floor_runs) = (Vec::new(), Vec::new());
         for _ in 0..reps {
-            let t = throughput(routes, warmup, messages).await;
-            println!(
-                "{routes:>7} {messages:>9} {:>12.0} {:>12.0} {:>12.1} us {:>15.1} us {:>14.1} MB",
-                t.accepted_per_s,
-                t.delivered_per_s,
-                t.daemon_cpu_us,
-                t.bench_cpu_us,
-                mb(t.daemon_peak_kb)
-            );
-            runs.push(t);
+            for relay in [Relay::Daemon, Relay::Floor] {
+                let t = throughput(relay, routes, warmup, messages).await;
+                println!(
+                    "{:>7} {routes:>7} {messages:>9} {:>12.0} {:>12.0} {:>12.1} us {:>15.1} us {:>14.1} MB",
+                    relay.arg(),
+                    t.accepted_per_s,
+                    t.delivered_per_s,
+                    t.daemon_cpu_us,
+                    t.bench_cpu_us,
+                    mb(t.daemon_peak_kb)
+                );
+                match relay {
+                    Relay::Daemon => runs.push(t),
+                    Relay::Floor => floor_runs.push(t),
+                }
+            }
         }
-        let pick = |f: fn(&Throughput) -> f64| median(runs.iter().map(f).collect());
-        throughputs.push(Throughput {
-            accepted_per_s: pick(|t| t.accepted_per_s),
-            delivered_per_s: pick(|t| t.delivered_per_s),
-            daemon_cpu_us: pick(|t| t.daemon_cpu_us),
-            bench_cpu_us: pick(|t| t.bench_cpu_us),
-            daemon_peak_kb: runs.iter().map(|t| t.daemon_peak_kb).max().unwrap(),
-        });
+        throughputs.push(Throughput::median_of(&runs));
+        floors.push(Throughput::median_of(&floor_runs));
     }
 
     let seconds = if quick { 1 } else { 5 };
@@ -812,6 +869,14 @@ async fn run(quick: bool) {
         "| sustained messages/s delivered, 16 routes | {:.0} (acknowledged {:.0}/s) | >= 15,000 |",
         sixteen.delivered_per_s, sixteen.accepted_per_s
     );
+    for (routes, (daemon, floor)) in [1, 16].into_iter().zip(throughputs.iter().zip(&floors)) {
+        println!(
+            "| floor, {routes} route{}: the same HTTP server and adapter without the core, messages/s (daemon / floor) | {:.0} ({:.0}%) | - |",
+            if routes == 1 { "" } else { "s" },
+            floor.delivered_per_s,
+            100.0 * daemon.delivered_per_s / floor.delivered_per_s
+        );
+    }
     for (index, l) in latencies.iter().enumerate() {
         let (rate, routes) = ([500, 2_000][index / 2], [1, 16][index % 2]);
         let plural = if routes == 1 { "" } else { "s" };
@@ -828,12 +893,13 @@ async fn run(quick: bool) {
             ms(l.ack_p99),
         );
     }
-    for (routes, t) in [(1, one), (16, sixteen)] {
+    for (routes, (t, floor)) in [1, 16].into_iter().zip(throughputs.iter().zip(&floors)) {
         println!(
-            "| CPU time per message at full load, {routes} route{}: daemon (generator + sink) | {:.0} us ({:.0} us) | - |",
+            "| CPU time per message at full load, {routes} route{}: daemon (generator + sink) [floor] | {:.0} us ({:.0} us) [{:.0} us] | - |",
             if routes == 1 { "" } else { "s" },
             t.daemon_cpu_us,
-            t.bench_cpu_us
+            t.bench_cpu_us,
+            floor.daemon_cpu_us
         );
     }
     println!(
