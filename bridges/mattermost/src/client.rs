@@ -11,6 +11,7 @@ use switchboard_sdk::SendError;
 use thiserror::Error;
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub const USER_AGENT: &str = concat!("switchboard/", env!("CARGO_PKG_VERSION"));
 
 #[derive(Debug, Error, Clone)]
 pub enum ApiError {
@@ -80,7 +81,7 @@ impl Client {
             .tls_backend_preconfigured(tls)
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
+            .user_agent(USER_AGENT)
             .build()
             .map_err(|error| format!("HTTP client: {error}"))?;
         Ok(Self {
@@ -290,23 +291,30 @@ pub async fn check(response: reqwest::Response) -> Result<reqwest::Response, Api
     if status.is_success() {
         return Ok(response);
     }
-    let retry_after = retry_after(response.headers());
-    let body = response.text().await.unwrap_or_default();
+    let headers = response.headers().clone();
+    let body = response.bytes().await.unwrap_or_default();
+    Err(status_error(status.as_u16(), &headers, &body))
+}
+
+/// The error for a non-2xx answer: Mattermost's message from the body (or the
+/// body's start), and how long to wait on a 429.
+pub fn status_error(status: u16, headers: &http::HeaderMap, body: &[u8]) -> ApiError {
+    let body = String::from_utf8_lossy(body);
     let message = serde_json::from_str::<AppError>(&body)
         .ok()
         .filter(|error| !error.message.is_empty())
         .map(|error| error.message)
         .unwrap_or_else(|| body.chars().take(200).collect());
-    Err(ApiError::Status {
-        status: status.as_u16(),
+    ApiError::Status {
+        status,
         message,
-        retry_after,
-    })
+        retry_after: retry_after(headers),
+    }
 }
 
 /// Mattermost's rate limiter sends `X-Ratelimit-Reset` (seconds until the window
 /// resets) and `Retry-After`.
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
     ["retry-after", "x-ratelimit-reset"]
         .iter()
         .filter_map(|name| {

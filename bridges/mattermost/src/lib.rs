@@ -9,6 +9,7 @@ mod client;
 pub mod config;
 pub mod format;
 mod inbound;
+mod incoming_hook;
 mod outbound;
 mod session;
 mod webhook;
@@ -30,6 +31,9 @@ use tokio_util::sync::CancellationToken;
 pub struct MattermostAdapter {
     config: MattermostConfig,
     client: client::Client,
+    /// Webhook mode's client for the incoming webhook (none in bot mode, or when a
+    /// proxy is configured for its URL: then `client`, which speaks to proxies).
+    hook: Option<incoming_hook::IncomingHook>,
     /// What the last bot-API connection resolved; `send` works from it (REST) even
     /// while the websocket reconnects.
     live: CurrentRun<Live>,
@@ -47,9 +51,20 @@ impl MattermostAdapter {
     pub fn new(config: MattermostConfig) -> Result<Arc<Self>, AdapterError> {
         let client = client::Client::new(config.base_url(), config.accept_invalid_certs)
             .map_err(AdapterError::Config)?;
+        let hook = match config.mode() {
+            Mode::Webhooks(webhooks) => {
+                let tls =
+                    switchboard_sdk::tls::client_config("Mattermost", config.accept_invalid_certs)
+                        .map_err(AdapterError::Config)?;
+                incoming_hook::IncomingHook::new(&webhooks.incoming_url, tls)
+                    .map_err(AdapterError::Config)?
+            }
+            Mode::Token(_) | Mode::Login(_) => None,
+        };
         Ok(Arc::new(Self {
             config,
             client,
+            hook,
             live: CurrentRun::default(),
         }))
     }
@@ -122,13 +137,14 @@ impl Adapter for MattermostAdapter {
 
     async fn send(&self, message: &Outbound) -> Result<SendReceipt, SendError> {
         if let Mode::Webhooks(webhooks) = self.config.mode() {
-            return outbound::send_webhook(
-                &self.client,
-                &webhooks.incoming_url,
-                message,
-                self.webhook_naming(),
-            )
-            .await;
+            let sender = match &self.hook {
+                Some(hook) => outbound::HookSender::Direct(hook),
+                None => outbound::HookSender::ThroughProxy {
+                    client: &self.client,
+                    url: &webhooks.incoming_url,
+                },
+            };
+            return outbound::send_webhook(sender, message, self.webhook_naming()).await;
         }
         let live = self
             .live

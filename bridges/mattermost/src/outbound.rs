@@ -4,6 +4,7 @@
 use crate::api::NewPost;
 use crate::client::{ApiError, Client, without_url};
 use crate::format;
+use crate::incoming_hook::{HookPost, IncomingHook};
 use switchboard_sdk::text::split_to_byte_budget;
 use switchboard_sdk::{
     Attachment, MessageStyle, NativeMsgId, Outbound, OutboundKind, SendError, SendReceipt, Span,
@@ -217,35 +218,40 @@ async fn upload_one(
         .map_err(|error| error.to_string())
 }
 
+/// Where webhook-mode posts go: the lean client, or reqwest when a proxy is set.
+pub enum HookSender<'a> {
+    Direct(&'a IncomingHook),
+    ThroughProxy { client: &'a Client, url: &'a str },
+}
+
 /// Posts through the incoming webhook, which returns no post ids: the receipt
 /// carries ids minted from the delivery so the core can still record the copy.
 pub async fn send_webhook(
-    client: &Client,
-    url: &str,
+    sender: HookSender<'_>,
     message: &Outbound,
     naming: Naming,
 ) -> Result<SendReceipt, SendError> {
     let texts = post_texts(message, naming);
     let mut ids = Vec::with_capacity(texts.len());
-    for (index, text) in texts.into_iter().enumerate() {
-        // One incoming webhook can serve several channels unless its admin locked it.
-        let mut body = serde_json::json!({ "text": text, "channel": message.room.as_str() });
-        if naming == Naming::Override {
-            body["username"] = message.sender_name.clone().into();
-            if let Some(avatar) = &message.sender_avatar {
-                body["icon_url"] = avatar.clone().into();
+    for (index, text) in texts.iter().enumerate() {
+        let overridden = naming == Naming::Override;
+        let post = HookPost {
+            text,
+            // One incoming webhook can serve several channels unless its admin locked it.
+            channel: message.room.as_str(),
+            username: overridden.then_some(message.sender_name.as_str()),
+            icon_url: message.sender_avatar.as_deref().filter(|_| overridden),
+        };
+        let posted = match &sender {
+            HookSender::Direct(hook) => hook.post(&post).await,
+            HookSender::ThroughProxy { client, url } => {
+                match client.http().post(*url).json(&post).send().await {
+                    Ok(response) => crate::client::check(response).await.map(drop),
+                    Err(error) => Err(ApiError::Transport(without_url(&error))),
+                }
             }
-        }
-        let response = client
-            .http()
-            .post(url)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|error| SendError::Transient(without_url(&error)))?;
-        crate::client::check(response)
-            .await
-            .map_err(|error| partial(error, &ids))?;
+        };
+        posted.map_err(|error| partial(error, &ids))?;
         ids.push(NativeMsgId::new(format!(
             "webhook-{}-{index}",
             message.delivery_id

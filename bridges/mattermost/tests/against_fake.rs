@@ -466,3 +466,74 @@ async fn a_gap_in_the_websocket_seq_is_filled_from_the_rest_api_in_order() {
         "a post was relayed twice"
     );
 }
+
+/// Webhook mode sends through the incoming webhook: the post lands in the channel
+/// under the remote sender's name, and every failure is classed like a REST one,
+/// without the webhook's URL (its path is the secret) in the error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incoming_webhook_posts_and_classes_its_errors() {
+    let server = server().await;
+    let incoming = server.mm.add_incoming_webhook(&server.town);
+    let hook_id = incoming.rsplit('/').next().unwrap().to_owned();
+    let mut webhook_config = config(&server.mm.url(), "unused");
+    webhook_config.token = None;
+    webhook_config.webhooks = Some(switchboard_mattermost::config::WebhookConfig {
+        incoming_url: incoming.clone(),
+        outgoing_token: "outgoing-secret".into(),
+        username: "switchboard".into(),
+    });
+    let adapter = MattermostAdapter::new(webhook_config).unwrap();
+
+    let receipt = adapter.send(&message("through the hook")).await.unwrap();
+    assert_eq!(receipt.native_ids.len(), 1);
+    let posted = server
+        .mm
+        .posts(&server.town)
+        .into_iter()
+        .find(|post| post.message == "through the hook")
+        .expect("the post is in the channel");
+    assert_eq!(posted.prop("override_username"), Some("alice"));
+
+    for (status, transient) in [(500, true), (503, true), (400, false), (404, false)] {
+        server.mm.fail_rest(Some(status));
+        let error = adapter
+            .send(&message("x"))
+            .await
+            .expect_err("the server fails");
+        assert_eq!(error.is_retryable(), transient, "HTTP {status}: {error}");
+        assert!(error.to_string().contains(&status.to_string()), "{error}");
+        assert!(!error.to_string().contains(&hook_id), "secret in {error}");
+    }
+    server.mm.fail_rest(None);
+
+    server.mm.rate_limit(Some(1));
+    let mut limited = None;
+    for _ in 0..5 {
+        if let Err(error) = adapter.send(&message("fast")).await {
+            limited = Some(error);
+            break;
+        }
+    }
+    server.mm.rate_limit(None);
+    let limited = limited.expect("the rate limit was never hit");
+    assert!(
+        matches!(&limited, SendError::RateLimited { retry_after, .. } if !retry_after.is_zero()),
+        "{limited}"
+    );
+
+    // An unreachable webhook is a transient failure that does not name the URL.
+    let mut unreachable = config(&server.mm.url(), "unused");
+    unreachable.token = None;
+    unreachable.webhooks = Some(switchboard_mattermost::config::WebhookConfig {
+        incoming_url: format!("http://127.0.0.1:1/hooks/{hook_id}"),
+        outgoing_token: "outgoing-secret".into(),
+        username: "switchboard".into(),
+    });
+    let adapter = MattermostAdapter::new(unreachable).unwrap();
+    let error = adapter
+        .send(&message("x"))
+        .await
+        .expect_err("nobody listens");
+    assert!(error.is_retryable(), "{error}");
+    assert!(!error.to_string().contains(&hook_id), "secret in {error}");
+}
