@@ -113,7 +113,7 @@ pub async fn send_rest(
                 let created = client
                     .create_post(&post)
                     .await
-                    .map_err(|error| partial(error, &ids))?;
+                    .map_err(|error| cut_short(error, ids.len()))?;
                 ids.push(NativeMsgId::new(created.id));
             }
             Ok(SendReceipt { native_ids: ids })
@@ -146,11 +146,10 @@ pub async fn send_rest(
 
 /// An error after some parts were posted: retrying would post those again, so a
 /// transient failure is still retried (the core keeps order), but says what happened.
-fn partial(error: ApiError, posted: &[NativeMsgId]) -> SendError {
-    if posted.is_empty() {
-        return error.into_send_error();
+fn cut_short(error: ApiError, parts_posted: usize) -> SendError {
+    if parts_posted > 0 {
+        tracing::warn!(%error, parts = parts_posted, "Mattermost: a long message was cut by an error after some parts were posted");
     }
-    tracing::warn!(%error, parts = posted.len(), "Mattermost: a long message was cut by an error after some parts were posted");
     error.into_send_error()
 }
 
@@ -224,17 +223,16 @@ pub enum HookSender<'a> {
     ThroughProxy { client: &'a Client, url: &'a str },
 }
 
-/// Posts through the incoming webhook, which returns no post ids: the receipt
-/// carries ids minted from the delivery so the core can still record the copy.
+/// Posts through the incoming webhook, which returns no post ids: the receipt is
+/// empty, so the core records no copy (webhook mode cannot edit, delete or answer a
+/// post anyway, and a made-up id would only be sent to the API in vain later).
 pub async fn send_webhook(
     sender: HookSender<'_>,
     message: &Outbound,
     naming: Naming,
 ) -> Result<SendReceipt, SendError> {
-    let texts = post_texts(message, naming);
-    let mut ids = Vec::with_capacity(texts.len());
-    for (index, text) in texts.iter().enumerate() {
-        let overridden = naming == Naming::Override;
+    let overridden = naming == Naming::Override;
+    for (index, text) in post_texts(message, naming).iter().enumerate() {
         let post = HookPost {
             text,
             // One incoming webhook can serve several channels unless its admin locked it.
@@ -251,13 +249,9 @@ pub async fn send_webhook(
                 }
             }
         };
-        posted.map_err(|error| partial(error, &ids))?;
-        ids.push(NativeMsgId::new(format!(
-            "webhook-{}-{index}",
-            message.delivery_id
-        )));
+        posted.map_err(|error| cut_short(error, index))?;
     }
-    Ok(SendReceipt { native_ids: ids })
+    Ok(SendReceipt::default())
 }
 
 #[cfg(test)]
