@@ -6,7 +6,8 @@
 //! `cargo bench --bench mattermost_webhook` (add `-- --quick` for a short smoke run).
 //!
 //! Topology: two webhook-mode networks, `mm-a` and `mm-b`, whose incoming-webhook URLs
-//! both point at the sink (an axum server); route i links `mm-a: chan-i` with
+//! both point at the sink (HTTP/1.1 by hand, like the generator, so that the cores
+//! go to the daemon); route i links `mm-a: chan-i` with
 //! `mm-b: chan-i`. The generator POSTs form-encoded outgoing-webhook calls (unique
 //! `post_id`, sequence number in `text`) to `/webhooks/mm-a` over keep-alive HTTP/1.1
 //! connections written by hand. The daemon answers each only after the event is
@@ -23,6 +24,9 @@
 //! process, alternating with the daemon, so the daemon's share of it is a ratio from
 //! one run.
 //!
+//! `-- --only daemon|floor ROUTES MESSAGES` runs one throughput scenario and prints
+//! one line (with the relay's CPU by thread), to profile or to compare two builds.
+//!
 //! Prints: sustained messages/s (closed loop, 64 connections) on 1 and 16 routes;
 //! latency at 500 and 2,000 messages/s offered (open loop); CPU time per message;
 //! peak RSS; then a markdown summary with the targets beside the figures. A
@@ -32,14 +36,9 @@
 mod common;
 mod webhook_floor;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::post;
 use common::{
     DaemonChild, TICKS_PER_SECOND, cpu_ticks, filesystem_of, load_average, machine, mb, median,
-    print_machine, status_kb, today,
+    print_machine, status_kb, thread_ticks, today,
 };
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -143,15 +142,16 @@ fn seq_of(text: &str) -> Option<u64> {
     text.strip_prefix("seq ")?.split(' ').next()?.parse().ok()
 }
 
-async fn incoming(State(ledger): State<Arc<Ledger>>, body: Bytes) -> (StatusCode, &'static str) {
+/// Notes one post the sink received.
+fn record(ledger: &Ledger, body: &[u8]) {
     let at = now_ns();
-    let parsed = serde_json::from_slice::<IncomingPost>(&body)
+    let parsed = serde_json::from_slice::<IncomingPost>(body)
         .ok()
         .and_then(|post| Some((seq_of(&post.text)?, post.channel)))
         .filter(|(seq, _)| (*seq as usize) < ledger.copies.len());
     let Some((seq, channel)) = parsed else {
         ledger.unparsable.fetch_add(1, Ordering::Relaxed);
-        return (StatusCode::OK, "ok");
+        return;
     };
     if ledger.copies[seq as usize].fetch_add(1, Ordering::Relaxed) == 0 {
         ledger.arrived[seq as usize].store(at, Ordering::Relaxed);
@@ -160,17 +160,35 @@ async fn incoming(State(ledger): State<Arc<Ledger>>, body: Bytes) -> (StatusCode
         ledger.misrouted.fetch_add(1, Ordering::Relaxed);
     }
     ledger.delivered.fetch_add(1, Ordering::Release);
-    (StatusCode::OK, "ok")
 }
 
+/// The sink: HTTP/1.1 keep-alive by hand, like the generator, so that the two cores
+/// go to the daemon rather than to the stand-in for Mattermost. It answers every
+/// `POST /hooks/...` with `200 ok`, as Mattermost's incoming webhook does.
 async fn start_sink(ledger: Arc<Ledger>) -> (SocketAddr, JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    let app = Router::new()
-        .route("/hooks/{hook}", post(incoming))
-        .with_state(ledger);
     let task = tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
+        let mut connections = tokio::task::JoinSet::new();
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            let ledger = ledger.clone();
+            connections.spawn(async move {
+                let mut connection = Connection::new(stream);
+                while let Some((head, body)) = connection.read_message().await {
+                    assert!(
+                        head.starts_with("POST /hooks/"),
+                        "the sink got an unexpected request: {head:?}"
+                    );
+                    record(&ledger, &body);
+                    let answer = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok";
+                    if connection.stream.write_all(answer).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
     });
     (address, task)
 }
@@ -184,57 +202,72 @@ struct Connection {
 }
 
 impl Connection {
-    async fn open(address: SocketAddr) -> Self {
-        let stream = TcpStream::connect(address)
-            .await
-            .unwrap_or_else(|error| panic!("cannot connect to {address}: {error}"));
-        stream.set_nodelay(true).unwrap();
+    fn new(stream: TcpStream) -> Self {
         Self {
             stream,
             buffer: Vec::with_capacity(1024),
         }
     }
 
+    async fn open(address: SocketAddr) -> Self {
+        let stream = TcpStream::connect(address)
+            .await
+            .unwrap_or_else(|error| panic!("cannot connect to {address}: {error}"));
+        stream.set_nodelay(true).unwrap();
+        Self::new(stream)
+    }
+
     /// Writes one request and reads its response: status and body.
     async fn exchange(&mut self, request: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
         self.stream.write_all(request).await?;
+        let (head, body) = self
+            .read_message()
+            .await
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("no status in response head {head:?}"));
+        Ok((status, body))
+    }
+
+    /// Reads one HTTP/1.1 message (a request or a response): its head and its
+    /// body, which must have a Content-Length (the daemon and the sink send one).
+    /// None when the peer closed the connection between messages.
+    async fn read_message(&mut self) -> Option<(String, Vec<u8>)> {
         loop {
             if let Some(end) = self.buffer.windows(4).position(|w| w == b"\r\n\r\n") {
                 let head = String::from_utf8_lossy(&self.buffer[..end]).into_owned();
-                let invalid = |what: &str| {
-                    std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("{what} in response head {head:?}"),
-                    )
-                };
-                let status: u16 = head
-                    .split(' ')
-                    .nth(1)
-                    .and_then(|code| code.parse().ok())
-                    .ok_or_else(|| invalid("no status"))?;
                 let length: usize = head
                     .lines()
                     .filter_map(|line| line.split_once(':'))
                     .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
                     .and_then(|(_, value)| value.trim().parse().ok())
-                    .ok_or_else(|| invalid("no content-length"))?;
+                    .unwrap_or_else(|| panic!("no content-length in {head:?}"));
                 let total = end + 4 + length;
                 while self.buffer.len() < total {
-                    self.fill().await?;
+                    if !self.fill().await {
+                        panic!("connection closed inside a message: {head:?}");
+                    }
                 }
                 let body = self.buffer[end + 4..total].to_vec();
                 self.buffer.drain(..total);
-                return Ok((status, body));
+                return Some((head, body));
             }
-            self.fill().await?;
+            if !self.fill().await {
+                assert!(
+                    self.buffer.is_empty(),
+                    "connection closed inside a message head"
+                );
+                return None;
+            }
         }
     }
 
-    async fn fill(&mut self) -> std::io::Result<()> {
-        if self.stream.read_buf(&mut self.buffer).await? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        Ok(())
+    /// Reads more; false at the end of the stream.
+    async fn fill(&mut self) -> bool {
+        matches!(self.stream.read_buf(&mut self.buffer).await, Ok(read) if read > 0)
     }
 }
 
@@ -453,6 +486,7 @@ impl Scenario {
         Cpu {
             daemon: cpu_ticks(&self.daemon.pid),
             bench: cpu_ticks("self"),
+            daemon_threads: thread_ticks(&self.daemon.pid),
         }
     }
 
@@ -618,14 +652,15 @@ fn dead_letters(database: &Path) -> Vec<String> {
 // Measurements.
 
 /// CPU time so far (clock ticks) of the daemon process and of this one.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Cpu {
     daemon: u64,
     bench: u64,
+    daemon_threads: std::collections::BTreeMap<String, u64>,
 }
 
 /// CPU microseconds per message between two readings: (daemon, generator + sink).
-fn cpu_per_message(before: Cpu, after: Cpu, messages: u64) -> (f64, f64) {
+fn cpu_per_message(before: &Cpu, after: &Cpu, messages: u64) -> (f64, f64) {
     let per = |ticks: u64| ticks as f64 / TICKS_PER_SECOND * 1e6 / messages as f64;
     (
         per(after.daemon - before.daemon),
@@ -650,9 +685,20 @@ struct Throughput {
     daemon_cpu_us: f64,
     bench_cpu_us: f64,
     daemon_peak_kb: u64,
+    /// The daemon's CPU microseconds per message by thread name.
+    daemon_threads: Vec<(String, f64)>,
 }
 
 impl Throughput {
+    /// `daemon-worker 66 us, store-writer 29 us`: where the relay's CPU went.
+    fn by_thread(&self) -> String {
+        self.daemon_threads
+            .iter()
+            .map(|(name, us)| format!("{name} {us:.0} us"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// Each figure's median over `runs`; the peak RSS is the largest.
     fn median_of(runs: &[Throughput]) -> Self {
         let pick = |f: fn(&Throughput) -> f64| median(runs.iter().map(f).collect());
@@ -662,6 +708,7 @@ impl Throughput {
             daemon_cpu_us: pick(|t| t.daemon_cpu_us),
             bench_cpu_us: pick(|t| t.bench_cpu_us),
             daemon_peak_kb: runs.iter().map(|t| t.daemon_peak_kb).max().unwrap(),
+            daemon_threads: runs[runs.len() / 2].daemon_threads.clone(),
         }
     }
 }
@@ -680,7 +727,17 @@ async fn throughput(relay: Relay, routes: u64, warmup: u64, messages: u64) -> Th
     s.wait_delivered(total, Duration::from_secs(300)).await;
     let cpu_after = s.cpu();
     let end = s.last_arrival(warmup..total);
-    let (daemon_cpu_us, bench_cpu_us) = cpu_per_message(cpu_before, cpu_after, messages);
+    let (daemon_cpu_us, bench_cpu_us) = cpu_per_message(&cpu_before, &cpu_after, messages);
+    let daemon_threads = cpu_after
+        .daemon_threads
+        .iter()
+        .map(|(name, after)| {
+            let before = cpu_before.daemon_threads.get(name).copied().unwrap_or(0);
+            let us = (after - before.min(*after)) as f64 / TICKS_PER_SECOND * 1e6 / messages as f64;
+            (name.clone(), us)
+        })
+        .filter(|(_, us)| *us > 0.0)
+        .collect();
     let daemon_peak_kb = s.finish().await;
     Throughput {
         accepted_per_s: messages as f64 / ((acked - begin) as f64 / 1e9),
@@ -688,6 +745,7 @@ async fn throughput(relay: Relay, routes: u64, warmup: u64, messages: u64) -> Th
         daemon_cpu_us,
         bench_cpu_us,
         daemon_peak_kb,
+        daemon_threads,
     }
 }
 
@@ -714,7 +772,7 @@ async fn latency(routes: u64, rate: u64, warmup: u64, messages: u64) -> Latency 
     let cpu_before = s.cpu();
     s.open_loop(warmup..total, rate).await;
     s.wait_delivered(total, Duration::from_secs(300)).await;
-    let (daemon_cpu_us, _) = cpu_per_message(cpu_before, s.cpu(), messages);
+    let (daemon_cpu_us, _) = cpu_per_message(&cpu_before, &s.cpu(), messages);
     let ledger = &s.ledger;
     let relay = ledger.spans(warmup..total, &ledger.sent, &ledger.arrived);
     let ack = ledger.spans(warmup..total, &ledger.sent, &ledger.acked);
@@ -766,7 +824,7 @@ async fn run(quick: bool) {
         "\nthroughput: closed loop, {CONNECTIONS} connections, after {warmup} warm-up messages; {reps} run(s) each, daemon and floor alternating; the summary takes the median"
     );
     println!(
-        "{:>7} {:>7} {:>9} {:>12} {:>12} {:>15} {:>18} {:>17}",
+        "{:>7} {:>7} {:>9} {:>12} {:>12} {:>15} {:>18} {:>17}  relay CPU by thread",
         "relay",
         "routes",
         "messages",
@@ -783,13 +841,14 @@ async fn run(quick: bool) {
             for relay in [Relay::Daemon, Relay::Floor] {
                 let t = throughput(relay, routes, warmup, messages).await;
                 println!(
-                    "{:>7} {routes:>7} {messages:>9} {:>12.0} {:>12.0} {:>12.1} us {:>15.1} us {:>14.1} MB",
+                    "{:>7} {routes:>7} {messages:>9} {:>12.0} {:>12.0} {:>12.1} us {:>15.1} us {:>14.1} MB  {}",
                     relay.arg(),
                     t.accepted_per_s,
                     t.delivered_per_s,
                     t.daemon_cpu_us,
                     t.bench_cpu_us,
-                    mb(t.daemon_peak_kb)
+                    mb(t.daemon_peak_kb),
+                    t.by_thread()
                 );
                 match relay {
                     Relay::Daemon => runs.push(t),
@@ -911,18 +970,46 @@ async fn run(quick: bool) {
     );
 }
 
+/// `--only daemon|floor ROUTES MESSAGES`: one throughput scenario and nothing else,
+/// to profile or to compare two builds run after run.
+async fn only(args: &[String]) {
+    let [relay, routes, messages, ..] = args else {
+        panic!("usage: --only daemon|floor ROUTES MESSAGES");
+    };
+    let relay = if relay == Relay::Floor.arg() {
+        Relay::Floor
+    } else {
+        Relay::Daemon
+    };
+    let (routes, messages) = (routes.parse().unwrap(), messages.parse().unwrap());
+    let t = throughput(relay, routes, 2_000, messages).await;
+    println!(
+        "{} {routes} routes {messages}: delivered {:.0}/s, acknowledged {:.0}/s, relay CPU {:.1} us/msg ({}), gen+sink {:.1} us/msg, peak RSS {:.1} MB",
+        relay.arg(),
+        t.delivered_per_s,
+        t.accepted_per_s,
+        t.daemon_cpu_us,
+        t.by_thread(),
+        t.bench_cpu_us,
+        mb(t.daemon_peak_kb)
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(at) = args.iter().position(|arg| arg == "--daemon-child") {
         return daemon_child(&args[at + 1..]);
     }
-    let quick = args.iter().any(|arg| arg == "--quick");
     LazyLock::force(&EPOCH);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
+    if let Some(at) = args.iter().position(|arg| arg == "--only") {
+        return runtime.block_on(only(&args[at + 1..]));
+    }
+    let quick = args.iter().any(|arg| arg == "--quick");
     println!(
         "switchboard Mattermost webhook relay benchmark ({})",
         if quick { "quick" } else { "full" }

@@ -56,6 +56,23 @@ pub fn cpu_ticks(pid: &str) -> u64 {
     field(11) + field(12)
 }
 
+/// CPU ticks of each thread of process `pid`, summed by thread name.
+pub fn thread_ticks(pid: &str) -> std::collections::BTreeMap<String, u64> {
+    let mut by_name = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return by_name;
+    };
+    for task in tasks.flatten() {
+        let tid = task.file_name().to_string_lossy().into_owned();
+        let name = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        *by_name.entry(name).or_default() += cpu_ticks(&format!("{pid}/task/{tid}"));
+    }
+    by_name
+}
+
 pub fn mb(kb: u64) -> f64 {
     kb as f64 / 1024.0
 }
