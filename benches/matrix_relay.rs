@@ -8,7 +8,7 @@
 //! testkit without flood penalties, an IRC user `alice` in `#bench`, a Matrix user `bob`
 //! who created `#bench:localhost`. The daemon runs in a child process (this binary
 //! re-run with `--daemon-child CONFIG LOG`), loading a YAML config through the library
-//! as `switchboard run` does, on a 2-worker tokio runtime; its CPU time and peak RSS
+//! as `switchboard run` does, on the same runtime (`switchboard::daemon::runtime`); its CPU time and peak RSS
 //! are read from `/proc/PID`, as are Synapse's and ngircd's (children of this process).
 //!
 //! Phases, each with a tag and sequence numbers in the text:
@@ -92,12 +92,7 @@ fn daemon_child(args: &[String]) {
             std::process::exit(1);
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("daemon-worker")
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = switchboard::daemon::runtime().expect("the daemon's runtime");
     runtime.block_on(async {
         let mut options = DaemonOptions::from_config(config).expect("the adapters build");
         options.http_listen = None;

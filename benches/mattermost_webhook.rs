@@ -15,9 +15,10 @@
 //! on disk per scenario), then relays it through `mm-b`'s incoming webhook to the sink.
 //!
 //! The daemon runs in a child process (this binary, re-run with `--daemon-child`),
-//! started through the library API on a 2-worker tokio runtime, a fresh one per
-//! scenario: its CPU time and peak RSS are read from `/proc/PID`, apart from the
-//! generator's and the sink's, which run here (2 workers too, on the same 2 cores).
+//! started through the library API on the runtime `switchboard run` uses
+//! (`switchboard::daemon::runtime`: one async thread beside the store's writer), a
+//! fresh one per scenario: its CPU time and peak RSS are read from `/proc/PID`, apart from the
+//! generator's and the sink's, which run here on a 2-worker runtime, on the same 2 cores.
 //!
 //! Beside the daemon, each throughput scenario also runs the floor (`webhook_floor`):
 //! the same HTTP server and adapter without the core, in the same kind of child
@@ -346,12 +347,9 @@ fn daemon_child(args: &[String]) {
     };
     let routes: u64 = routes.parse().expect("ROUTES");
     let sink: SocketAddr = sink.parse().expect("SINK_ADDRESS");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("daemon-worker")
-        .enable_all()
-        .build()
-        .unwrap();
+    // The daemon's own runtime, as `switchboard run` builds it (the floor too, so the
+    // two compare like with like).
+    let runtime = switchboard::daemon::runtime().expect("the daemon's runtime");
     let rss_before_kb = status_kb("self", "VmRSS:");
     if relay == Relay::Floor.arg() {
         runtime.block_on(webhook_floor::run(

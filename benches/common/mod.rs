@@ -64,10 +64,15 @@ pub fn thread_ticks(pid: &str) -> std::collections::BTreeMap<String, u64> {
     };
     for task in tasks.flatten() {
         let tid = task.file_name().to_string_lossy().into_owned();
-        let name = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
-            .unwrap_or_default()
-            .trim()
-            .to_owned();
+        // The main thread is named after the binary; the daemon runs its async tasks there.
+        let name = if tid == pid {
+            "main".to_owned()
+        } else {
+            std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
+                .unwrap_or_default()
+                .trim()
+                .to_owned()
+        };
         *by_name.entry(name).or_default() += cpu_ticks(&format!("{pid}/task/{tid}"));
     }
     by_name
