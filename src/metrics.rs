@@ -1,11 +1,16 @@
 //! Every metric the daemon exports, named once here. `/metrics` renders them in the
 //! Prometheus text format.
+//!
+//! The per-message metrics keep their registered handles by network: building a
+//! metrics key for every event (label strings, an `Arc` of labels, a registry lookup)
+//! cost more than the increments themselves.
 
-use metrics::{counter, gauge, histogram};
+use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
-use switchboard_sdk::{NetworkId, RoomKey};
+use switchboard_sdk::{NetworkId, RoomId, RoomKey};
 
 pub const RECEIVED: &str = "switchboard_events_received_total";
 pub const ACCEPTED: &str = "switchboard_events_accepted_total";
@@ -34,6 +39,8 @@ pub fn install() -> PrometheusHandle {
                     ],
                 )
                 .expect("bucket list is not empty");
+            // Handles registered before the recorder existed would count nowhere.
+            handles().clear();
             match builder.install_recorder() {
                 Ok(handle) => handle,
                 // Another recorder is installed (an embedding program): render ours only.
@@ -43,14 +50,67 @@ pub fn install() -> PrometheusHandle {
         .clone()
 }
 
+/// The hot path's handles for one network, registered on first use.
+#[derive(Default)]
+struct NetworkHandles {
+    received: Option<Counter>,
+    latency: Option<Histogram>,
+    /// By route.
+    accepted: HashMap<String, Counter>,
+    delivered: HashMap<String, Counter>,
+    queue_depth: HashMap<RoomId, Gauge>,
+    /// By HTTP status.
+    webhooks: HashMap<u16, Counter>,
+}
+
+fn handles() -> std::sync::MutexGuard<'static, HashMap<NetworkId, NetworkHandles>> {
+    static HANDLES: OnceLock<Mutex<HashMap<NetworkId, NetworkHandles>>> = OnceLock::new();
+    HANDLES
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Runs `f` on `network`'s handles (made on the network's first event).
+fn with_network<T>(network: &NetworkId, f: impl FnOnce(&mut NetworkHandles) -> T) -> T {
+    let mut handles = handles();
+    if let Some(network_handles) = handles.get_mut(network) {
+        return f(network_handles);
+    }
+    f(handles.entry(network.clone()).or_default())
+}
+
+/// The handle under `key` in `map`, registered with `register` the first time.
+fn cached<'a, K, Q, H>(map: &'a mut HashMap<K, H>, key: &Q, register: impl FnOnce() -> H) -> &'a H
+where
+    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
+    Q: ToOwned<Owned = K> + std::hash::Hash + Eq + ?Sized,
+{
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), register());
+    }
+    map.get(key).expect("inserted above")
+}
+
 pub fn received(network: &NetworkId) {
-    counter!(RECEIVED, "network" => network.to_string()).increment(1);
+    with_network(network, |handles| {
+        handles
+            .received
+            .get_or_insert_with(|| counter!(RECEIVED, "network" => network.to_string()))
+            .increment(1)
+    });
 }
 
 /// Outbox rows created for `route` by accepted events from `network`.
 pub fn accepted(network: &NetworkId, route: &str, rooms: usize) {
-    counter!(ACCEPTED, "network" => network.to_string(), "route" => route.to_owned())
-        .increment(rooms as u64);
+    with_network(network, |handles| {
+        cached(
+            &mut handles.accepted,
+            route,
+            || counter!(ACCEPTED, "network" => network.to_string(), "route" => route.to_owned()),
+        )
+        .increment(rooms as u64)
+    });
 }
 
 pub fn ignored(network: &NetworkId, reason: &'static str) {
@@ -58,9 +118,19 @@ pub fn ignored(network: &NetworkId, reason: &'static str) {
 }
 
 pub fn delivered(room: &RoomKey, route: &str, latency: Duration) {
-    counter!(DELIVERED, "network" => room.network.to_string(), "route" => route.to_owned())
+    let network = &room.network;
+    with_network(network, |handles| {
+        cached(
+            &mut handles.delivered,
+            route,
+            || counter!(DELIVERED, "network" => network.to_string(), "route" => route.to_owned()),
+        )
         .increment(1);
-    histogram!(LATENCY, "network" => room.network.to_string()).record(latency.as_secs_f64());
+        handles
+            .latency
+            .get_or_insert_with(|| histogram!(LATENCY, "network" => network.to_string()))
+            .record(latency.as_secs_f64());
+    });
 }
 
 pub fn skipped(room: &RoomKey, route: &str) {
@@ -81,8 +151,12 @@ pub fn dead_lettered(room: &RoomKey, route: &str, reason: &'static str) {
 }
 
 pub fn queue_depth(room: &RoomKey, depth: i64) {
-    gauge!(QUEUE_DEPTH, "network" => room.network.to_string(), "room" => room.room.to_string())
-        .set(depth as f64);
+    with_network(&room.network, |handles| {
+        cached(&mut handles.queue_depth, &room.room, || {
+            gauge!(QUEUE_DEPTH, "network" => room.network.to_string(), "room" => room.room.to_string())
+        })
+        .set(depth as f64)
+    });
 }
 
 pub fn reconnect(network: &NetworkId) {
@@ -95,6 +169,10 @@ pub fn connected(network: &NetworkId, up: bool) {
 
 /// One webhook request and the status it was answered with (refusals are counted too).
 pub fn webhook(network: &NetworkId, status: u16) {
-    counter!(WEBHOOK_REQUESTS, "network" => network.to_string(), "status" => status.to_string())
-        .increment(1);
+    with_network(network, |handles| {
+        cached(&mut handles.webhooks, &status, || {
+            counter!(WEBHOOK_REQUESTS, "network" => network.to_string(), "status" => status.to_string())
+        })
+        .increment(1)
+    });
 }
