@@ -18,7 +18,8 @@
 //! started through the library API on the runtime `switchboard run` uses
 //! (`switchboard::daemon::runtime`: one async thread beside the store's writer), a
 //! fresh one per scenario: its CPU time and peak RSS are read from `/proc/PID`, apart from the
-//! generator's and the sink's, which run here on a 2-worker runtime, on the same 2 cores.
+//! generator's and the sink's, which run here on one thread (a current-thread runtime),
+//! on the same 2 cores.
 //!
 //! Beside the daemon, each throughput scenario also runs the floor (`webhook_floor`):
 //! the same HTTP server and adapter without the core, in the same kind of child
@@ -26,7 +27,8 @@
 //! one run.
 //!
 //! `-- --only daemon|floor ROUTES MESSAGES` runs one throughput scenario and prints
-//! one line (with the relay's CPU by thread), to profile or to compare two builds.
+//! one line (with the relay's CPU by thread), to profile or to compare two builds;
+//! `-- --only latency ROUTES RATE` one latency scenario.
 //!
 //! Prints: sustained messages/s (closed loop, 64 connections) on 1 and 16 routes;
 //! latency at 500 and 2,000 messages/s offered (open loop); CPU time per message;
@@ -429,6 +431,10 @@ struct Scenario {
 
 impl Scenario {
     async fn start(relay: Relay, routes: u64, messages: u64) -> Self {
+        // Earlier scenarios wrote hundreds of MB: let the disk settle first, so that
+        // their write-back does not slow this one's fsyncs.
+        let synced = tokio::process::Command::new("sync").status().await;
+        assert!(synced.is_ok_and(|status| status.success()), "sync failed");
         let ledger = Ledger::new(routes, messages);
         let (sink_address, sink) = start_sink(ledger.clone()).await;
         let dir = tempfile::tempdir().unwrap();
@@ -969,20 +975,34 @@ async fn run(quick: bool) {
 }
 
 /// `--only daemon|floor ROUTES MESSAGES`: one throughput scenario and nothing else,
-/// to profile or to compare two builds run after run.
+/// to profile or to compare two builds run after run; `--only latency ROUTES RATE`:
+/// one open-loop latency scenario of 5 s.
 async fn only(args: &[String]) {
-    let [relay, routes, messages, ..] = args else {
-        panic!("usage: --only daemon|floor ROUTES MESSAGES");
+    let [relay, routes, count, ..] = args else {
+        panic!("usage: --only daemon|floor ROUTES MESSAGES, or --only latency ROUTES RATE");
     };
+    let (routes, count) = (routes.parse().unwrap(), count.parse().unwrap());
+    if relay == "latency" {
+        let l = latency(routes, count, 500, count * 5).await;
+        println!(
+            "latency {routes} routes at {count}/s: relay p50 {} p99 {} max {}; ack p50 {} p99 {}; lag p99 {}",
+            ms(l.relay_p50),
+            ms(l.relay_p99),
+            ms(l.relay_max),
+            ms(l.ack_p50),
+            ms(l.ack_p99),
+            ms(l.lag_p99)
+        );
+        return;
+    }
     let relay = if relay == Relay::Floor.arg() {
         Relay::Floor
     } else {
         Relay::Daemon
     };
-    let (routes, messages) = (routes.parse().unwrap(), messages.parse().unwrap());
-    let t = throughput(relay, routes, 2_000, messages).await;
+    let t = throughput(relay, routes, 2_000, count).await;
     println!(
-        "{} {routes} routes {messages}: delivered {:.0}/s, acknowledged {:.0}/s, relay CPU {:.1} us/msg ({}), gen+sink {:.1} us/msg, peak RSS {:.1} MB",
+        "{} {routes} routes {count}: delivered {:.0}/s, acknowledged {:.0}/s, relay CPU {:.1} us/msg ({}), gen+sink {:.1} us/msg, peak RSS {:.1} MB",
         relay.arg(),
         t.delivered_per_s,
         t.accepted_per_s,
@@ -999,8 +1019,11 @@ fn main() {
         return daemon_child(&args[at + 1..]);
     }
     LazyLock::force(&EPOCH);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // The generator and the sink share one thread: the leaner they are, the more of
+    // the two cores goes to the daemon, as it would with Mattermost on another machine.
+    // (On a 2-worker runtime they cost ~6 us more per message and the daemon relayed
+    // ~15% less.)
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
