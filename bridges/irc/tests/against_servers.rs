@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use switchboard_irc::{IrcAdapter, IrcConfig};
 use switchboard_sdk::testing::{
-    ConformanceHarness, RunningAdapter, run_conformance, spawn_adapter, wait_connected,
+    ConformanceHarness, RunningAdapter, message_from_alice, run_conformance, spawn_adapter,
+    wait_connected,
 };
-use switchboard_sdk::{Adapter, MessageStyle, NetworkId, Outbound, OutboundKind, RichText, RoomId};
+use switchboard_sdk::{Adapter, MessageStyle, NetworkId, Outbound, OutboundKind, RoomId};
 use switchboard_testkit::{Inspircd, IrcPeer, Ngircd, NgircdOptions};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -89,21 +90,7 @@ fn start(adapter: &Arc<IrcAdapter>, rooms: &[&str]) -> RunningAdapter {
 }
 
 fn message(room: &str, text: &str) -> Outbound {
-    Outbound {
-        room: RoomId::new(room),
-        delivery_id: 1,
-        sender_name: "alice".into(),
-        sender_avatar: None,
-        sender_label: "<alice> ".into(),
-        origin: Default::default(),
-        kind: OutboundKind::Message {
-            style: MessageStyle::Normal,
-            content: RichText::plain(text),
-            reply_to: None,
-            thread: None,
-            attachments: Vec::new(),
-        },
-    }
+    message_from_alice(room, text)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

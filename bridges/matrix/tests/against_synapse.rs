@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use switchboard_matrix::{MatrixAdapter, MatrixConfig};
 use switchboard_sdk::testing::{
-    ConformanceHarness, run_conformance, spawn_adapter, wait_connected,
+    ConformanceHarness, message_from_alice, run_conformance, spawn_adapter, wait_connected,
 };
-use switchboard_sdk::{Adapter, MessageStyle, NetworkId, Outbound, OutboundKind, RichText, RoomId};
+use switchboard_sdk::{Adapter, NetworkId, Outbound, RoomId};
 use switchboard_testkit::synapse::{MatrixPeer, Synapse, SynapseOptions};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -98,20 +98,10 @@ async fn a_retried_delivery_is_the_same_event() {
     );
     wait_connected(&mut run.health, WAIT).await;
     let message = Outbound {
-        room: RoomId::new(alias),
         delivery_id: 42,
-        sender_name: "alice".into(),
-        sender_avatar: None,
-        sender_label: "<alice> ".into(),
-        origin: Default::default(),
-        kind: OutboundKind::Message {
-            style: MessageStyle::Normal,
-            content: RichText::plain("only once"),
-            reply_to: None,
-            thread: None,
-            attachments: Vec::new(),
-        },
+        ..message_from_alice(&alias, "only once")
     };
+
     let first = adapter.send(&message).await.expect("first send");
     let again = adapter.send(&message).await.expect("retried send");
     assert_eq!(

@@ -7,8 +7,8 @@ use matrix_sdk::config::SyncSettings;
 use matrix_sdk::ruma::events::room::message::RoomMessageEventContent;
 use std::time::Duration;
 use switchboard_matrix::{MatrixAdapter, MatrixConfig};
-use switchboard_sdk::testing::{spawn_adapter, wait_connected};
-use switchboard_sdk::{Adapter, MessageStyle, NetworkId, Outbound, OutboundKind, RichText, RoomId};
+use switchboard_sdk::testing::{message_from_alice, spawn_adapter, wait_connected};
+use switchboard_sdk::{Adapter, NetworkId, RoomId};
 use switchboard_testkit::synapse::{MatrixPeer, Synapse, SynapseOptions};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -90,21 +90,8 @@ async fn an_encrypted_room_is_joined_and_relayed_both_ways() {
     .expect("the encrypted message never reached the core decrypted");
     assert_eq!(event.sender.id, "@bob:localhost");
 
-    let reply = Outbound {
-        room: RoomId::new("#secret:localhost"),
-        delivery_id: 1,
-        sender_name: "alice".into(),
-        sender_avatar: None,
-        sender_label: "<alice> ".into(),
-        origin: Default::default(),
-        kind: OutboundKind::Message {
-            style: MessageStyle::Normal,
-            content: RichText::plain("reply from the bridge"),
-            reply_to: None,
-            thread: None,
-            attachments: Vec::new(),
-        },
-    };
+    let reply = message_from_alice("#secret:localhost", "reply from the bridge");
+
     adapter
         .send(&reply)
         .await

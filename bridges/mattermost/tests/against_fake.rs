@@ -8,11 +8,11 @@ use std::time::Duration;
 use switchboard_mattermost::MattermostAdapter;
 use switchboard_mattermost::config::{LoginConfig, MattermostConfig};
 use switchboard_sdk::testing::{
-    ConformanceHarness, run_conformance, spawn_adapter, wait_connected,
+    ConformanceHarness, message_from_alice, run_conformance, spawn_adapter, wait_connected,
 };
 use switchboard_sdk::{
-    Adapter, AdapterError, Attachment, EventKind, Inbound, MessageStyle, NativeMsgId, NetworkId,
-    Outbound, OutboundKind, RichText, RoomId, SendError,
+    Adapter, AdapterError, Attachment, EventKind, Inbound, NativeMsgId, NetworkId, Outbound,
+    OutboundKind, RichText, RoomId, SendError,
 };
 use switchboard_testkit::mattermost::FakeMattermost;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -60,21 +60,7 @@ fn config(url: &str, token: &str) -> MattermostConfig {
 }
 
 fn message(text: &str) -> Outbound {
-    Outbound {
-        room: RoomId::new("town-square"),
-        delivery_id: 1,
-        sender_name: "alice".into(),
-        sender_avatar: None,
-        sender_label: "<alice> ".into(),
-        origin: Default::default(),
-        kind: OutboundKind::Message {
-            style: MessageStyle::Normal,
-            content: RichText::plain(text),
-            reply_to: None,
-            thread: None,
-            attachments: Vec::new(),
-        },
-    }
+    message_from_alice("town-square", text)
 }
 
 struct Harness {
@@ -190,21 +176,16 @@ async fn password_login_works_and_a_bad_token_is_an_auth_failure() {
     assert!(matches!(result, Err(AdapterError::Auth(_))), "{result:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn api_errors_are_retried_or_dead_lettered_as_they_deserve() {
-    let server = server().await;
-    let adapter = MattermostAdapter::new(config(&server.mm.url(), &server.bot_token)).unwrap();
-    let (_inbound, _cancel) = running(&adapter).await;
-    for (status, transient) in [
-        (500, true),
-        (503, true),
-        (429, true),
-        (401, true),
-        (400, false),
-        (403, false),
-        (404, false),
-        (413, false),
-    ] {
+/// Makes the server fail every request with each status in turn and checks that the
+/// adapter's send fails retryably or not as given, naming the status. Returns the
+/// error texts.
+async fn failures_are_classed(
+    server: &Server,
+    adapter: &dyn Adapter,
+    statuses: &[(u16, bool)],
+) -> Vec<String> {
+    let mut errors = Vec::new();
+    for &(status, transient) in statuses {
         server.mm.fail_rest(Some(status));
         let error = adapter
             .send(&message("x"))
@@ -212,10 +193,14 @@ async fn api_errors_are_retried_or_dead_lettered_as_they_deserve() {
             .expect_err("the server fails");
         assert_eq!(error.is_retryable(), transient, "HTTP {status}: {error}");
         assert!(error.to_string().contains(&status.to_string()), "{error}");
+        errors.push(error.to_string());
     }
     server.mm.fail_rest(None);
+    errors
+}
 
-    // A real rate limit: the adapter's sends are refused with 429 and retryable.
+/// Sends quickly under a rate limit of one request per second until one is refused.
+async fn rate_limited(server: &Server, adapter: &dyn Adapter) -> SendError {
     server.mm.rate_limit(Some(1));
     let mut limited = None;
     for _ in 0..5 {
@@ -225,7 +210,29 @@ async fn api_errors_are_retried_or_dead_lettered_as_they_deserve() {
         }
     }
     server.mm.rate_limit(None);
-    let limited = limited.expect("the rate limit was never hit");
+    limited.expect("the rate limit was never hit")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_errors_are_retried_or_dead_lettered_as_they_deserve() {
+    let server = server().await;
+    let adapter = MattermostAdapter::new(config(&server.mm.url(), &server.bot_token)).unwrap();
+    let (_inbound, _cancel) = running(&adapter).await;
+    let statuses = [
+        (500, true),
+        (503, true),
+        (429, true),
+        (401, true),
+        (400, false),
+        (403, false),
+        (404, false),
+        (413, false),
+    ];
+    for error in failures_are_classed(&server, &*adapter, &statuses).await {
+        assert!(!error.contains(&server.bot_token), "token in {error}");
+    }
+    // A real rate limit: the adapter's sends are refused with 429 and retryable.
+    let limited = rate_limited(&server, &*adapter).await;
     // The server's Retry-After is kept, so the core waits at least that long.
     assert!(
         matches!(&limited, SendError::RateLimited { retry_after, reason } if !retry_after.is_zero() && reason.contains("429")),
@@ -467,6 +474,19 @@ async fn a_gap_in_the_websocket_seq_is_filled_from_the_rest_api_in_order() {
     );
 }
 
+/// Webhook mode, posting to `incoming_url`.
+fn webhook_config(url: &str, incoming_url: &str) -> MattermostConfig {
+    MattermostConfig {
+        token: None,
+        webhooks: Some(switchboard_mattermost::config::WebhookConfig {
+            incoming_url: incoming_url.to_owned(),
+            outgoing_token: "outgoing-secret".into(),
+            username: "switchboard".into(),
+        }),
+        ..config(url, "unused")
+    }
+}
+
 /// Webhook mode sends through the incoming webhook: the post lands in the channel
 /// under the remote sender's name, and every failure is classed like a REST one,
 /// without the webhook's URL (its path is the secret) in the error.
@@ -475,14 +495,7 @@ async fn incoming_webhook_posts_and_classes_its_errors() {
     let server = server().await;
     let incoming = server.mm.add_incoming_webhook(&server.town);
     let hook_id = incoming.rsplit('/').next().unwrap().to_owned();
-    let mut webhook_config = config(&server.mm.url(), "unused");
-    webhook_config.token = None;
-    webhook_config.webhooks = Some(switchboard_mattermost::config::WebhookConfig {
-        incoming_url: incoming.clone(),
-        outgoing_token: "outgoing-secret".into(),
-        username: "switchboard".into(),
-    });
-    let adapter = MattermostAdapter::new(webhook_config).unwrap();
+    let adapter = MattermostAdapter::new(webhook_config(&server.mm.url(), &incoming)).unwrap();
 
     let receipt = adapter.send(&message("through the hook")).await.unwrap();
     assert!(
@@ -497,42 +510,19 @@ async fn incoming_webhook_posts_and_classes_its_errors() {
         .expect("the post is in the channel");
     assert_eq!(posted.prop("override_username"), Some("alice"));
 
-    for (status, transient) in [(500, true), (503, true), (400, false), (404, false)] {
-        server.mm.fail_rest(Some(status));
-        let error = adapter
-            .send(&message("x"))
-            .await
-            .expect_err("the server fails");
-        assert_eq!(error.is_retryable(), transient, "HTTP {status}: {error}");
-        assert!(error.to_string().contains(&status.to_string()), "{error}");
-        assert!(!error.to_string().contains(&hook_id), "secret in {error}");
+    let statuses = [(500, true), (503, true), (400, false), (404, false)];
+    for error in failures_are_classed(&server, &*adapter, &statuses).await {
+        assert!(!error.contains(&hook_id), "secret in {error}");
     }
-    server.mm.fail_rest(None);
-
-    server.mm.rate_limit(Some(1));
-    let mut limited = None;
-    for _ in 0..5 {
-        if let Err(error) = adapter.send(&message("fast")).await {
-            limited = Some(error);
-            break;
-        }
-    }
-    server.mm.rate_limit(None);
-    let limited = limited.expect("the rate limit was never hit");
+    let limited = rate_limited(&server, &*adapter).await;
     assert!(
         matches!(&limited, SendError::RateLimited { retry_after, .. } if !retry_after.is_zero()),
         "{limited}"
     );
 
     // An unreachable webhook is a transient failure that does not name the URL.
-    let mut unreachable = config(&server.mm.url(), "unused");
-    unreachable.token = None;
-    unreachable.webhooks = Some(switchboard_mattermost::config::WebhookConfig {
-        incoming_url: format!("http://127.0.0.1:1/hooks/{hook_id}"),
-        outgoing_token: "outgoing-secret".into(),
-        username: "switchboard".into(),
-    });
-    let adapter = MattermostAdapter::new(unreachable).unwrap();
+    let unreachable = format!("http://127.0.0.1:1/hooks/{hook_id}");
+    let adapter = MattermostAdapter::new(webhook_config(&server.mm.url(), &unreachable)).unwrap();
     let error = adapter
         .send(&message("x"))
         .await

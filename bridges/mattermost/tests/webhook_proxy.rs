@@ -6,7 +6,8 @@
 use std::time::Duration;
 use switchboard_mattermost::MattermostAdapter;
 use switchboard_mattermost::config::{MattermostConfig, WebhookConfig};
-use switchboard_sdk::{Adapter, MessageStyle, Outbound, OutboundKind, RichText, RoomId};
+use switchboard_sdk::Adapter;
+use switchboard_sdk::testing::message_from_alice;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -52,21 +53,8 @@ async fn posts_go_through_the_proxy_the_environment_names() {
         max_upload_bytes: 1024,
     };
     let adapter = MattermostAdapter::new(config).unwrap();
-    let message = Outbound {
-        room: RoomId::new("town-square"),
-        delivery_id: 1,
-        sender_name: "alice".into(),
-        sender_avatar: None,
-        sender_label: "<alice> ".into(),
-        origin: Default::default(),
-        kind: OutboundKind::Message {
-            style: MessageStyle::Normal,
-            content: RichText::plain("via the proxy"),
-            reply_to: None,
-            thread: None,
-            attachments: Vec::new(),
-        },
-    };
+    let message = message_from_alice("town-square", "via the proxy");
+
     let sent = tokio::time::timeout(Duration::from_secs(20), adapter.send(&message))
         .await
         .expect("the send finished");

@@ -21,6 +21,26 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
+/// A plain message from `alice` (label `<alice> `, delivery 1) to `room`: the delivery
+/// most adapter tests send.
+pub fn message_from_alice(room: &str, text: &str) -> Outbound {
+    Outbound {
+        room: RoomId::new(room),
+        delivery_id: 1,
+        sender_name: "alice".into(),
+        sender_avatar: None,
+        sender_label: "<alice> ".into(),
+        origin: Default::default(),
+        kind: OutboundKind::Message {
+            style: crate::event::MessageStyle::Normal,
+            content: RichText::plain(text),
+            reply_to: None,
+            thread: None,
+            attachments: Vec::new(),
+        },
+    }
+}
+
 /// A scriptable in-memory network.
 pub struct FakeAdapter {
     protocol: &'static str,
