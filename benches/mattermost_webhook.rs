@@ -7,12 +7,13 @@
 //!
 //! Topology: two webhook-mode networks, `mm-a` and `mm-b`, whose incoming-webhook URLs
 //! both point at the sink (HTTP/1.1 by hand, like the generator, so that the cores
-//! go to the daemon); route i links `mm-a: chan-i` with
-//! `mm-b: chan-i`. The generator POSTs form-encoded outgoing-webhook calls (unique
-//! `post_id`, sequence number in `text`) to `/webhooks/mm-a` over keep-alive HTTP/1.1
-//! connections written by hand. The daemon answers each only after the event is
-//! durably committed (SQLite WAL, synchronous=FULL, group commit; a fresh state dir
-//! on disk per scenario), then relays it through `mm-b`'s incoming webhook to the sink.
+//! go to the daemon); route i links `mm-a: chan-i` with `mm-b: chan-i`. The
+//! generator POSTs form-encoded outgoing-webhook calls (a unique `post_id` as
+//! random-looking as Mattermost's, sequence number in `text`) to `/webhooks/mm-a`
+//! over keep-alive HTTP/1.1 connections written by hand. The daemon answers each
+//! only after the event is durably committed (SQLite WAL, synchronous=FULL, group
+//! commit; a fresh state dir on disk per scenario), then relays it through `mm-b`'s
+//! incoming webhook to the sink.
 //!
 //! The daemon runs in a child process (this binary, re-run with `--daemon-child`),
 //! started through the library API on the runtime `switchboard run` uses
@@ -66,7 +67,7 @@ const TOKEN: &str = "bench-outgoing-token";
 const DAEMON_LIMIT: Duration = Duration::from_secs(120);
 /// Keep-alive connections of the load generator.
 const CONNECTIONS: usize = 64;
-/// `/proc` reports CPU time in clock ticks; USER_HZ is 100 on Linux.
+/// A ledger slot with no timestamp yet.
 const NOT_YET: u64 = u64::MAX;
 
 /// Every timestamp in nanoseconds since this instant.
@@ -281,6 +282,23 @@ fn unix_ms() -> u128 {
         .as_millis()
 }
 
+/// A post id shaped like Mattermost's (26 characters of its base32 alphabet, random
+/// to the eye) and unique per `seq`: 13 characters of a hash of `seq`, then `seq`
+/// itself. Real post ids are random, so each lands on its own leaf of the store's
+/// native-id index; sequential ids would share leaves and flatter the store.
+fn mattermost_post_id(seq: u64) -> String {
+    const ALPHABET: &[u8; 32] = b"ybndrfg8ejkmcpqxot1uwisza345h769";
+    // splitmix64's finaliser: a bijection on u64 that scatters consecutive inputs.
+    let mut hash = seq.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    hash = (hash ^ (hash >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    hash = (hash ^ (hash >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    hash ^= hash >> 31;
+    let digit = |value: u64, index: u32| ALPHABET[((value >> (5 * index)) & 31) as usize] as char;
+    let scattered = (0..13).rev().map(|index| digit(hash, index));
+    let unique = (0..13).rev().map(|index| digit(seq, index));
+    scattered.chain(unique).collect()
+}
+
 /// What Mattermost's outgoing webhook POSTs for post `seq` (its default, form-encoded).
 fn outgoing_webhook(host: SocketAddr, seq: u64, routes: u64) -> Vec<u8> {
     let channel = seq % routes;
@@ -288,9 +306,10 @@ fn outgoing_webhook(host: SocketAddr, seq: u64, routes: u64) -> Vec<u8> {
     let body = format!(
         "token={TOKEN}&team_id=benchteam0000000000000000&team_domain=bench\
          &channel_id=c{channel:025}&channel_name=chan-{channel}&timestamp={ms}\
-         &user_id=u{user:025}&user_name=user{user}&post_id=p{seq:025}\
+         &user_id=u{user:025}&user_name=user{user}&post_id={post_id}\
          &text=seq+{seq}+the+quick+brown+fox+jumps+over+the+lazy+dog&trigger_word=&file_ids=",
-        ms = unix_ms()
+        ms = unix_ms(),
+        post_id = mattermost_post_id(seq),
     );
     format!(
         "POST /webhooks/mm-a HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
