@@ -14,10 +14,44 @@ pub mod synapse;
 pub use peer::{IrcPeer, Received};
 pub use servers::{Inspircd, Ngircd, NgircdOptions};
 
-/// A TCP port free on 127.0.0.1 right now.
+/// A TCP port free on 127.0.0.1 right now, and never handed out before in this
+/// process: the kernel may give a just-released port to the next `bind(0)`, so two
+/// servers started at once (tests run in parallel threads) could otherwise get the same
+/// port, and the one that loses the race would go unnoticed behind the other.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("no free loopback port")
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    // Holding every candidate until one is new keeps the kernel from offering it again.
+    let mut held = Vec::new();
+    loop {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("no free loopback port");
+        let port = listener.local_addr().expect("a bound port").port();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+        held.push(listener);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn free_ports_are_never_handed_out_twice() {
+        let ports: Vec<u16> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| (0..50).map(|_| super::free_port()).collect::<Vec<_>>()))
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|worker| worker.join().unwrap())
+                .collect()
+        });
+        let mut unique = ports.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), ports.len(), "a port was handed out twice");
+    }
 }
