@@ -19,7 +19,8 @@ pub use servers::{Inspircd, Ngircd, NgircdOptions};
 /// servers started at once (tests run in parallel threads) could otherwise get the same
 /// port, and the one that loses the race would go unnoticed behind the other.
 pub fn free_port() -> u16 {
-    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
     let mut handed_out = HANDED_OUT
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -28,8 +29,7 @@ pub fn free_port() -> u16 {
     loop {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("no free loopback port");
         let port = listener.local_addr().expect("a bound port").port();
-        if !handed_out.contains(&port) {
-            handed_out.push(port);
+        if handed_out.insert(port) {
             return port;
         }
         held.push(listener);
