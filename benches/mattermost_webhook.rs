@@ -57,6 +57,7 @@ use switchboard::{Daemon, DaemonOptions};
 use switchboard_mattermost::config::WebhookConfig;
 use switchboard_mattermost::{MattermostAdapter, MattermostConfig};
 use switchboard_sdk::{Adapter, NetworkId};
+use switchboard_testkit::mattermost::ID_ALPHABET;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
@@ -287,13 +288,13 @@ fn unix_ms() -> u128 {
 /// itself. Real post ids are random, so each lands on its own leaf of the store's
 /// native-id index; sequential ids would share leaves and flatter the store.
 fn mattermost_post_id(seq: u64) -> String {
-    const ALPHABET: &[u8; 32] = b"ybndrfg8ejkmcpqxot1uwisza345h769";
     // splitmix64's finaliser: a bijection on u64 that scatters consecutive inputs.
     let mut hash = seq.wrapping_add(0x9E37_79B9_7F4A_7C15);
     hash = (hash ^ (hash >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     hash = (hash ^ (hash >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     hash ^= hash >> 31;
-    let digit = |value: u64, index: u32| ALPHABET[((value >> (5 * index)) & 31) as usize] as char;
+    let digit =
+        |value: u64, index: u32| ID_ALPHABET[((value >> (5 * index)) & 31) as usize] as char;
     let scattered = (0..13).rev().map(|index| digit(hash, index));
     let unique = (0..13).rev().map(|index| digit(seq, index));
     scattered.chain(unique).collect()

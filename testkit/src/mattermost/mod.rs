@@ -633,7 +633,8 @@ pub(crate) struct AppError {
     message: String,
 }
 
-const ID_ALPHABET: &[u8; 32] = b"ybndrfg8ejkmcpqxot1uwisza345h769";
+/// The 32 characters Mattermost's ids are written in (its base32 alphabet).
+pub const ID_ALPHABET: &[u8; 32] = b"ybndrfg8ejkmcpqxot1uwisza345h769";
 
 /// A 26-character id in the server's alphabet.
 fn new_id() -> String {
