@@ -1,6 +1,10 @@
 //! The single writer thread: applies queued commands in batches, one transaction per
 //! batch (group commit), and only then answers the callers and wakes delivery.
 //!
+//! The answering runs on the callers' runtime when there is one (the announcer task):
+//! a task woken from a foreign thread costs that runtime a syscall each, so the
+//! writer wakes the announcer once per batch and the announcer wakes the callers.
+//!
 //! A batch runs without savepoints; only if one of its commands fails is it rolled
 //! back and run again with a savepoint per command, so that the failure costs that
 //! command alone.
@@ -55,14 +59,58 @@ pub fn spawn(
     listener: Arc<dyn CommitListener>,
 ) -> Result<WriterHandle, StoreError> {
     let (tx, rx) = mpsc::channel();
+    let announce = match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            let (to_announcer, batches) = tokio::sync::mpsc::unbounded_channel();
+            runtime.spawn(announcer(batches, listener.clone()));
+            Announce::Runtime(to_announcer)
+        }
+        // Outside a runtime (e.g. the `matrix-registration` command), in place.
+        Err(_) => Announce::InPlace,
+    };
     std::thread::Builder::new()
         .name("store-writer".into())
-        .spawn(move || run(conn, rx, listener))
+        .spawn(move || run(conn, rx, announce, listener))
         .map_err(|source| StoreError::StateDir {
             path: "store-writer thread".into(),
             source,
         })?;
     Ok(WriterHandle(tx))
+}
+
+/// Where committed batches are announced (to delivery and the callers).
+enum Announce {
+    /// To the announcer task on the callers' runtime.
+    Runtime(tokio::sync::mpsc::UnboundedSender<Committed>),
+    /// On the writer thread.
+    InPlace,
+}
+
+/// Announces batches in commit order, on the runtime of the callers it wakes.
+async fn announcer(
+    mut batches: tokio::sync::mpsc::UnboundedReceiver<Committed>,
+    listener: Arc<dyn CommitListener>,
+) {
+    while let Some(committed) = batches.recv().await {
+        committed.announce(&*listener);
+    }
+}
+
+/// A batch after its transaction: what to tell delivery and each caller.
+struct Committed {
+    batch: Vec<Command>,
+    outcome: rusqlite::Result<Vec<Applied>>,
+    new_rows: Vec<(RoomKey, PendingRow)>,
+}
+
+impl Committed {
+    /// Hands the new rows to delivery, then answers every caller.
+    fn announce(self, listener: &dyn CommitListener) {
+        if self.outcome.is_ok() && !self.new_rows.is_empty() {
+            listener.rows_committed(self.new_rows);
+        }
+        answer(self.batch, self.outcome);
+    }
 }
 
 /// What one command did, told to its caller once the batch is committed.
@@ -84,7 +132,12 @@ enum Isolation {
 /// A command failed in a batch run without isolation; nothing was committed.
 struct CommandFailed;
 
-fn run(mut conn: Connection, rx: mpsc::Receiver<Command>, listener: Arc<dyn CommitListener>) {
+fn run(
+    mut conn: Connection,
+    rx: mpsc::Receiver<Command>,
+    announce: Announce,
+    listener: Arc<dyn CommitListener>,
+) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -93,14 +146,23 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Command>, listener: Arc<dyn Comm
                 Err(_) => break,
             }
         }
-        process(&mut conn, batch, &*listener);
+        let committed = process(&mut conn, batch);
+        match &announce {
+            Announce::Runtime(announcer) => {
+                // The runtime is gone only at shutdown; its callers are gone with it.
+                if let Err(unsent) = announcer.send(committed) {
+                    unsent.0.announce(&*listener);
+                }
+            }
+            Announce::InPlace => committed.announce(&*listener),
+        }
     }
 }
 
-/// Commits one batch, hands its new rows to delivery, and answers its callers.
-fn process(conn: &mut Connection, batch: Vec<Command>, listener: &dyn CommitListener) {
+/// Commits one batch; what it committed is announced by the caller.
+fn process(conn: &mut Connection, batch: Vec<Command>) -> Committed {
     let mut new_rows: Vec<(RoomKey, PendingRow)> = Vec::new();
-    let committed = match apply_batch(conn, &batch, Isolation::None, &mut new_rows) {
+    let outcome = match apply_batch(conn, &batch, Isolation::None, &mut new_rows) {
         Ok(result) => result,
         Err(CommandFailed) => {
             new_rows.clear();
@@ -110,14 +172,14 @@ fn process(conn: &mut Connection, batch: Vec<Command>, listener: &dyn CommitList
             }
         }
     };
-    match &committed {
-        Ok(_) if !new_rows.is_empty() => listener.rows_committed(new_rows),
-        Ok(_) => {}
-        Err(error) => {
-            tracing::error!(%error, "store: batch commit failed; its events were not accepted");
-        }
+    if let Err(error) = &outcome {
+        tracing::error!(%error, "store: batch commit failed; its events were not accepted");
     }
-    answer(batch, committed);
+    Committed {
+        batch,
+        outcome,
+        new_rows,
+    }
 }
 
 /// Tells every caller of the batch what became of its command.
@@ -468,7 +530,7 @@ mod tests {
         let (second, second_reply) = accept("m2");
         let (again, again_reply) = accept("m1");
         let listener = Rows::default();
-        process(&mut conn, vec![first, save, second, again], &listener);
+        process(&mut conn, vec![first, save, second, again]).announce(&listener);
         let outcome = |rx: oneshot::Receiver<Result<AcceptOutcome, StoreError>>| {
             rx.blocking_recv().unwrap().unwrap()
         };
