@@ -7,10 +7,21 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("migrations/0002_adapter_state.sql")),
 ];
 
+/// WAL pages written before the writer copies them back into the database (SQLite's
+/// default is 1,000). A checkpoint writes each page back once however often it changed
+/// since the last one, and most commits change the same pages again (the outbox, its
+/// index, the newest messages) or a leaf of the native-id index that an earlier commit
+/// changed too. With 4,000 pages, fewer checkpoints write back fewer pages per message:
+/// in the webhook benchmark (16 routes, realistic ids) 8,319 -> 9,235 messages/s
+/// (median of 5 alternations), with the p99 at 500/s no worse. The WAL file grows to
+/// ~16 MB and is normally reused from its start after each checkpoint.
+const WAL_AUTOCHECKPOINT_PAGES: i64 = 4_000;
+
 /// WAL with full fsync on commit: a committed event survives a crash or power loss.
 pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     Ok(())
