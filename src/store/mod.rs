@@ -9,6 +9,7 @@
 
 mod read;
 mod schema;
+mod wal_vfs;
 mod writer;
 
 use crate::router::Destination;
@@ -99,8 +100,7 @@ impl Store {
             source,
         })?;
         let path = state_dir.join(DATABASE_FILE);
-        let mut conn = Connection::open(&path)?;
-        schema::configure(&conn)?;
+        let mut conn = open_writer(&path)?;
         schema::migrate(&mut conn)?;
         let writer = writer::spawn(conn, listener)?;
         let readers = Arc::new(read::ReadPool::new(path));
@@ -222,6 +222,24 @@ impl Store {
         self.writer.send(writer::Command::Flush { reply })?;
         rx.await.map_err(|_| StoreError::Closed)
     }
+}
+
+/// The writer's connection, configured, through the WAL-gathering VFS (which needs
+/// the `synchronous = FULL` that `schema::configure` sets; see `wal_vfs`).
+fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    let conn = match wal_vfs::register() {
+        Ok(()) => Connection::open_with_flags_and_vfs(
+            path,
+            rusqlite::OpenFlags::default(),
+            wal_vfs::NAME,
+        )?,
+        Err(error) => {
+            tracing::warn!(%error, "store: writing the WAL without gathering its frames");
+            Connection::open(path)?
+        }
+    };
+    schema::configure(&conn)?;
+    Ok(conn)
 }
 
 /// One network's view of `adapter_state`.
