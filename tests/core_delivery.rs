@@ -478,7 +478,7 @@ async fn a_backlog_larger_than_memory_is_read_back_in_order_exactly_once() {
     )
     .await;
     f[1].set_down(true);
-    // More than the in-memory inbox (128) and many disk reads (32 each).
+    // More than the in-memory inbox (512) and many disk reads (32 each).
     let total = 1300;
     let submitter = {
         let a = f[0].clone();
