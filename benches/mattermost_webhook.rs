@@ -32,8 +32,9 @@
 //! `-- --only latency ROUTES RATE` one latency scenario.
 //!
 //! Prints: sustained messages/s (closed loop, 64 connections) on 1 and 16 routes;
-//! latency at 500 and 2,000 messages/s offered (open loop); CPU time per message;
-//! peak RSS; then a markdown summary with the targets beside the figures. A
+//! latency at 500 and 2,000 messages/s offered (open loop), with what the disk did
+//! meanwhile (a `DiskProbe`: a durable commit waits for the disk, whose stalls decide
+//! the p99); CPU time per message; peak RSS; then a markdown summary with the targets beside the figures. A
 //! benchmark, not a test: no timing is asserted, but every message must reach the
 //! sink exactly once, on its channel, and be in the database afterwards, or it panics.
 
@@ -41,8 +42,8 @@ mod common;
 mod webhook_floor;
 
 use common::{
-    DaemonChild, TICKS_PER_SECOND, cpu_ticks, filesystem_of, load_average, machine, mb, median,
-    print_machine, status_kb, thread_ticks, today,
+    DaemonChild, DiskProbe, DiskStalls, TICKS_PER_SECOND, cpu_ticks, filesystem_of, load_average,
+    machine, mb, median, print_machine, status_kb, thread_ticks, today,
 };
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -785,6 +786,8 @@ struct Latency {
     extra_connections: u64,
     daemon_cpu_us: f64,
     daemon_peak_kb: u64,
+    /// What the disk did meanwhile (syncs of a file beside the daemon's state).
+    disk: DiskStalls,
 }
 
 /// Open loop at `rate` messages/s for `messages`, after a closed-loop warm-up.
@@ -794,8 +797,10 @@ async fn latency(routes: u64, rate: u64, warmup: u64, messages: u64) -> Latency 
     s.closed_loop(0..warmup).await;
     s.wait_delivered(warmup, Duration::from_secs(120)).await;
     let cpu_before = s.cpu();
+    let disk = DiskProbe::start(s.dir.path());
     s.open_loop(warmup..total, rate).await;
     s.wait_delivered(total, Duration::from_secs(300)).await;
+    let disk = disk.finish();
     let (daemon_cpu_us, _) = cpu_per_message(&cpu_before, &s.cpu(), messages);
     let ledger = &s.ledger;
     let relay = ledger.spans(warmup..total, &ledger.sent, &ledger.arrived);
@@ -812,6 +817,7 @@ async fn latency(routes: u64, rate: u64, warmup: u64, messages: u64) -> Latency 
         extra_connections: ledger.extra_connections.load(Ordering::Relaxed),
         daemon_cpu_us,
         daemon_peak_kb: 0,
+        disk,
     };
     let daemon_peak_kb = s.finish().await;
     Latency {
@@ -888,10 +894,10 @@ async fn run(quick: bool) {
     let warmup = if quick { 100 } else { 500 };
     let mut latencies = Vec::new();
     println!(
-        "\nlatency: open loop for {seconds}s after {warmup} warm-up messages; relay = webhook request sent until the sink got the post; ack = until the 200; lag = how late the generator sent"
+        "\nlatency: open loop for {seconds}s after {warmup} warm-up messages; relay = webhook request sent until the sink got the post; ack = until the 200; lag = how late the generator sent; disk sync = the longest fdatasync of a 4 KiB probe file beside the state, every 20 ms meanwhile, and how many took over 10 ms"
     );
     println!(
-        "{:>7} {:>7} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>7} {:>15} {:>17}",
+        "{:>7} {:>7} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>7} {:>15} {:>17} {:>17}",
         "rate/s",
         "routes",
         "relay p50",
@@ -903,13 +909,14 @@ async fn run(quick: bool) {
         "lag max",
         "+conns",
         "daemon CPU/msg",
-        "daemon peak RSS"
+        "daemon peak RSS",
+        "disk sync max/>10ms"
     );
     for rate in [500u64, 2_000] {
         for routes in [1u64, 16] {
             let l = latency(routes, rate, warmup, rate * seconds).await;
             println!(
-                "{rate:>7} {routes:>7} {:>10.2?} {:>10.2?} {:>10.2?} {:>10.2?} {:>10.2?} {:>10.2?} {:>10.2?} {:>7} {:>12.1} us {:>14.1} MB",
+                "{rate:>7} {routes:>7} {:>10.2?} {:>10.2?} {:>10.2?} {:>10.2?} {:>10.2?} {:>10.2?} {:>10.2?} {:>7} {:>12.1} us {:>14.1} MB {:>12.2?} / {}",
                 l.relay_p50,
                 l.relay_p99,
                 l.relay_max,
@@ -919,7 +926,9 @@ async fn run(quick: bool) {
                 l.lag_max,
                 l.extra_connections,
                 l.daemon_cpu_us,
-                mb(l.daemon_peak_kb)
+                mb(l.daemon_peak_kb),
+                l.disk.longest,
+                l.disk.over_10ms
             );
             latencies.push(l);
         }
@@ -974,6 +983,11 @@ async fn run(quick: bool) {
             ms(l.ack_p50),
             ms(l.ack_p99),
         );
+        println!(
+            "| meanwhile, the disk: longest sync of a 4 KiB probe / syncs over 10 ms | {} / {} | - |",
+            ms(l.disk.longest),
+            l.disk.over_10ms
+        );
     }
     for (routes, (t, floor)) in [1, 16].into_iter().zip(throughputs.iter().zip(&floors)) {
         println!(
@@ -1005,13 +1019,15 @@ async fn only(args: &[String]) {
     if relay == "latency" {
         let l = latency(routes, count, 500, count * 5).await;
         println!(
-            "latency {routes} routes at {count}/s: relay p50 {} p99 {} max {}; ack p50 {} p99 {}; lag p99 {}",
+            "latency {routes} routes at {count}/s: relay p50 {} p99 {} max {}; ack p50 {} p99 {}; lag p99 {}; disk sync max {}, {} over 10 ms",
             ms(l.relay_p50),
             ms(l.relay_p99),
             ms(l.relay_max),
             ms(l.ack_p50),
             ms(l.ack_p99),
-            ms(l.lag_p99)
+            ms(l.lag_p99),
+            ms(l.disk.longest),
+            l.disk.over_10ms
         );
         return;
     }
