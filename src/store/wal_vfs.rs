@@ -211,9 +211,9 @@ fn pass<T>(
 }
 
 unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
-    let written = after_write_out(file, |_, _| ffi::SQLITE_OK);
     // SAFETY: SQLite closes a file once and never uses it after.
     let wal = unsafe { wal(file) };
+    let written = write_out(wal);
     let closed = match real_methods(wal).xClose {
         Some(close) => unsafe { close(wal.real) },
         None => ffi::SQLITE_OK,
