@@ -184,7 +184,9 @@ impl Client {
         self.get(&format!("/teams/name/{name}")).await
     }
 
-    /// A channel by name in `team_id`'s team, or by id when no such name exists.
+    /// A channel by name in `team_name`'s team, or by id when no such name exists and
+    /// the text is shaped like an id (asking for anything else by id only earns a
+    /// "missing channel_id" 400 that hides the real problem).
     pub async fn channel(&self, team_name: &str, name_or_id: &str) -> Result<Channel, ApiError> {
         match self
             .get(&format!(
@@ -192,7 +194,7 @@ impl Client {
             ))
             .await
         {
-            Err(error) if error.status() == Some(404) => {
+            Err(error) if error.status() == Some(404) && looks_like_id(name_or_id) => {
                 self.get(&format!("/channels/{name_or_id}")).await
             }
             other => other,
@@ -231,8 +233,26 @@ impl Client {
             .map(drop)
     }
 
-    /// Posts of a channel created, edited or deleted after `since_ms`, oldest first.
-    pub async fn posts_since(
+    /// One page of a channel's live posts, newest first: the newest `per_page`, or
+    /// those just older than the post `before`.
+    pub async fn posts_page(
+        &self,
+        channel_id: &str,
+        before: Option<&str>,
+        per_page: usize,
+    ) -> Result<PostList, ApiError> {
+        let mut path = format!("/channels/{channel_id}/posts?page=0&per_page={per_page}");
+        if let Some(before) = before {
+            path.push_str(&format!("&before={before}"));
+        }
+        self.get(&path).await
+    }
+
+    /// Posts of a channel created, edited or deleted after `since_ms` (deleted ones
+    /// with their text blanked), plus the roots of changed replies. The server
+    /// answers at most `SINCE_LIMIT` of them, chosen before it orders them: a full
+    /// answer may leave out any of the changes.
+    pub async fn posts_changed_since(
         &self,
         channel_id: &str,
         since_ms: i64,
@@ -240,9 +260,11 @@ impl Client {
         let list: PostList = self
             .get(&format!("/channels/{channel_id}/posts?since={since_ms}"))
             .await?;
-        let mut posts: Vec<Post> = list.posts.into_values().collect();
-        posts.sort_by(|a, b| (a.create_at, &a.id).cmp(&(b.create_at, &b.id)));
-        Ok(posts)
+        Ok(list.into_ordered())
+    }
+
+    pub async fn post_by_id(&self, post_id: &str) -> Result<Post, ApiError> {
+        self.get(&format!("/posts/{post_id}")).await
     }
 
     pub async fn file_info(&self, file_id: &str) -> Result<FileInfo, ApiError> {
@@ -283,6 +305,17 @@ impl Client {
             .next()
             .ok_or_else(|| ApiError::Decode("upload answered without a file".into()))
     }
+}
+
+/// At most this many posts answer a `since` query (the server's own limit).
+pub const SINCE_LIMIT: usize = 1000;
+
+/// Mattermost ids are 26 characters of lower-case letters and digits.
+pub fn looks_like_id(text: &str) -> bool {
+    text.len() == 26
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
 /// Turns a non-2xx answer into an `ApiError` with the server's own message.

@@ -28,20 +28,6 @@ impl Change {
             _ => None,
         }
     }
-
-    /// What catch-up saw of a post that changed after `since_ms`; `None` when only
-    /// its metadata changed (a reply in its thread also bumps `update_at`).
-    pub fn of_caught_up(post: &Post, since_ms: i64) -> Option<Self> {
-        if post.delete_at > 0 {
-            Some(Change::Deleted)
-        } else if post.create_at > since_ms {
-            Some(Change::Created)
-        } else if post.edit_at > since_ms {
-            Some(Change::Edited)
-        } else {
-            None
-        }
-    }
 }
 
 /// Translates posts for one connected session: knows the bridged channels, the
@@ -53,6 +39,8 @@ pub struct Translator {
     /// The bridge's own user id: its posts are never relayed back.
     pub own_user_id: String,
     pub client: Client,
+    /// channel id -> how logs name it ("Town Square (town-square)").
+    pub channel_names: HashMap<String, String>,
     users: Mutex<HashMap<String, Sender>>,
 }
 
@@ -68,8 +56,14 @@ impl Translator {
             rooms,
             own_user_id,
             client,
+            channel_names: HashMap::new(),
             users: Mutex::new(HashMap::new()),
         }
+    }
+
+    pub fn with_channel_names(mut self, names: HashMap<String, String>) -> Self {
+        self.channel_names = names;
+        self
     }
 
     /// The event for one change of `post`; `None` for channels that are not bridged
@@ -94,8 +88,8 @@ impl Translator {
         let content = match (&kind, change) {
             (_, Change::Deleted) => RichText::default(),
             (EventKind::Join | EventKind::Part { .. }, _) => RichText::default(),
-            (EventKind::Action, _) => format::parse(strip_emphasis(&post.message)),
-            _ => format::parse(&post.message),
+            (EventKind::Action, _) => format::parse(strip_emphasis(post.text())),
+            _ => format::parse(post.text()),
         };
         let root = (!post.root_id.is_empty()).then(|| NativeMsgId::new(post.root_id.clone()));
         let attachments = if change == Change::Created {
@@ -213,29 +207,6 @@ fn strip_emphasis(message: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn caught_up_posts_are_classified_by_time() {
-        let post = |create_at, edit_at, delete_at| Post {
-            create_at,
-            edit_at,
-            delete_at,
-            ..Post::default()
-        };
-        assert_eq!(
-            Change::of_caught_up(&post(10, 0, 0), 5),
-            Some(Change::Created)
-        );
-        assert_eq!(
-            Change::of_caught_up(&post(3, 7, 0), 5),
-            Some(Change::Edited)
-        );
-        assert_eq!(
-            Change::of_caught_up(&post(3, 0, 9), 5),
-            Some(Change::Deleted)
-        );
-        assert_eq!(Change::of_caught_up(&post(3, 0, 0), 5), None);
-    }
 
     #[test]
     fn me_posts_lose_their_emphasis() {

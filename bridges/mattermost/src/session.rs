@@ -5,18 +5,26 @@
 //! Catch-up runs before the buffered websocket events are read, so posts reach the
 //! core in order; the core's native-id dedup makes any overlap harmless, which is why
 //! the cursor may lag (it is saved every few seconds, not per post).
+//!
+//! Nothing a server sends is dropped unseen: an event whose post cannot be read is
+//! counted, logged (throttled) and fetched again over REST.
 
-use crate::api::{Post, WsMessage};
-use crate::client::{ApiError, Client};
+mod catch_up;
+mod throttle;
+
+use crate::api::{Post, Unreadable, WsMessage};
+use crate::client::{ApiError, Client, SINCE_LIMIT};
 use crate::inbound::{Change, Translator};
 use crate::outbound::Naming;
 use crate::{Live, MattermostAdapter};
+use catch_up::{Cursors, change_time};
 use futures::{SinkExt, StreamExt};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_sdk::event::now_ms;
 use switchboard_sdk::{AdapterContext, AdapterError, ConnectionState, RoomId, SubmitError};
+use throttle::Throttle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
@@ -44,12 +52,25 @@ pub async fn run(
     ctx.health.report(ConnectionState::Connected);
     tracing::info!(network = %ctx.network, channels = live.channels.len(), "Mattermost: connected");
 
-    let mut cursors = Cursors::load(ctx, &live, started_ms).await?;
+    let mut watch = Watch::new(ctx, &live);
+    let (mut cursors, rewound) = Cursors::load(ctx, live.channels.values(), started_ms).await?;
+    for (channel, saved) in rewound {
+        watch.future_timestamp(&channel, "(saved cursor)", saved);
+    }
     let max_age = Duration::from_secs(adapter.config.catch_up_max_age_secs);
-    catch_up(ctx, &live.translator, &mut cursors, max_age).await?;
+    catch_up(ctx, &live.translator, &mut cursors, &mut watch, max_age).await?;
     cursors.save(ctx).await;
 
-    let result = relay(ctx, &live, &mut socket, &mut cursors, max_age, cancel).await;
+    let result = relay(
+        ctx,
+        &live,
+        &mut socket,
+        &mut cursors,
+        &mut watch,
+        max_age,
+        cancel,
+    )
+    .await;
     cursors.save(ctx).await;
     if cancel.is_cancelled() {
         let _ = socket.close(None).await;
@@ -75,17 +96,29 @@ async fn connect_rest(
         }
     }
     .map_err(|error| connect_error("authentication", error))?;
-    let team = client
-        .team_by_name(&adapter.config.team)
-        .await
-        .map_err(|error| connect_error(&format!("team {:?}", adapter.config.team), error))?;
+    let team_name = &adapter.config.team;
+    let team = client.team_by_name(team_name).await.map_err(|error| {
+        not_found_or(
+            format!("team {team_name:?} not found (or the bot is not a member of it)"),
+            error,
+        )
+    })?;
     let mut channels = HashMap::new();
     let mut rooms = HashMap::new();
+    let mut names = HashMap::new();
     for room in &ctx.rooms {
         let channel = client
             .channel(&team.name, room.as_str())
             .await
-            .map_err(|error| connect_error(&format!("channel {room}"), error))?;
+            .map_err(|error| {
+                not_found_or(
+                    format!(
+                        "channel {room} not found in team {team_name} (or the bot is not a member)"
+                    ),
+                    error,
+                )
+            })?;
+        names.insert(channel.id.clone(), describe_channel(&channel));
         if let Err(error) = client.join_channel(&channel.id, &me.id).await {
             tracing::warn!(network = %ctx.network, %room, %error, "Mattermost: cannot join the channel; relying on existing membership");
         }
@@ -97,7 +130,8 @@ async fn connect_rest(
     } else {
         Naming::Label
     };
-    let translator = Translator::new(ctx.network.clone(), rooms, me.id.clone(), client.clone());
+    let translator = Translator::new(ctx.network.clone(), rooms, me.id.clone(), client.clone())
+        .with_channel_names(names);
     Ok(Arc::new(Live {
         channels,
         naming,
@@ -119,6 +153,27 @@ async fn server_allows_override(client: &Client) -> bool {
             tracing::warn!(%error, "Mattermost: cannot read the client config; names go into the text");
             false
         }
+    }
+}
+
+/// "Town Square (town-square)", for logs.
+fn describe_channel(channel: &crate::api::Channel) -> String {
+    match channel.display_name.as_str() {
+        "" => channel.name.clone(),
+        display if display == channel.name => channel.name.clone(),
+        display => format!("{display} ({})", channel.name),
+    }
+}
+
+/// A team or channel the server will not show us is a setup problem that retrying
+/// soon will not fix: the network is reported failed (and retried slowly), with
+/// what to check instead of the server's words for a wrong path (whose "missing
+/// channel_id" sent people looking in the wrong place). Other failures are classed
+/// as usual.
+fn not_found_or(not_found: String, error: ApiError) -> AdapterError {
+    match error.status() {
+        Some(400 | 403 | 404) => AdapterError::Auth(format!("{not_found}: {error}")),
+        _ => connect_error(&not_found, error),
     }
 }
 
@@ -197,6 +252,7 @@ async fn relay(
     live: &Live,
     socket: &mut Socket,
     cursors: &mut Cursors,
+    watch: &mut Watch,
     max_age: Duration,
     cancel: &CancellationToken,
 ) -> Result<(), AdapterError> {
@@ -229,39 +285,121 @@ async fn relay(
                 if matches!(frame, Message::Close(_)) {
                     return Err(AdapterError::Connection("websocket closed by the server".into()));
                 }
-                let Some(message) = parse_frame(&frame) else { continue };
+                let message = match frame {
+                    Message::Text(ref text) => match serde_json::from_str::<WsMessage>(text.as_str()) {
+                        Ok(message) => message,
+                        Err(error) => {
+                            // Its seq is unknown: the gap it leaves brings a catch-up.
+                            watch.unreadable("websocket", "a websocket frame", &error.to_string(), "the next event's seq will show the gap");
+                            continue;
+                        }
+                    },
+                    _ => continue,
+                };
                 let Some(event) = message.event.as_deref() else { continue };
                 if let Some(seq) = message.seq {
                     // A gap means the server dropped events for us: fetch them.
                     if expected_seq.is_some_and(|expected| seq > expected) {
                         tracing::warn!(network = %ctx.network, seq, "Mattermost: websocket events missed; catching up");
-                        catch_up(ctx, &live.translator, cursors, max_age).await?;
+                        catch_up(ctx, &live.translator, cursors, watch, max_age).await?;
                     }
                     expected_seq = Some(seq + 1);
                 }
-                let (Some(change), Some(post)) = (Change::from_event(event), message.post()) else {
-                    continue;
+                let Some(change) = Change::from_event(event) else { continue };
+                let post = match message.post() {
+                    Ok(post) => post,
+                    Err(unreadable) => {
+                        recover_unreadable(ctx, live, cursors, watch, max_age, event, unreadable).await?;
+                        continue;
+                    }
                 };
                 if change == Change::Created && cursors.caught_up.contains(&post.id) {
                     continue;
                 }
-                relay_post(ctx, &live.translator, cursors, change, &post).await?;
+                relay_post(ctx, &live.translator, cursors, watch, change, &post).await?;
             }
         }
     }
 }
 
+/// What a run logs about and counts: the channels' names, and the throttles of the
+/// warnings a misbehaving server could repeat on every event.
+struct Watch {
+    network: switchboard_sdk::NetworkId,
+    /// channel id -> "Display Name (name)".
+    names: HashMap<String, String>,
+    future: Throttle,
+    unreadable: Throttle,
+}
+
+/// One warning line per this interval for each kind of repeated problem.
+const WARN_EVERY: Duration = Duration::from_secs(60);
+
+impl Watch {
+    fn new(ctx: &AdapterContext, live: &Live) -> Self {
+        Self {
+            network: ctx.network.clone(),
+            names: live.translator.channel_names.clone(),
+            future: Throttle::new(WARN_EVERY),
+            unreadable: Throttle::new(WARN_EVERY),
+        }
+    }
+
+    fn name<'a>(&'a self, channel_id: &'a str) -> &'a str {
+        self.names
+            .get(channel_id)
+            .map_or(channel_id, String::as_str)
+    }
+
+    /// A post dated further ahead of the daemon's clock than clocks drift.
+    fn future_timestamp(&mut self, channel_id: &str, post_id: &str, at_ms: i64) {
+        if let Some(suppressed) = self.future.admit() {
+            let ahead = Duration::from_millis(at_ms.saturating_sub(now_ms()).max(0) as u64);
+            tracing::warn!(
+                network = %self.network,
+                channel = self.name(channel_id),
+                post = post_id,
+                ahead = %format_args!("{}s", ahead.as_secs()),
+                not_logged = suppressed,
+                "Mattermost: a post is dated ahead of this machine's clock (is the server's clock right?); its timestamp does not move the catch-up cursor past now"
+            );
+        }
+    }
+
+    /// An event or a listed post that cannot be read; counted, and logged (throttled).
+    fn unreadable(&mut self, source: &'static str, what: &str, reason: &str, next: &str) {
+        metrics::counter!(UNREADABLE_METRIC, "network" => self.network.to_string(), "source" => source)
+            .increment(1);
+        if let Some(suppressed) = self.unreadable.admit() {
+            tracing::warn!(
+                network = %self.network,
+                source,
+                %reason,
+                not_logged = suppressed,
+                "Mattermost: {what} cannot be read; {next}"
+            );
+        }
+    }
+}
+
+/// Counts events and listed posts the adapter could not read, by where they came
+/// from (`websocket` or `rest`).
+pub const UNREADABLE_METRIC: &str = "switchboard_mattermost_unreadable_posts_total";
+
 async fn relay_post(
     ctx: &AdapterContext,
     translator: &Translator,
     cursors: &mut Cursors,
+    watch: &mut Watch,
     change: Change,
     post: &Post,
 ) -> Result<(), AdapterError> {
     if let Some(event) = translator.translate(change, post).await {
         ctx.inbound.submit(event).await.map_err(submit_error)?;
     }
-    cursors.advance(&post.channel_id, post.update_at.max(post.create_at));
+    if let Err(at_ms) = cursors.advance(&post.channel_id, change_time(change, post)) {
+        watch.future_timestamp(&post.channel_id, &post.id, at_ms);
+    }
     Ok(())
 }
 
@@ -271,112 +409,114 @@ fn submit_error(error: SubmitError) -> AdapterError {
 }
 
 /// Posts changed in each bridged channel since its cursor (bounded by `max_age`),
-/// relayed oldest first.
+/// relayed in the order the changes happened.
 async fn catch_up(
     ctx: &AdapterContext,
     translator: &Translator,
     cursors: &mut Cursors,
+    watch: &mut Watch,
     max_age: Duration,
 ) -> Result<(), AdapterError> {
-    let oldest = now_ms() - max_age.as_millis() as i64;
+    let oldest = now_ms().saturating_sub(max_age.as_millis() as i64);
     cursors.caught_up.clear();
-    let channels: Vec<(String, i64)> = cursors
-        .positions
-        .iter()
-        .map(|(c, p)| (c.clone(), *p))
-        .collect();
-    for (channel, cursor) in channels {
+    for (channel, cursor) in cursors.positions() {
         // One millisecond back: posts sharing the cursor's millisecond are not missed,
         // and those already relayed are duplicates the core drops.
-        let since = (cursor - 1).max(oldest);
-        let posts = translator
-            .client
-            .posts_since(&channel, since)
+        let since = cursor.saturating_sub(1).max(oldest);
+        let changes = catch_up::changes_since(&translator.client, &channel, since)
             .await
-            .map_err(|error| AdapterError::Connection(format!("catch-up: {error}")))?;
-        if !posts.is_empty() {
-            tracing::info!(network = %ctx.network, channel, posts = posts.len(), "Mattermost: catching up");
+            .map_err(|error| {
+                AdapterError::Connection(format!(
+                    "catch-up of channel {}: {error}",
+                    watch.name(&channel)
+                ))
+            })?;
+        if !changes.list.is_empty() {
+            tracing::info!(
+                network = %ctx.network,
+                channel = watch.name(&channel),
+                changes = changes.list.len(),
+                "Mattermost: catching up"
+            );
         }
-        for post in posts {
-            match Change::of_caught_up(&post, since) {
-                Some(change) => {
-                    if change == Change::Created {
-                        cursors.caught_up.insert(post.id.clone());
-                    }
-                    relay_post(ctx, translator, cursors, change, &post).await?
-                }
-                None => cursors.advance(&post.channel_id, post.update_at),
+        if changes.edits_may_be_missing {
+            tracing::warn!(
+                network = %ctx.network,
+                channel = watch.name(&channel),
+                "Mattermost: over {SINCE_LIMIT} posts changed while disconnected; all new posts are relayed, but edits and deletes of older posts may be missing"
+            );
+        }
+        for (post_id, reason) in &changes.unreadable {
+            let what = format!("post {post_id} in channel {}", watch.name(&channel));
+            watch.unreadable("rest", &what, reason, "not relayed");
+        }
+        for (change, post) in changes.list {
+            if change == Change::Created {
+                cursors.caught_up.insert(post.id.clone());
             }
+            relay_post(ctx, translator, cursors, watch, change, &post).await?;
         }
     }
     Ok(())
 }
 
-/// The newest change relayed per channel, saved as adapter state so a restart knows
-/// where to catch up from.
-struct Cursors {
-    positions: HashMap<String, i64>,
-    dirty: bool,
-    /// Posts the last catch-up relayed: their `posted` events, still buffered on the
-    /// websocket, need not be submitted again.
-    caught_up: HashSet<String>,
-}
-
-impl Cursors {
-    async fn load(
-        ctx: &AdapterContext,
-        live: &Live,
-        default_ms: i64,
-    ) -> Result<Self, AdapterError> {
-        let mut positions = HashMap::new();
-        let mut dirty = false;
-        for channel in live.channels.values() {
-            let saved = ctx
-                .state
-                .load(&key(channel))
-                .await
-                .map_err(|error| AdapterError::Connection(format!("adapter state: {error}")))?;
-            let position = saved
-                .and_then(|value| value.parse().ok())
-                .unwrap_or_else(|| {
-                    // First start: the history before the bridge existed is not relayed.
-                    dirty = true;
-                    default_ms
-                });
-            positions.insert(channel.clone(), position);
-        }
-        Ok(Self {
-            positions,
-            dirty,
-            caught_up: HashSet::new(),
-        })
-    }
-
-    fn advance(&mut self, channel: &str, at_ms: i64) {
-        if let Some(position) = self.positions.get_mut(channel)
-            && at_ms > *position
-        {
-            *position = at_ms;
-            self.dirty = true;
-        }
-    }
-
-    async fn save(&mut self, ctx: &AdapterContext) {
-        if !self.dirty {
-            return;
-        }
-        for (channel, position) in &self.positions {
-            if let Err(error) = ctx.state.save(&key(channel), &position.to_string()).await {
-                tracing::warn!(network = %ctx.network, %error, "Mattermost: cannot save the catch-up cursor");
-                return;
+/// A `posted`/`post_edited`/`post_deleted` event whose post cannot be read: counted
+/// and logged, then the post is fetched by id, or, without a usable id (or for a
+/// deletion, which the API no longer shows by id), every channel catches up.
+async fn recover_unreadable(
+    ctx: &AdapterContext,
+    live: &Live,
+    cursors: &mut Cursors,
+    watch: &mut Watch,
+    max_age: Duration,
+    event: &str,
+    unreadable: Unreadable,
+) -> Result<(), AdapterError> {
+    let translator = &live.translator;
+    let reason = unreadable.reason.as_str();
+    let id = unreadable
+        .post_id
+        .filter(|id| crate::client::looks_like_id(id) && !event.ends_with("deleted"));
+    let Some(id) = id else {
+        watch.unreadable(
+            "websocket",
+            &format!("a `{event}` event"),
+            reason,
+            "catching up over REST",
+        );
+        return catch_up(ctx, translator, cursors, watch, max_age).await;
+    };
+    watch.unreadable(
+        "websocket",
+        &format!("the `{event}` event of post {id}"),
+        reason,
+        "fetching the post over REST",
+    );
+    let fetched = match translator.client.post_by_id(&id).await {
+        Ok(post) => match post.unreadable() {
+            None => Some(post),
+            Some(problem) => {
+                watch.unreadable(
+                    "rest",
+                    &format!("post {id}"),
+                    problem,
+                    "catching up over REST",
+                );
+                None
             }
+        },
+        Err(error) => {
+            tracing::info!(network = %ctx.network, post = %id, %error, "Mattermost: cannot fetch an unreadable event's post; catching up over REST");
+            None
         }
-        self.dirty = false;
+    };
+    match fetched {
+        Some(post) => {
+            let change = Change::from_event(event).unwrap_or(Change::Created);
+            relay_post(ctx, translator, cursors, watch, change, &post).await
+        }
+        None => catch_up(ctx, translator, cursors, watch, max_age).await,
     }
-}
-
-fn key(channel_id: &str) -> String {
-    format!("cursor/{channel_id}")
 }
 
 /// For `Live`: which room is which channel.

@@ -270,6 +270,42 @@ impl FakeMattermost {
             .unwrap_or_else(|e| panic!("fake Mattermost: post_with_files failed: {e:?}"))
     }
 
+    /// Like `post_as`, but nothing is broadcast and no webhook fires: the post is
+    /// only stored, for tests that then send its event themselves (mangled, say)
+    /// with `send_raw_event`.
+    pub fn post_quietly(&self, user_id: &str, channel_id: &str, message: &str) -> Post {
+        let post = {
+            let mut st = self.inner.lock();
+            st.ensure_member(channel_id, user_id);
+            st.insert_post(NewPost::by_user(user_id, channel_id, message, ""))
+                .unwrap_or_else(|e| panic!("fake Mattermost: post_quietly failed: {e:?}"))
+                .0
+        };
+        self.inner.bump();
+        post
+    }
+
+    /// Sends an event made by the test (`data` as given, e.g. a `post` that is not
+    /// what the server sends) to the channel's members, numbered like any other:
+    /// for tests of hostile or malformed events, which the real server cannot be
+    /// made to send.
+    pub fn send_raw_event(&self, channel_id: &str, name: &str, data: Value) {
+        {
+            let st = self.inner.lock();
+            st.send_to_channel(channel_id, &event(name, data, channel_id), None);
+        }
+        self.inner.bump();
+    }
+
+    /// Sets the server's clock `skew` ahead of the real time (negative: behind);
+    /// posts, edits and deletes are stamped by it from now on. Setting it back to
+    /// 0 is a corrected clock: later stamps are earlier than those made ahead.
+    pub fn set_clock_skew(&self, skew_ms: i64) {
+        let mut st = self.inner.lock();
+        st.clock_skew_ms = skew_ms;
+        st.last_stamp = 0;
+    }
+
     /// The author edits the post's message; "post_edited" is broadcast.
     pub fn edit_as(&self, post_id: &str, message: &str) -> Post {
         let patch = PostPatch {

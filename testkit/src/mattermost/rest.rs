@@ -552,9 +552,13 @@ fn query_number(
     }
 }
 
-/// `since`: every post changed after that instant (strictly), deleted ones
-/// included with their message blanked; otherwise a page of live posts,
-/// newest first, optionally before or after a post.
+/// `since`: posts changed after that instant (strictly), deleted ones included
+/// with their message blanked, at most 1,000 of them; the API reference says the
+/// answer is not paged and "there is no guarantee that the returned posts will be
+/// consecutive" (the server's query limits before it orders), and this fake keeps
+/// the 1,000 newest by creation. Otherwise a page of live posts, newest first,
+/// `per_page` (default 60) cut to 200, optionally before or after a post: the
+/// anchor is found by its creation time, so a deleted anchor still works.
 async fn channel_posts(
     State(inner): State<Arc<Inner>>,
     headers: HeaderMap,
@@ -568,6 +572,8 @@ async fn channel_posts(
         return Err(AppError::channel_not_found());
     }
     let mut posts = st.channel_posts(&channel_id);
+    // Newest first; posts sharing a millisecond keep their order of creation.
+    posts.reverse();
     posts.sort_by_key(|p| std::cmp::Reverse(p.create_at));
     if query.contains_key("since") {
         let since = query_number(&query, "since", 0)?;
@@ -580,28 +586,34 @@ async fn channel_posts(
                 }
                 p
             })
-            .take(1000)
+            .take(SINCE_LIMIT)
             .collect();
         return Ok(Json(post_list(&changed, "", "")));
     }
-    let live: Vec<Post> = posts.into_iter().filter(|p| p.delete_at == 0).collect();
-    let page = query_number(&query, "page", 0)?.max(0) as usize;
-    let per_page = query_number(&query, "per_page", 60)?.clamp(1, 200) as usize;
-    let anchor = |name: &str| {
+    let anchor_time = |name: &str| {
         query
             .get(name)
             .filter(|id| !id.is_empty())
-            .map(|id| live.iter().position(|p| &p.id == id))
+            .map(|id| posts.iter().find(|p| &p.id == id).map(|p| p.create_at))
     };
+    let (before, after) = (anchor_time("before"), anchor_time("after"));
+    let live: Vec<Post> = posts.iter().filter(|p| p.delete_at == 0).cloned().collect();
+    let page = query_number(&query, "page", 0)?.max(0) as usize;
+    let per_page = query_number(&query, "per_page", 60)?.clamp(1, MAX_PER_PAGE) as usize;
     // Indices into `live` (newest first) of the page to return.
-    let range = match (anchor("before"), anchor("after")) {
+    let range = match (before, after) {
         (Some(None), _) | (_, Some(None)) => 0..0,
         (Some(Some(at)), _) => {
-            let start = (at + 1 + page * per_page).min(live.len());
+            let first_older = live
+                .iter()
+                .position(|p| p.create_at < at)
+                .unwrap_or(live.len());
+            let start = (first_older + page * per_page).min(live.len());
             start..(start + per_page).min(live.len())
         }
         (_, Some(Some(at))) => {
-            let end = at.saturating_sub(page * per_page);
+            let newer = live.iter().take_while(|p| p.create_at > at).count();
+            let end = newer.saturating_sub(page * per_page);
             end.saturating_sub(per_page)..end
         }
         _ => {
@@ -621,6 +633,11 @@ async fn channel_posts(
     };
     Ok(Json(post_list(&live[range], &next, &prev)))
 }
+
+/// The most posts one `since` answer holds.
+const SINCE_LIMIT: usize = 1000;
+/// `per_page` above this is cut to it.
+const MAX_PER_PAGE: i64 = 200;
 
 #[derive(Deserialize, Default)]
 #[serde(default)]

@@ -185,6 +185,9 @@ pub(super) struct State {
     pub(super) request_log: Vec<(String, String, u16)>,
     pub(super) webhook_results: Vec<u16>,
     pub(super) last_stamp: i64,
+    /// How far the server's clock is from the real time (ms), for tests of a
+    /// clock that runs ahead.
+    pub(super) clock_skew_ms: i64,
     /// The admin who owns the webhooks, as the integration's creator would.
     pub(super) hook_owner: String,
 }
@@ -223,14 +226,16 @@ impl State {
             request_log: Vec::new(),
             webhook_results: Vec::new(),
             last_stamp: 0,
+            clock_skew_ms: 0,
             hook_owner,
         }
     }
 
-    /// A millisecond timestamp strictly after every earlier one, so that
-    /// `since` queries see each change exactly once.
+    /// A millisecond timestamp strictly after every earlier one since the clock
+    /// was last set, so that `since` queries see each change exactly once. (A clock
+    /// set back, as after an NTP correction, stamps earlier than before.)
     pub(super) fn stamp(&mut self) -> i64 {
-        self.last_stamp = now_ms().max(self.last_stamp + 1);
+        self.last_stamp = (now_ms() + self.clock_skew_ms).max(self.last_stamp + 1);
         self.last_stamp
     }
 
