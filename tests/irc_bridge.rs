@@ -63,12 +63,10 @@ async fn both_ways_with_template_action_formatting_and_no_mass_mentions() {
         )
     );
 
+    // IRC has no mass mentions: the words arrive as written (issue 17, item 6).
     alice.say("#a", "@here @channel look").await;
     let got = bob.expect("#b", "look", WAIT).await;
-    assert_eq!(
-        got.text,
-        format!("<a{ZWJ}lice@east> @\u{200B}here @\u{200B}channel look")
-    );
+    assert_eq!(got.text, format!("<a{ZWJ}lice@east> @here @channel look"));
 
     let delivered = metric(
         bridge.http,

@@ -1,12 +1,16 @@
-//! Rendering one stored event for one destination room: nick template, mention
-//! safety, and the fallbacks for what the target network cannot do (edits become
-//! correction lines, replies become quotes, files become links, deletes are skipped).
+//! Rendering one stored event for one destination room: nick template and the
+//! fallbacks for what the target network cannot do (edits become correction lines,
+//! replies become quotes, files become links, deletes are skipped).
+//!
+//! Mass mentions are not touched here. Whether `@all` notifies anyone depends on the
+//! destination's own rules and on the exact text it is sent as (Mattermost decodes
+//! escapes and trims `_` before it looks; IRC has no such thing), so each adapter's
+//! renderer guards its final text: `format::render` of the Mattermost and Matrix
+//! adapters. Text reaches the adapter as written.
 //!
 //! Pure functions: the delivery worker looks up the ids first and passes them in.
 
 use super::{Member, Route};
-use regex::Regex;
-use std::sync::LazyLock;
 use switchboard_sdk::{
     Capabilities, EventKind, Inbound, MessageStyle, NativeMsgId, Origin, Outbound, OutboundKind,
     RichText, Span, Style,
@@ -52,7 +56,7 @@ pub fn render(
     target: &Target<'_>,
 ) -> Rendered {
     let caps = target.capabilities;
-    let name = defuse_mass_mentions(&event.sender.display_name);
+    let name = event.sender.display_name.clone();
     let guarded = (target.guard_name)(&name);
     let label = render_template(
         target
@@ -65,7 +69,6 @@ pub fn render(
         target.origin_protocol,
     );
     let mut content = event.content.clone();
-    defuse_rich_text(&mut content);
     let outbound = |kind: OutboundKind, sender_label: String| {
         Box::new(Outbound {
             room: target.member.room.room.clone(),
@@ -150,10 +153,7 @@ pub fn render(
         && thread.is_none()
         && let Some((author, text)) = &resolved.reply_quote
     {
-        content.prepend_plain(&quote(
-            &(target.guard_name)(&defuse_mass_mentions(author)),
-            text,
-        ));
+        content.prepend_plain(&quote(&(target.guard_name)(author), text));
     }
     let mut attachments = event.attachments.clone();
     if !caps.attachments {
@@ -181,14 +181,14 @@ fn quote(author: &str, text: &str) -> String {
     if first_line.chars().count() > QUOTE_CHARS || text.lines().nth(1).is_some() {
         excerpt.push('…');
     }
-    format!("(re {author}: \"{}\") ", defuse_mass_mentions(&excerpt))
+    format!("(re {author}: \"{excerpt}\") ")
 }
 
 fn membership_line(kind: &EventKind, nick: &str, event: &Inbound) -> String {
     let room = &event.room.room;
     let network = &event.room.network;
     let reason = |reason: &Option<String>| match reason {
-        Some(reason) if !reason.is_empty() => format!(" ({})", defuse_mass_mentions(reason)),
+        Some(reason) if !reason.is_empty() => format!(" ({reason})"),
         _ => String::new(),
     };
     match kind {
@@ -198,13 +198,12 @@ fn membership_line(kind: &EventKind, nick: &str, event: &Inbound) -> String {
         }
         EventKind::Quit { reason: why } => format!("*** {nick} quit {network}{}", reason(why)),
         EventKind::Kick { user, reason: why } => format!(
-            "*** {} was kicked from {room} on {network} by {nick}{}",
-            defuse_mass_mentions(user),
+            "*** {user} was kicked from {room} on {network} by {nick}{}",
             reason(why)
         ),
         EventKind::Topic => format!(
             "*** {nick} set the topic of {room} on {network}: {}",
-            defuse_mass_mentions(&event.content.to_plain())
+            event.content.to_plain()
         ),
         // Messages are rendered by the caller; this is only reached for membership/topic.
         _ => String::new(),
@@ -233,35 +232,4 @@ pub fn render_template(template: &str, event: &Inbound, nick: &str, protocol: &s
     }
     out.push_str(rest);
     out
-}
-
-static MASS_MENTION: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(^|[^\w])(@)(channel|here|all|everyone|room)\b").expect("valid regex")
-});
-static SLACK_SPECIAL: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?i)<!(channel|here|everyone|all)").expect("valid regex"));
-
-/// Breaks every room-wide mention (`@channel`, `@here`, `@all`, `@everyone`, `@room`,
-/// `<!channel>`...) with a zero-width space so no network turns it into a notification,
-/// while readers still see the same text.
-pub fn defuse_mass_mentions(text: &str) -> String {
-    if !text.contains('@') && !text.contains("<!") {
-        return text.to_owned();
-    }
-    let step = SLACK_SPECIAL.replace_all(text, "<\u{200B}!$1");
-    MASS_MENTION
-        .replace_all(&step, "$1$2\u{200B}$3")
-        .into_owned()
-}
-
-fn defuse_rich_text(content: &mut RichText) {
-    for span in &mut content.spans {
-        match span {
-            Span::Text { text, .. } => *text = defuse_mass_mentions(text),
-            Span::Link { text, .. } => *text = defuse_mass_mentions(text),
-            Span::Mention { name, .. } => *name = defuse_mass_mentions(name),
-            // Code is shown verbatim and notifies nobody on any network we know.
-            Span::CodeBlock { .. } => {}
-        }
-    }
 }

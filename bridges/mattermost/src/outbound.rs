@@ -31,22 +31,53 @@ pub fn post_texts(message: &Outbound, naming: Naming) -> Vec<String> {
         OutboundKind::Delete { .. } => return Vec::new(),
     };
     let mut content = content.clone();
+    if naming == Naming::Label {
+        content.prepend_plain(&label(&message.sender_label, style));
+    }
     if style == MessageStyle::Action {
-        // Mattermost shows `/me` posts in italics; a bot cannot make one.
+        // A `/me` post's text is stored in emphasis, as Mattermost's `/me` does.
         for span in &mut content.spans {
             if let Span::Text { style, .. } | Span::Link { style, .. } = span {
                 style.italic = true;
             }
         }
     }
-    if naming == Naming::Label {
-        content.prepend_plain(&message.sender_label);
-    }
     let text = format::render(&content);
+    // Each part is checked again on its own: a cut can put `@all` at a post's start.
     split_to_byte_budget(&text, MAX_POST_BYTES)
         .into_iter()
-        .map(str::to_owned)
+        .map(format::guard_mass_mentions)
         .collect()
+}
+
+/// The route's label as a Mattermost post shows it. The IRC-style `<alice> ` (the
+/// default nick template) becomes `alice: `, and `alice ` in a `/me` post ("alice
+/// waves"): in Markdown `<` must be escaped, and notifications and previews show a
+/// post's raw text, backslash included. A colon needs no escape anywhere in a line,
+/// unlike `[alice]` (link brackets) or `**alice**` (shown raw in those places).
+/// Other templates are the operator's choice and go in as written (escaped where
+/// they need it).
+fn label(template_label: &str, style: MessageStyle) -> String {
+    let name = template_label
+        .strip_prefix('<')
+        .and_then(|rest| rest.strip_suffix("> "))
+        .filter(|name| !name.is_empty() && !name.contains(['<', '>']));
+    match (name, style) {
+        (Some(name), MessageStyle::Action) => format!("{name} "),
+        (Some(name), _) => format!("{name}: "),
+        (None, _) => template_label.to_owned(),
+    }
+}
+
+/// The post type of a delivery: `me` for an action, as Mattermost's `/me` makes.
+fn post_kind(message: &Outbound) -> &'static str {
+    match &message.kind {
+        OutboundKind::Message {
+            style: MessageStyle::Action,
+            ..
+        } => "me",
+        _ => "",
+    }
 }
 
 /// The props that show the remote author's name and picture instead of the bot's.
@@ -103,6 +134,7 @@ pub async fn send_rest(
                     message: text,
                     root_id: root.map_or("", NativeMsgId::as_str),
                     props: override_props(message, naming),
+                    kind: post_kind(message),
                     // Files go with the last part, after all of the text.
                     file_ids: if index + 1 == count {
                         file_ids.clone()
@@ -226,18 +258,28 @@ pub enum HookSender<'a> {
 /// Posts through the incoming webhook, which returns no post ids: the receipt is
 /// empty, so the core records no copy (webhook mode cannot edit, delete or answer a
 /// post anyway, and a made-up id would only be sent to the API in vain later).
+///
+/// Posts are named by `username` (the config's `webhooks.username`) when senders'
+/// names are not overridden; the server honours either only where integrations may
+/// override names.
 pub async fn send_webhook(
     sender: HookSender<'_>,
     message: &Outbound,
     naming: Naming,
+    username: &str,
 ) -> Result<SendReceipt, SendError> {
     let overridden = naming == Naming::Override;
+    let username = if overridden {
+        message.sender_name.as_str()
+    } else {
+        username
+    };
     for (index, text) in post_texts(message, naming).iter().enumerate() {
         let post = HookPost {
             text,
             // One incoming webhook can serve several channels unless its admin locked it.
             channel: message.room.as_str(),
-            username: overridden.then_some(message.sender_name.as_str()),
+            username: Some(username).filter(|name| !name.is_empty()),
             icon_url: message.sender_avatar.as_deref().filter(|_| overridden),
         };
         let posted = match &sender {
@@ -281,8 +323,17 @@ mod tests {
     fn label_goes_before_the_text_only_without_override() {
         let hello = message(MessageStyle::Normal, "hello");
         assert_eq!(post_texts(&hello, Naming::Override), vec!["hello"]);
-        let labelled = post_texts(&hello, Naming::Label);
-        assert_eq!(format::parse(&labelled[0]).to_plain(), "<alice> hello");
+        // Nothing to escape: raw text (notifications, previews) reads the same.
+        assert_eq!(post_texts(&hello, Naming::Label), vec!["alice: hello"]);
+        let waves = message(MessageStyle::Action, "waves");
+        assert_eq!(post_texts(&waves, Naming::Label), vec!["*alice waves*"]);
+        // Another template is kept as written, escaped where Markdown needs it.
+        let custom = Outbound {
+            sender_label: "[alice] ".into(),
+            ..hello.clone()
+        };
+        let labelled = post_texts(&custom, Naming::Label);
+        assert_eq!(format::parse(&labelled[0]).to_plain(), "[alice] hello");
         assert!(override_props(&hello, Naming::Label).is_empty());
         let props = override_props(&hello, Naming::Override);
         assert_eq!(props["override_username"], "alice");

@@ -22,12 +22,14 @@
 //!
 //! Rendering escapes everything, so text from other networks shows literally: a
 //! mention is its name as text, never a pill (relayed names must not notify), and
-//! `@room` stays text (zero-width characters the core put in are kept). It degrades
+//! every `@room` in the final `body` and `formatted_body` gets U+200B after its `@`
+//! (see `mentions.rs`; URLs and code stay intact). It degrades
 //! as follows: colours are dropped; link text is one line; spaces HTML would collapse
 //! (runs, and those at the ends of a line) are written as `&nbsp;`, while tabs
 //! outside code blocks show as a space. A message with no styles, links or code
 //! blocks gets no `formatted_body` at all, so simple messages stay simple.
 
+mod mentions;
 mod parse;
 mod render;
 #[cfg(test)]
@@ -46,6 +48,16 @@ pub fn parse(body: &str, formatted_html: Option<&str>, is_reply: bool) -> RichTe
 
 /// What to send: the plain `body` and, when the text has any formatting/links/code,
 /// the HTML `formatted_body`.
+/// Both are guarded: no `@room` in them can notify the room.
 pub fn render(rich: &RichText) -> (String, Option<String>) {
-    render::render(rich)
+    let (body, html) = render::render(rich);
+    (
+        mentions::guard_body(&body),
+        html.map(|html| mentions::guard_html(&html)),
+    )
+}
+
+/// Whether a legacy push rule (`@room` as a word in `body`) would notify the room.
+pub fn body_notifies_room(body: &str) -> bool {
+    mentions::body_notifies_room(body)
 }

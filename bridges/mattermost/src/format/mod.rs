@@ -9,7 +9,9 @@
 //! table rows become their cells joined by ` | `, and HTML is kept as written.
 //!
 //! Rendering escapes text so that what other networks send shows literally, but
-//! leaves `@` (mentions must notify) and zero-width characters alone. It degrades
+//! leaves `@` (mentions of a person must notify) and zero-width characters alone;
+//! then the final markdown goes through [`guard_mass_mentions`], so nothing relayed
+//! notifies a whole channel (see `mentions.rs` for the server's rule). It degrades
 //! as follows: underline and colours have no markdown and are dropped; a mention
 //! becomes `@name`; spaces at the start and end of a line are dropped (four of them
 //! would start a code block) and those at the ends of inline code move outside it;
@@ -17,6 +19,7 @@
 //! flanking rules cannot express a style (`a**(b)**c` is not bold) that run is sent
 //! without the style rather than with stray markers.
 
+mod mentions;
 mod parse;
 mod render;
 #[cfg(test)]
@@ -29,7 +32,21 @@ pub fn parse(markdown: &str) -> RichText {
     parse::parse(markdown)
 }
 
-/// Renders rich text as Mattermost markdown that shows exactly the same text.
+/// Renders rich text as Mattermost markdown that shows exactly the same text, with
+/// every `@channel`, `@all` and `@here` the server would act on broken by U+200B.
 pub fn render(rich: &RichText) -> String {
-    render::render(rich)
+    guard_mass_mentions(&render::render(rich))
+}
+
+/// Final markdown with U+200B after the `@` of every mention the Mattermost server
+/// would turn into a notification of the whole channel (`@channel`, `@all`,
+/// `@here`, however escaped or wrapped in markdown). Run it on exactly what is
+/// sent: a part of a split post reads differently from the whole.
+pub fn guard_mass_mentions(markdown: &str) -> String {
+    mentions::guard(markdown)
+}
+
+/// Whether the Mattermost server would notify the whole channel for this markdown.
+pub fn notifies_channel(markdown: &str) -> bool {
+    mentions::has_mass_mention(markdown)
 }

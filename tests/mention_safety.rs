@@ -1,0 +1,831 @@
+//! Hostile room-wide mentions, from a table: every mass-mention word of every network
+//! (`@channel @here @all @everyone @room <!channel> <!here> <!everyone>`), wrapped
+//! in and split by `_ * ~ \` and backticks, IRC bold/colour/underline codes, Matrix
+//! HTML and character references, and inside URLs, sent from each network the way
+//! its users write it and rendered for every other one as the daemon does (the
+//! core's render, then the destination adapter's public renderer). The final text
+//! is checked by each destination's own rule:
+//!
+//! - Mattermost: the server's rule (its markdown package's text, words split at
+//!   anything but letters, digits and `: . - _ @`, `: . - _` trimmed or split off),
+//!   written here independently of the adapter's guard;
+//! - Matrix: Synapse's legacy `@room` body matcher (`@room` as a word, any case), and
+//!   the same on the text a reader sees of `formatted_body`, code excepted;
+//! - IRC: has no mass mentions, so the line must arrive exactly as written.
+//!
+//! Where nothing can ping (IRC; `@room` on Mattermost; `@all` on Matrix; every URL)
+//! the text must arrive unchanged. `the_issue_cases_end_to_end` runs a
+//! representative subset through the daemon binary with real ngircd and Synapse and
+//! the fake Mattermost, and asserts on what each server received.
+
+mod common;
+
+use common::WAIT;
+use common::bridge::BridgeProcess;
+use regex::Regex;
+use std::sync::{Arc, LazyLock};
+use switchboard::config::{Direction, IgnoreRules};
+use switchboard::router::render::{Rendered, Resolved, Target, render};
+use switchboard::router::{Member, Route};
+use switchboard_sdk::{Capabilities, Inbound, OutboundKind, RichText, RoomKey, Sender};
+use switchboard_testkit::mattermost::{FakeMattermost, Post};
+use switchboard_testkit::synapse::{MatrixPeer, Synapse, SynapseOptions};
+use switchboard_testkit::{IrcPeer, Ngircd, NgircdOptions};
+
+const ZWSP: char = '\u{200B}';
+
+const WORDS: [&str; 12] = [
+    "@channel",
+    "@here",
+    "@all",
+    "@everyone",
+    "@room",
+    "@CHANNEL",
+    "@All",
+    "@Room",
+    "<!channel>",
+    "<!here>",
+    "<!everyone>",
+    "@here's",
+];
+
+/// Plain IRC text around a word: `{w}` is the word.
+const IRC_TEXT: &[&str] = &[
+    "{w}",
+    "ping {w} now",
+    "{w}_",
+    "_{w}",
+    "_{w}_",
+    "__{w}__",
+    "-_{w}",
+    "{w}_ now",
+    "ping {w}_ now",
+    "\\{w}",
+    "\\_{w}\\_",
+    "*{w}*",
+    "**{w}**",
+    "~{w}~",
+    "~~{w}~~",
+    "`{w}`",
+    "{w}.",
+    "{w}:",
+    "{w}-",
+    "{w}__:",
+    "x.{w}",
+    "x-{w}",
+    "x:{w}",
+    "x_{w}",
+    "({w})",
+    "[{w}]",
+    "{w}!",
+    "\"{w}\"",
+    ":{w}:",
+    "&{w};",
+    "&amp;{w}",
+    "a{w}",
+    "{w}x",
+    "{w}@",
+    "@{w}",
+    "mail bob{w}.example.org",
+];
+
+/// IRC formatting codes around and inside a word: `{a}` is its first character,
+/// `{b}` the rest.
+const IRC_CODES: &[&str] = &[
+    "\x02{w}\x02",
+    "\x02{a}\x02{b}",
+    "{a}\x0304{b}",
+    "{a}\x0304,01{b}\x03",
+    "\x0304{a}\x03{b}",
+    "{a}\x1F{b}\x1F",
+    "\x1F{a}\x1F{b}",
+    "{a}\x02\x02{b}",
+    "{a}\x0F{b}",
+    "{a}\x1D{b}\x1D",
+    "\x1D{a}\x1D{b}",
+    "{a}\x1E{b}\x1E",
+    "{a}\x11{b}\x11",
+    "\x1D_{w}_\x1D",
+    "\x02_\x02{w}",
+    "{a}\x16{b}",
+];
+
+/// URLs containing a word: they must arrive intact everywhere.
+const URLS: &[&str] = &[
+    "https://social.example/{w}",
+    "see https://social.example/{w} now",
+    "https://social.example/{w}/status/1",
+    "(https://social.example/{w})",
+    "https://social.example/x_{w}",
+    "http://social.example/?to={w}",
+];
+
+/// Matrix HTML: (formatted_body, body).
+const MATRIX_HTML: &[(&str, &str)] = &[
+    ("<b>{a}</b>{b}", "{w}"),
+    ("{a}<i>{b}</i>", "{w}"),
+    ("<u>{a}</u>{b}", "{w}"),
+    ("<del>{a}</del>{b} x", "{w} x"),
+    ("<code>{w}</code>", "{w}"),
+    ("<strong>_</strong>{w}", "_{w}"),
+    ("&#64;{b} now", "{w} now"),
+    ("<a href=\"https://x.example/\">{w}</a>", "{w}"),
+    ("<em>ping</em> {w}_", "ping {w}_"),
+    ("<pre><code>{w}\n</code></pre>", "{w}"),
+];
+
+/// Mattermost markdown as its users write it.
+const MATTERMOST_TEXT: &[&str] = &[
+    "{w}",
+    "\\{w}",
+    "**{a}**{b}",
+    "_{w}_",
+    "`{w}`",
+    "[{w}](https://x.example/)",
+    "```\n{w}\n```",
+];
+
+fn fill(template: &str, word: &str) -> String {
+    let (a, b) = word.split_at(1);
+    template
+        .replace("{w}", word)
+        .replace("{a}", a)
+        .replace("{b}", b)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Net {
+    Irc,
+    Matrix,
+    Mattermost,
+}
+
+/// One hostile message: where it comes from and its content there.
+#[derive(Debug)]
+struct Case {
+    from: Net,
+    written: String,
+    word: &'static str,
+    /// The URL in it, which must arrive intact.
+    url: Option<String>,
+    content: RichText,
+}
+
+fn cases() -> Vec<Case> {
+    let mut cases = Vec::new();
+    for word in WORDS {
+        let irc = |template: &str, url: bool| {
+            let written = fill(template, word);
+            let url = url.then(|| {
+                let start = written.find("http").expect("a URL");
+                let rest = &written[start..];
+                let end = rest
+                    .find(|c: char| c.is_whitespace() || c == ')')
+                    .unwrap_or(rest.len());
+                rest[..end].to_owned()
+            });
+            Case {
+                from: Net::Irc,
+                content: switchboard_irc::format::parse(&written),
+                written,
+                word,
+                url,
+            }
+        };
+        cases.extend(IRC_TEXT.iter().map(|t| irc(t, false)));
+        cases.extend(IRC_CODES.iter().map(|t| irc(t, false)));
+        // `<` in a URL is escaped on the way (as it must be); `@` words are the point.
+        if word.starts_with('@') {
+            cases.extend(URLS.iter().map(|t| irc(t, true)));
+        }
+        for (html, body) in MATRIX_HTML {
+            let html = fill(html, &html_escape(word));
+            let body = fill(body, word);
+            cases.push(Case {
+                from: Net::Matrix,
+                content: switchboard_matrix::format::parse(&body, Some(&html), false),
+                written: html,
+                word,
+                url: None,
+            });
+        }
+        for markdown in MATTERMOST_TEXT {
+            let written = fill(markdown, word);
+            cases.push(Case {
+                from: Net::Mattermost,
+                content: switchboard_mattermost::format::parse(&written),
+                written,
+                word,
+                url: None,
+            });
+        }
+    }
+    cases
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The event as the origin adapter hands it to the core, rendered by the core for a
+/// room on `to`: the content and label the destination adapter gets.
+fn through_core(case: &Case, to: Net) -> (RichText, String) {
+    let origin = RoomKey::new("origin", "#o");
+    let target = RoomKey::new(format!("{to:?}").to_lowercase(), "#d");
+    let member = |room: RoomKey| Member {
+        room,
+        direction: Direction::Both,
+        nick_template: None,
+    };
+    let route = Route {
+        name: Arc::from("r"),
+        members: vec![member(origin.clone()), member(target.clone())],
+        nick_template: "<{nick}> ".into(),
+        relay_membership: false,
+        ignore: IgnoreRules::default(),
+        max_age: None,
+    };
+    let event = Inbound::message(
+        origin,
+        Sender {
+            id: "mallory".into(),
+            display_name: "mallory".into(),
+            is_self: false,
+            avatar_url: None,
+        },
+        None,
+        case.content.clone(),
+    );
+    let guard = |name: &str| name.to_owned();
+    let Rendered::Send(out) = render(
+        &event,
+        1,
+        &Resolved::default(),
+        &Target {
+            route: &route,
+            member: &route.members[1],
+            capabilities: &Capabilities::default(),
+            origin_protocol: "irc",
+            guard_name: &guard,
+        },
+    ) else {
+        panic!("{case:?}: not sent");
+    };
+    let OutboundKind::Message { content, .. } = out.kind else {
+        panic!("{case:?}: not a message");
+    };
+    (content, out.sender_label)
+}
+
+fn labelled(content: &RichText, label: &str) -> RichText {
+    let mut content = content.clone();
+    content.prepend_plain(label);
+    content
+}
+
+// --- the destinations' rules, written from their servers' code -------------------
+
+/// Whether the Mattermost server would notify the whole channel for `message`: the
+/// text its markdown package hands to the mention parser (escapes and numeric
+/// references decoded; code blocks, code spans, link destinations and autolinked
+/// URLs left out), cut into words and trimmed as `StandardMentionParser` does.
+fn mattermost_notifies_channel(message: &str) -> bool {
+    server_texts(message).iter().any(|text| process_text(text))
+}
+
+fn server_texts(message: &str) -> Vec<String> {
+    let mut texts = Vec::new();
+    let mut fenced = false;
+    for line in message.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+            texts.push(String::new());
+            continue;
+        }
+        if fenced {
+            continue;
+        }
+        let mut text = String::new();
+        let chars: Vec<char> = line.chars().collect();
+        let mut i = 0;
+        while i < chars.len() {
+            let c = chars[i];
+            let rest: String = chars[i..].iter().collect();
+            if c == '\\' && chars.get(i + 1).is_some_and(char::is_ascii_punctuation) {
+                text.push(chars[i + 1]);
+                i += 2;
+            } else if c == '`' {
+                let run = chars[i..].iter().take_while(|&&c| c == '`').count();
+                let fence: String = "`".repeat(run);
+                match rest[run..].find(&fence) {
+                    Some(end) => {
+                        texts.push(std::mem::take(&mut text));
+                        i += run + rest[run..][..end].chars().count() + run;
+                    }
+                    None => {
+                        text.push_str(&fence);
+                        i += run;
+                    }
+                }
+            } else if c == ']' && chars.get(i + 1) == Some(&'(') {
+                let close = rest.find(')').map_or(rest.len(), |end| end + 1);
+                texts.push(std::mem::take(&mut text));
+                i += rest[..close].chars().count();
+            } else if (rest.starts_with("https://") || rest.starts_with("http://"))
+                && !text.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '[')
+            {
+                let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+                let url = rest[..end]
+                    .trim_end_matches(['?', '!', '.', ',', ':', '*', '_', '~', '\'', '"']);
+                let url = &url[..url.find(['<', '>']).unwrap_or(url.len())];
+                texts.push(std::mem::take(&mut text));
+                i += url.chars().count();
+            } else if let Some(decoded) = numeric_reference(&rest) {
+                text.push(decoded.0);
+                i += decoded.1;
+            } else {
+                text.push(c);
+                i += 1;
+            }
+        }
+        texts.push(text);
+    }
+    texts
+}
+
+fn numeric_reference(text: &str) -> Option<(char, usize)> {
+    let inner = text.strip_prefix("&#")?;
+    let end = inner.find(';')?;
+    let digits = &inner[..end];
+    let value = match digits.strip_prefix(['x', 'X']) {
+        Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+        None => digits.parse().ok()?,
+    };
+    Some((char::from_u32(value)?, end + 3))
+}
+
+/// `StandardMentionParser.ProcessText` for the three channel-wide words.
+fn process_text(text: &str) -> bool {
+    let system = |word: &str| ["@here", "@channel", "@all"].contains(&word.to_lowercase().as_str());
+    let exact = |word: &str| ["@here", "@channel", "@all"].contains(&word);
+    for word in text.split(|c: char| !(":.-_@".contains(c) || c.is_alphanumeric())) {
+        if word.is_empty() || (word.len() > 1 && word.starts_with(':') && word.ends_with(':')) {
+            continue;
+        }
+        let word = word.trim_start_matches([':', '.', '-', '_']);
+        if system(word) {
+            return true;
+        }
+        let mut shorter = word;
+        while let Some(cut) = shorter.strip_suffix(['.', '-', ':', '_']) {
+            shorter = cut;
+            if system(shorter) {
+                return true;
+            }
+        }
+        let other_mention = !exact(word) && word.starts_with('@');
+        if !other_mention
+            && word.contains(['.', '-', ':'])
+            && word.split(['.', '-', ':']).any(system)
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// Synapse's word matcher for the legacy `.m.rule.roomnotif` (`@room` in the body).
+static ROOM_NOTIFY: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)(?:^|\b|\W)@room(?:\b|\W|$)").expect("valid regex"));
+
+static URL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"https?://\S+").expect("valid regex"));
+
+/// Whether a legacy push rule would notify the room for `text`. URLs are left out:
+/// `m.mentions: {}` (checked end to end) keeps them quiet, and they must stay intact.
+fn matrix_notifies_room(text: &str) -> bool {
+    ROOM_NOTIFY.is_match(&URL.replace_all(&text.to_lowercase(), " "))
+}
+
+/// What a reader sees of `formatted_body`, code left out: tags dropped (they do not
+/// split words), the escapes the renderer writes decoded.
+fn html_text_outside_code(html: &str) -> String {
+    let without_code = Regex::new(r"(?s)<code[^>]*>.*?</code>").expect("valid regex");
+    let tags = Regex::new(r"<[^>]*>").expect("valid regex");
+    let text = without_code.replace_all(html, " ");
+    tags.replace_all(&text, "")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&nbsp;", " ")
+        .replace("&#64;", "@")
+        .replace("&amp;", "&")
+}
+
+// --- the table ---------------------------------------------------------------------
+
+/// What each destination sends for a case, and what is wrong with it.
+fn problems(case: &Case) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut problem = |what: String| problems.push(what);
+    let is_mattermost_word = ["@channel", "@here", "@all"]
+        .iter()
+        .any(|w| case.word.to_lowercase().starts_with(w));
+    let is_matrix_word = case.word.eq_ignore_ascii_case("@room");
+    let shown = case.content.to_plain();
+
+    if case.from != Net::Mattermost {
+        let (content, label) = through_core(case, Net::Mattermost);
+        // Bot mode with names in the text, and with name overrides (also webhook mode).
+        for message in [
+            switchboard_mattermost::format::render(&labelled(&content, &label)),
+            switchboard_mattermost::format::render(&content),
+        ] {
+            if mattermost_notifies_channel(&message) {
+                problem(format!(
+                    "Mattermost message notifies the channel: {message:?}"
+                ));
+            }
+            let read_back = switchboard_mattermost::format::parse(&message)
+                .to_plain()
+                .replace(ZWSP, "");
+            if !read_back.ends_with(&shown) {
+                problem(format!(
+                    "Mattermost readers see {read_back:?}, not {shown:?} ({message:?})"
+                ));
+            }
+            if !is_mattermost_word && message.contains(ZWSP) {
+                problem(format!(
+                    "Mattermost: changed where nothing pings: {message:?}"
+                ));
+            }
+            if let Some(url) = &case.url
+                && !message.contains(url.as_str())
+            {
+                problem(format!("Mattermost: URL {url} broken in {message:?}"));
+            }
+        }
+    }
+
+    if case.from != Net::Matrix {
+        let (content, label) = through_core(case, Net::Matrix);
+        let (body, html) = switchboard_matrix::format::render(&labelled(&content, &label));
+        if matrix_notifies_room(&body) {
+            problem(format!("Matrix body notifies the room: {body:?}"));
+        }
+        if !body.replace(ZWSP, "").ends_with(&shown) {
+            problem(format!("Matrix body {body:?} does not show {shown:?}"));
+        }
+        if let Some(html) = &html
+            && matrix_notifies_room(&html_text_outside_code(html))
+        {
+            problem(format!(
+                "Matrix formatted_body shows a room mention: {html:?}"
+            ));
+        }
+        let changed = body.contains(ZWSP) || html.as_ref().is_some_and(|h| h.contains(ZWSP));
+        if !is_matrix_word && changed {
+            problem(format!(
+                "Matrix: changed where nothing pings: {body:?} {html:?}"
+            ));
+        }
+        if let Some(url) = &case.url {
+            if !body.contains(url.as_str()) {
+                problem(format!("Matrix: URL {url} broken in body {body:?}"));
+            }
+            if html
+                .as_ref()
+                .is_some_and(|h| !h.contains(&format!(">{url}</a>")))
+            {
+                problem(format!("Matrix: URL {url} broken in {html:?}"));
+            }
+        }
+    }
+
+    if case.from != Net::Irc {
+        let (content, _) = through_core(case, Net::Irc);
+        let lines: Vec<String> = switchboard_irc::format::to_lines(&content)
+            .iter()
+            .map(switchboard_irc::format::render_runs)
+            .collect();
+        let wire = lines.join("\n");
+        if wire.contains(ZWSP) {
+            problem(format!("IRC: changed where nothing pings: {wire:?}"));
+        }
+        let read_back: Vec<String> = lines
+            .iter()
+            .map(|line| switchboard_irc::format::parse(line).to_plain())
+            .collect();
+        if read_back.join("\n") != shown.trim_end() {
+            problem(format!("IRC shows {read_back:?}, not {shown:?}"));
+        }
+    }
+    problems
+}
+
+#[test]
+fn no_relayed_text_notifies_a_whole_room_and_nothing_else_changes() {
+    let cases = cases();
+    assert!(cases.len() > 700, "{} cases", cases.len());
+    let mut failures = Vec::new();
+    for case in &cases {
+        for problem in problems(case) {
+            failures.push(format!("{:?} {:?}: {problem}", case.from, case.written));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases fail:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+/// The oracles themselves: they must see what the servers see.
+#[test]
+fn the_server_rules_used_here_catch_the_issue_cases() {
+    for pings in [
+        "@channel_",
+        "_@channel see",
+        "ping @here\\_ now",
+        "\\_\\_@all\\_\\_",
+        "-\\_@here",
+        "\\@all",
+        "x.@all",
+        "@ALL!",
+        "[@all](https://x.example/)",
+    ] {
+        assert!(mattermost_notifies_channel(pings), "{pings}");
+    }
+    for quiet in [
+        "@\u{200B}all",
+        "x_@all",
+        "a@all",
+        "`@all`",
+        "https://social.example/@all",
+        "[x](https://social.example/@all)",
+        "@room",
+        "@everyone",
+        "```\n@all\n```",
+    ] {
+        assert!(!mattermost_notifies_channel(quiet), "{quiet}");
+    }
+    for pings in ["@room", "x@room", "@ROOM: hi", "_@room", "@room."] {
+        assert!(matrix_notifies_room(pings), "{pings}");
+    }
+    for quiet in [
+        "@room_",
+        "@roomy",
+        "@\u{200B}room",
+        "https://x.example/@room",
+    ] {
+        assert!(!matrix_notifies_room(quiet), "{quiet}");
+    }
+}
+
+/// The exact bytes for the cases the issue lists.
+#[test]
+fn the_issue_cases_render_exactly() {
+    let irc = |text: &str| Case {
+        from: Net::Irc,
+        written: text.into(),
+        word: "@all",
+        url: None,
+        content: switchboard_irc::format::parse(text),
+    };
+    let mattermost = |case: &Case| {
+        let (content, _) = through_core(case, Net::Mattermost);
+        switchboard_mattermost::format::render(&content)
+    };
+    let z = ZWSP;
+    for (written, sent) in [
+        ("@channel_", format!("@{z}channel\\_")),
+        ("_@channel see", format!("\\_@{z}channel see")),
+        ("ping @here_ now", format!("ping @{z}here\\_ now")),
+        ("__@all__", format!("\\_\\_@{z}all\\_\\_")),
+        ("-_@here", format!("-\\_@{z}here")),
+        ("@\x0304all", format!("@{z}all")),
+        ("@\x1Fall\x1F", format!("@{z}all")),
+        ("\x02@\x02all", format!("@{z}all")),
+        (
+            "https://social.example/@all",
+            "https://social.example/@all".to_owned(),
+        ),
+    ] {
+        assert_eq!(mattermost(&irc(written)), sent, "{written:?}");
+    }
+    // Matrix HTML `<b>@</b>all` to Mattermost, and `@room` split by tags to Matrix.
+    let bold_at = Case {
+        from: Net::Matrix,
+        written: "<b>@</b>all".into(),
+        word: "@all",
+        url: None,
+        content: switchboard_matrix::format::parse("@all", Some("<b>@</b>all"), false),
+    };
+    assert_eq!(mattermost(&bold_at), format!("@{z}all"));
+    let (content, _) = through_core(&irc("\x02@\x02room now"), Net::Matrix);
+    let (body, html) = switchboard_matrix::format::render(&content);
+    assert_eq!(body, format!("@{z}room now"));
+    assert_eq!(
+        html.as_deref(),
+        Some(format!("<strong>@{z}</strong>room now").as_str())
+    );
+    // IRC gets what was written, and a URL is one clickable copy, not two.
+    let (content, _) = through_core(
+        &Case {
+            from: Net::Mattermost,
+            written: "@channel https://social.example/@all".into(),
+            word: "@all",
+            url: None,
+            content: switchboard_mattermost::format::parse("@channel https://social.example/@all"),
+        },
+        Net::Irc,
+    );
+    let lines = switchboard_irc::format::to_lines(&content);
+    assert_eq!(
+        lines
+            .iter()
+            .map(switchboard_irc::format::render_runs)
+            .collect::<Vec<_>>(),
+        ["@channel https://social.example/@all"]
+    );
+}
+
+// --- end to end --------------------------------------------------------------------
+
+const BOT: &str = "@switchboard:localhost";
+const PASSWORD: &str = "bridge-password";
+const THREE_WAY: &str = "  - name: main\n    rooms:\n      - irc: \"#a\"\n      - mx: \"#bridge:localhost\"\n      - mm: town-square\n";
+
+/// IRC lines, as written, that the daemon relays to Mattermost and Matrix.
+const E2E_FROM_IRC: &[&str] = &[
+    "@channel_",
+    "_@channel see",
+    "ping @here_ now",
+    "__@all__",
+    "-_@here",
+    "@\x0304all",
+    "\x02@\x02all",
+    "@\x1Fall\x1F",
+    "\\@here",
+    "**@channel**",
+    "@room_ @room",
+    "\x02@\x02room",
+    "https://social.example/@all and https://social.example/@room",
+    "@everyone <!channel> <!here>",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_issue_cases_end_to_end() {
+    let synapse = Synapse::start(SynapseOptions::default());
+    synapse.register("switchboard", PASSWORD);
+    synapse.register("bob", "bob-password");
+    let mut bob = MatrixPeer::login(&synapse.url(), "bob", "bob-password").await;
+    let room = bob.create_room(Some("bridge"), false).await;
+    let irc = Ngircd::start(NgircdOptions::default());
+    let mm = FakeMattermost::start().await;
+    let team = mm.add_team("core");
+    let town = mm.add_channel(&team, "town-square");
+    let (mm_bot, mm_token) = mm.add_user("bridge", true);
+    let (carol, _) = mm.add_user("carol", false);
+    let mut alice = IrcPeer::connect(irc.port(), "alice", &["#a"]).await;
+    let homeserver = synapse.url();
+    let bridge = BridgeProcess::start(|http, state| {
+        format!(
+            "state_dir: {state}\nhttp:\n  listen: {http}\ndelivery:\n  retry_initial: 50ms\n  retry_max: 500ms\n  shutdown_deadline: 5s\n\
+             networks:\n  irc:\n    irc:\n      server: 127.0.0.1:{port}\n      tls: false\n      nick: switchboard\n\
+             \x20 mx:\n    matrix:\n      homeserver: {homeserver}\n      user_id: \"{BOT}\"\n      password: {PASSWORD}\n\
+             \x20 mm:\n    mattermost:\n      server: {mm_url}\n      team: core\n      token: {mm_token}\n\
+             routes:\n{THREE_WAY}",
+            state = state.display(),
+            port = irc.port(),
+            mm_url = mm.url(),
+        )
+    });
+    bridge.wait_healthy().await;
+    common::eventually("the bridge joins the Matrix room", || async {
+        bob.joined_members(&room).await.iter().any(|m| m == BOT)
+    })
+    .await;
+
+    // From IRC: every line to Mattermost and Matrix.
+    for line in E2E_FROM_IRC {
+        alice.say("#a", line).await;
+    }
+    let bridged = |mm: &FakeMattermost| -> Vec<Post> {
+        mm.posts(&town)
+            .into_iter()
+            .filter(|post| post.user_id == mm_bot && !post.is_system())
+            .collect()
+    };
+    mm.wait_until("every IRC line posted", WAIT, |mm| {
+        bridged(mm).len() >= E2E_FROM_IRC.len()
+    })
+    .await;
+    let posts = bridged(&mm);
+    let events = bob.collect_messages(&room, E2E_FROM_IRC.len(), WAIT).await;
+    let mut failures = Vec::new();
+    for (i, line) in E2E_FROM_IRC.iter().enumerate() {
+        let shown = switchboard_irc::format::parse(line).to_plain();
+        let post = &posts[i];
+        if mattermost_notifies_channel(&post.message) {
+            failures.push(format!(
+                "{line:?}: Mattermost post notifies: {:?}",
+                post.message
+            ));
+        }
+        let read_back = switchboard_mattermost::format::parse(&post.message)
+            .to_plain()
+            .replace(ZWSP, "");
+        if !read_back.ends_with(&shown) {
+            failures.push(format!("{line:?}: Mattermost shows {read_back:?}"));
+        }
+        let content = &events[i]["content"];
+        let body = content["body"].as_str().unwrap_or_default();
+        if matrix_notifies_room(body) {
+            failures.push(format!("{line:?}: Matrix body notifies: {body:?}"));
+        }
+        if let Some(html) = content["formatted_body"].as_str()
+            && matrix_notifies_room(&html_text_outside_code(html))
+        {
+            failures.push(format!("{line:?}: Matrix formatted_body: {html:?}"));
+        }
+        if content["m.mentions"] != serde_json::json!({}) {
+            failures.push(format!(
+                "{line:?}: Matrix m.mentions is {}",
+                content["m.mentions"]
+            ));
+        }
+        if !body.replace(ZWSP, "").ends_with(&shown) {
+            failures.push(format!("{line:?}: Matrix body {body:?}"));
+        }
+    }
+    let url_post = &posts[E2E_FROM_IRC.len() - 2].message;
+    let url_body = events[E2E_FROM_IRC.len() - 2]["content"]["body"]
+        .as_str()
+        .unwrap_or_default();
+    for url in [
+        "https://social.example/@all",
+        "https://social.example/@room",
+    ] {
+        assert!(
+            url_post.contains(url),
+            "{url} broken on Mattermost: {url_post:?}"
+        );
+        assert!(
+            url_body.contains(url),
+            "{url} broken on Matrix: {url_body:?}"
+        );
+    }
+    let untouched = events[E2E_FROM_IRC.len() - 1]["content"]["body"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        untouched.ends_with("@everyone <!channel> <!here>"),
+        "nothing pings on Matrix, so nothing may change: {untouched:?}"
+    );
+
+    // From Matrix and Mattermost to IRC: the line as written, no zero-width spaces.
+    // Dave joins now, so what he hears is only what the bridge says.
+    let mut dave = IrcPeer::connect(irc.port(), "dave", &["#a"]).await;
+    bob.send_html(&room, "@all @channel", "<b>@</b>all @channel")
+        .await;
+    mm.post_as(
+        &carol,
+        &town,
+        "@channel \\@here https://social.example/@all",
+        None,
+    );
+    let heard = dave.collect("#a", 2, WAIT).await;
+    let texts: Vec<&str> = heard.iter().map(|r| r.text.as_str()).collect();
+    let from_matrix = texts
+        .iter()
+        .find(|t| t.contains("all @channel"))
+        .unwrap_or_else(|| panic!("bob's message not on IRC: {texts:?}"));
+    let from_mattermost = texts
+        .iter()
+        .find(|t| t.contains("social.example"))
+        .unwrap_or_else(|| panic!("carol's post not on IRC: {texts:?}"));
+    assert!(
+        !from_matrix.contains(ZWSP)
+            && switchboard_irc::format::parse(from_matrix)
+                .to_plain()
+                .ends_with("@all @channel"),
+        "{from_matrix:?}"
+    );
+    assert!(
+        from_mattermost.ends_with("@channel @here https://social.example/@all"),
+        "{from_mattermost:?}"
+    );
+    // ... and bob's `<b>@</b>all` on Mattermost.
+    mm.wait_until("bob's message posted", WAIT, |mm| {
+        bridged(mm).len() > E2E_FROM_IRC.len()
+    })
+    .await;
+    let from_bob = &bridged(&mm)[E2E_FROM_IRC.len()].message;
+    assert!(!mattermost_notifies_channel(from_bob), "{from_bob:?}");
+
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
