@@ -5,31 +5,14 @@ use crate::rich::{RichText, Span};
 use std::ops::Range;
 
 /// Splits `text` into pieces of at most `budget` bytes each, never inside a UTF-8
-/// character, preferring to break after whitespace. Newlines are not special here:
-/// split lines first. A budget of 0 is treated as 1 character per piece.
+/// character, preferring to break before whitespace (see [`first_piece_len`]), so
+/// the pieces join back to `text`. Newlines are not special here: split lines first.
+/// A budget of 0 is treated as 1 character per piece. Linear in `text`'s length.
 pub fn split_to_byte_budget(text: &str, budget: usize) -> Vec<&str> {
     let mut pieces = Vec::new();
     let mut rest = text;
     while rest.len() > budget {
-        let mut cut = floor_char_boundary(rest, budget);
-        if cut == 0 {
-            // One character wider than the budget: send it alone rather than loop.
-            cut = rest
-                .chars()
-                .next()
-                .map(char::len_utf8)
-                .unwrap_or(rest.len());
-        } else if let Some(space) = rest[..cut].rfind(char::is_whitespace)
-            && space > cut / 2
-        {
-            // Break after the space, but only when that keeps the piece reasonably full.
-            cut = space
-                + rest[space..]
-                    .chars()
-                    .next()
-                    .map(char::len_utf8)
-                    .unwrap_or(1);
-        }
+        let cut = first_piece_len(rest, budget);
         pieces.push(&rest[..cut]);
         rest = &rest[cut..];
     }
@@ -37,6 +20,46 @@ pub fn split_to_byte_budget(text: &str, budget: usize) -> Vec<&str> {
         pieces.push(rest);
     }
     pieces
+}
+
+/// The length of the first piece when `text` is split to `budget` bytes: all of it
+/// when it fits; else never inside a UTF-8 character (one character wider than the
+/// budget goes alone) and, where a word boundary keeps the piece over half full,
+/// just before the whitespace, which then starts the next piece. Servers strip
+/// trailing spaces from a line (ngircd does) but keep leading ones, so a space at
+/// the end of a piece would be lost and the words either side of it glued together.
+/// Looks at no more than `budget` bytes (plus a whitespace run it ends inside), so
+/// splitting a whole text this way is linear.
+pub fn first_piece_len(text: &str, budget: usize) -> usize {
+    if text.len() <= budget {
+        return text.len();
+    }
+    let cut = floor_char_boundary(text, budget);
+    if cut == 0 {
+        return text.chars().next().map_or(text.len(), char::len_utf8);
+    }
+    let half = floor_char_boundary(text, cut / 2);
+    let space = if text[cut..].starts_with(is_break) {
+        Some(cut)
+    } else {
+        text[half..cut]
+            .rfind(is_break)
+            .map(|offset| half + offset)
+            .filter(|position| *position > half)
+    };
+    let Some(mut start) = space else {
+        return cut;
+    };
+    // Back to the start of the whitespace run, so no piece ends with whitespace.
+    while let Some(before) = text[..start].chars().next_back().filter(|c| is_break(*c)) {
+        start -= before.len_utf8();
+    }
+    if start == 0 { cut } else { start }
+}
+
+/// Whitespace a line may be broken at (not the no-break spaces).
+fn is_break(c: char) -> bool {
+    c.is_whitespace() && !matches!(c, '\u{A0}' | '\u{2007}' | '\u{202F}')
 }
 
 /// Inserts `guard` (an invisible character) after the first character of `name`, so
@@ -138,9 +161,46 @@ mod tests {
     }
 
     #[test]
-    fn prefers_word_boundaries() {
+    fn prefers_word_boundaries_and_keeps_each_space_at_the_start_of_a_piece() {
         let pieces = split_to_byte_budget("aaaa bbbb cccc", 10);
-        assert_eq!(pieces, vec!["aaaa bbbb ", "cccc"]);
+        assert_eq!(pieces, vec!["aaaa bbbb", " cccc"]);
+        // A boundary right after the budget is used too.
+        assert_eq!(
+            split_to_byte_budget("aaaa bbbb cc", 9),
+            vec!["aaaa bbbb", " cc"]
+        );
+        // A run of spaces moves whole, so no piece ends with one (servers strip them).
+        assert_eq!(
+            split_to_byte_budget("aaaa bb   cccc", 10),
+            vec!["aaaa bb", "   cccc"]
+        );
+        let text = "é crème brûlée ".repeat(50);
+        for budget in 8..40 {
+            let pieces = split_to_byte_budget(&text, budget);
+            assert_eq!(pieces.concat(), text, "budget {budget}");
+            for piece in &pieces[..pieces.len() - 1] {
+                assert!(
+                    !piece.ends_with(' '),
+                    "budget {budget}: {piece:?} ends with a space"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn no_break_spaces_are_not_break_points() {
+        assert_eq!(
+            split_to_byte_budget("aaaa\u{A0}bbbbbb", 8),
+            vec!["aaaa\u{A0}bb", "bbbb"]
+        );
+    }
+
+    #[test]
+    fn a_megabyte_without_spaces_is_cut_into_full_pieces() {
+        let text = "x".repeat(1 << 20);
+        let pieces = split_to_byte_budget(&text, 400);
+        assert_eq!(pieces.concat(), text);
+        assert_eq!(pieces.len(), (1usize << 20).div_ceil(400));
     }
 
     #[test]
