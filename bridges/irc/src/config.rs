@@ -43,6 +43,11 @@ pub struct IrcConfig {
     /// How relayed names are kept from pinging local users with the same nick.
     #[serde(default)]
     pub name_guard: NameGuard,
+    /// The most IRC lines one relayed message becomes (after splitting at newlines
+    /// and at the 512-byte limit); past it the first lines are sent and the last
+    /// says how many more were cut, so one huge post cannot hold a channel's queue.
+    #[serde(default = "default_max_lines_per_message")]
+    pub max_lines_per_message: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -90,6 +95,9 @@ fn default_true() -> bool {
 fn default_ping_timeout() -> u64 {
     120
 }
+fn default_max_lines_per_message() -> usize {
+    10
+}
 fn default_burst() -> u32 {
     4
 }
@@ -119,9 +127,21 @@ impl IrcConfig {
                 "burst must be at least 1",
             ));
         }
+        if !(2..=MAX_LINES_PER_MESSAGE).contains(&self.max_lines_per_message) {
+            problems.push(ConfigProblem::new(
+                &["max_lines_per_message"],
+                format!(
+                    "max_lines_per_message must be from 2 (a line of text and the line saying the rest was cut) to {MAX_LINES_PER_MESSAGE}"
+                ),
+            ));
+        }
         problems
     }
 }
+
+/// The largest `max_lines_per_message`: at the default pace, 1000 lines already hold
+/// a channel's queue for over 16 minutes.
+const MAX_LINES_PER_MESSAGE: usize = 1_000;
 
 /// Splits `host:port` (IPv6 as `[::1]:6667`) into its parts.
 pub fn parse_server_address(address: &str) -> Result<(String, u16), String> {

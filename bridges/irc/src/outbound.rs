@@ -1,10 +1,12 @@
 //! `Outbound` deliveries -> IRC lines that each fit in 512 bytes as other clients
 //! receive them (`:nick!user@host PRIVMSG #chan :text\r\n`), never cut inside a UTF-8
-//! character, preferring word boundaries, with the sender label on every line and
-//! formatting re-opened on continuation lines.
+//! character, preferring word boundaries (the space starts the next line, since
+//! servers strip trailing spaces), with the sender label on every line, formatting
+//! re-opened on continuation lines, and at most `max_lines_per_message` lines per
+//! message (the last one then says how many more were cut).
 
 use crate::format::{self, Runs};
-use switchboard_sdk::text::split_to_byte_budget;
+use switchboard_sdk::text::first_piece_len;
 use switchboard_sdk::{MessageStyle, Outbound, OutboundKind, SendError, Style};
 
 /// The longest line a server relays, CRLF included.
@@ -14,8 +16,13 @@ pub const MAX_LINE: usize = 512;
 const MIN_PIECE: usize = 16;
 
 /// Every wire line (without CRLF) for one delivery. `source_len` is the length of
-/// our `nick!user@host` as the server will prefix it.
-pub fn lines(message: &Outbound, source_len: usize) -> Result<Vec<String>, SendError> {
+/// our `nick!user@host` as the server will prefix it. Past `max_lines`, the first
+/// `max_lines - 1` lines are kept and the last says how many more there were.
+pub fn lines(
+    message: &Outbound,
+    source_len: usize,
+    max_lines: usize,
+) -> Result<Vec<String>, SendError> {
     let OutboundKind::Message { style, content, .. } = &message.kind else {
         return Err(SendError::Permanent(
             "IRC has no edits or deletes; the core sends corrections as messages".into(),
@@ -38,7 +45,19 @@ pub fn lines(message: &Outbound, source_len: usize) -> Result<Vec<String>, SendE
             out.push(format!("{head}{body}{close}"));
         }
     }
+    let max_lines = max_lines.max(1);
+    if out.len() > max_lines {
+        let kept = max_lines - 1;
+        let cut = out.len() - kept;
+        out.truncate(kept);
+        out.push(format!("{head}{}{close}", truncation_marker(cut)));
+    }
     Ok(out)
+}
+
+/// The last line of a message cut to `max_lines_per_message`.
+pub fn truncation_marker(more_lines: usize) -> String {
+    format!("... (message truncated, {more_lines} more lines)")
 }
 
 fn sanitize(text: &str) -> String {
@@ -48,7 +67,8 @@ fn sanitize(text: &str) -> String {
 }
 
 /// Splits one line of runs into bodies of at most `budget` bytes each, re-opening
-/// the active style at the start of every continuation.
+/// the active style at the start of every continuation. Linear in the text: each
+/// piece looks only at what it takes.
 pub fn wrap(runs: &Runs, budget: usize) -> Vec<String> {
     let mut out = Vec::new();
     let mut line = String::new();
@@ -63,15 +83,11 @@ pub fn wrap(runs: &Runs, budget: usize) -> Vec<String> {
                 finish(&mut out, &mut line, &mut current);
                 continue;
             }
-            let piece = if rest.len() <= room {
-                rest
-            } else {
-                split_to_byte_budget(rest, room.max(4))[0]
-            };
+            let cut = first_piece_len(rest, room.max(4));
             line.push_str(&codes);
-            line.push_str(piece);
+            line.push_str(&rest[..cut]);
             current = *style;
-            rest = &rest[piece.len()..];
+            rest = &rest[cut..];
             if !rest.is_empty() {
                 finish(&mut out, &mut line, &mut current);
             }
@@ -83,10 +99,20 @@ pub fn wrap(runs: &Runs, budget: usize) -> Vec<String> {
     out
 }
 
+/// Ends `line` and starts the next. Plain whitespace at its end (where one run ended
+/// and the next did not fit) moves to the start of the next line, where the server
+/// keeps it; at the end a server would strip it and glue two words together.
 fn finish(out: &mut Vec<String>, line: &mut String, current: &mut Style) {
+    let mut carried = String::new();
+    if *current == Style::default() {
+        let kept = line.trim_end().len();
+        if kept > 0 {
+            carried = line.split_off(kept);
+        }
+    }
     line.push_str(&format::transition(current, &Style::default()));
     *current = Style::default();
-    let body = std::mem::take(line);
+    let body = std::mem::replace(line, carried);
     if !body.trim().is_empty() {
         out.push(body);
     }
@@ -121,7 +147,12 @@ mod tests {
     fn a_long_multibyte_message_fits_in_512_bytes_per_line_and_loses_nothing() {
         let text = "Zażółć gęślą jaźń 😀 ".repeat(60);
         assert!(text.len() >= 1500);
-        let lines = lines(&outbound(&text, MessageStyle::Normal), SOURCE.len()).unwrap();
+        let lines = lines(
+            &outbound(&text, MessageStyle::Normal),
+            SOURCE.len(),
+            usize::MAX,
+        )
+        .unwrap();
         assert!(lines.len() >= 4, "{} lines", lines.len());
         let mut rebuilt = String::new();
         for line in &lines {
@@ -130,15 +161,76 @@ mod tests {
             let body = line
                 .strip_prefix("PRIVMSG #chan :<a\u{200D}lice> ")
                 .expect("every line keeps the label");
-            rebuilt.push_str(body);
+            // As the server relays it: ngircd strips trailing spaces.
+            rebuilt.push_str(body.trim_end_matches(' '));
         }
-        assert_eq!(rebuilt, text, "nothing lost, nothing added");
+        assert_eq!(
+            rebuilt,
+            text.trim_end(),
+            "nothing lost, nothing added, no words glued together"
+        );
+    }
+
+    #[test]
+    fn a_space_where_a_run_ends_moves_to_the_next_line() {
+        let bold = Style {
+            bold: true,
+            ..Style::default()
+        };
+        let runs = vec![
+            (Style::default(), "aaaa bbbb ".to_owned()),
+            (bold, "c".repeat(30)),
+        ];
+        let bodies = wrap(&runs, 24);
+        // As the server relays them (trailing spaces stripped), without the codes.
+        let rebuilt: String = bodies
+            .iter()
+            .map(|body| body.trim_end_matches(' ').replace('\x02', ""))
+            .collect();
+        assert_eq!(
+            rebuilt,
+            format!("aaaa bbbb {}", "c".repeat(30)),
+            "{bodies:?}"
+        );
+    }
+
+    #[test]
+    fn a_huge_message_is_capped_with_a_marker() {
+        let text = "x".repeat(1 << 20);
+        let lines = lines(&outbound(&text, MessageStyle::Normal), SOURCE.len(), 10).unwrap();
+        assert_eq!(lines.len(), 10);
+        let per_line = lines[0].len() - "PRIVMSG #chan :<a\u{200D}lice> ".len();
+        let total = text.len().div_ceil(per_line);
+        assert_eq!(
+            lines[9],
+            format!(
+                "PRIVMSG #chan :<a\u{200D}lice> ... (message truncated, {} more lines)",
+                total - 9
+            )
+        );
+        for line in &lines[..9] {
+            assert!(line.ends_with(&"x".repeat(per_line)), "{line}");
+        }
+        // At the cap exactly, nothing is cut.
+        let ten = (0..10)
+            .map(|i| format!("line {i}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let lines = super::lines(&outbound(&ten, MessageStyle::Normal), SOURCE.len(), 10).unwrap();
+        assert_eq!(lines.len(), 10);
+        assert!(lines[9].ends_with("line 9"));
     }
 
     #[test]
     fn prefers_word_boundaries() {
         let text = "word ".repeat(200);
-        for line in lines(&outbound(&text, MessageStyle::Normal), SOURCE.len()).unwrap() {
+        for line in lines(
+            &outbound(&text, MessageStyle::Normal),
+            SOURCE.len(),
+            usize::MAX,
+        )
+        .unwrap()
+        {
             let body = line
                 .strip_prefix("PRIVMSG #chan :<a\u{200D}lice> ")
                 .unwrap();
@@ -151,12 +243,12 @@ mod tests {
 
     #[test]
     fn actions_notices_and_multiline() {
-        let action = lines(&outbound("waves", MessageStyle::Action), 10).unwrap();
+        let action = lines(&outbound("waves", MessageStyle::Action), 10, 10).unwrap();
         assert_eq!(
             action,
             vec!["PRIVMSG #chan :\x01ACTION <a\u{200D}lice> waves\x01"]
         );
-        let notice = lines(&outbound("one\n\ntwo", MessageStyle::Notice), 10).unwrap();
+        let notice = lines(&outbound("one\n\ntwo", MessageStyle::Notice), 10, 10).unwrap();
         assert_eq!(
             notice,
             vec![
@@ -188,6 +280,9 @@ mod tests {
     fn edits_are_refused_permanently() {
         let mut message = outbound("x", MessageStyle::Normal);
         message.kind = OutboundKind::Delete { targets: vec![] };
-        assert!(matches!(lines(&message, 10), Err(SendError::Permanent(_))));
+        assert!(matches!(
+            lines(&message, 10, 10),
+            Err(SendError::Permanent(_))
+        ));
     }
 }

@@ -2,10 +2,11 @@
 //! loop with PING/PONG and ping timeout, and sending paced lines.
 
 use crate::config::IrcConfig;
-use crate::connection::{self, Outgoing};
+use crate::connection::{self, Ending, InboundLine, Outgoing};
 use crate::inbound::{Membership, Translator, canonical_channel};
 use crate::{IrcAdapter, outbound};
 use base64::Engine;
+use futures::StreamExt;
 use irc_proto::{CapSubCommand, Command, Message, Prefix, Response};
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -14,7 +15,6 @@ use std::time::Duration;
 use switchboard_sdk::{
     AdapterContext, AdapterError, ConnectionState, Inbound, Outbound, SendError, SendReceipt,
 };
-use tokio::io::BufReader;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -37,6 +37,10 @@ const UNKNOWN_SOURCE_EXTRA: usize = 1 + 10 + 1 + 63;
 pub struct Session {
     urgent: mpsc::UnboundedSender<Outgoing>,
     paced: mpsc::UnboundedSender<Outgoing>,
+    /// Once ended, `send` queues nothing more.
+    ending: Ending,
+    /// What one message may become at most (`max_lines_per_message`).
+    max_lines: usize,
     nick: Mutex<String>,
     /// Length of `nick!user@host` once known from our own JOIN echo.
     source_len: AtomicUsize,
@@ -70,7 +74,14 @@ impl Session {
             0 => self.nick().len() + UNKNOWN_SOURCE_EXTRA,
             known => known,
         };
-        let lines = outbound::lines(message, source_len)?;
+        if self.ending.has_ended() {
+            return Err(SendError::Transient(self.ending.reason()));
+        }
+        let lines = outbound::lines(message, source_len, self.max_lines)?;
+        // A message of several lines counts as sent only when all were written. If the
+        // connection ends after some were, the whole message is sent again on the next
+        // connection: those first lines then appear twice (at most `max_lines` each
+        // time), which beats losing the rest.
         let mut receipts = Vec::with_capacity(lines.len());
         for line in lines {
             let (written, rx) = oneshot::channel();
@@ -79,7 +90,7 @@ impl Session {
                     line,
                     written: Some(written),
                 })
-                .map_err(|_| SendError::Transient("the IRC connection closed".into()))?;
+                .map_err(|_| SendError::Transient(self.ending.reason()))?;
             receipts.push(rx);
         }
         let mut native_ids = Vec::with_capacity(receipts.len());
@@ -100,7 +111,9 @@ struct Registration {
     /// Set once the server refused a long nick as erroneous.
     max_nick_len: Option<usize>,
     registered: bool,
-    sasl: bool,
+    /// Our SASL exchange has started and not finished: only then are SASL numerics
+    /// about us (a server may send a stray 904 to a client that never asked).
+    sasl_in_progress: bool,
     /// Channels asked for and not yet confirmed; `Connected` is reported when empty.
     pending_joins: HashSet<String>,
     connected_reported: bool,
@@ -111,22 +124,38 @@ pub async fn run(
     ctx: &AdapterContext,
     cancel: &CancellationToken,
 ) -> Result<(), AdapterError> {
-    let config = &adapter.config;
+    // Safe to race: a connect abandoned on cancel has read nothing yet.
     let (reader, writer) = tokio::select! {
-        connected = connection::connect(config) => connected?,
+        connected = connection::connect(&adapter.config) => connected?,
         _ = cancel.cancelled() => return Ok(()),
     };
+    run_connected(adapter, ctx, cancel, reader, writer).await
+}
+
+/// One registered-or-registering connection, from the first line to the last.
+async fn run_connected(
+    adapter: &IrcAdapter,
+    ctx: &AdapterContext,
+    cancel: &CancellationToken,
+    reader: connection::Reader,
+    writer: connection::Writer,
+) -> Result<(), AdapterError> {
+    let config = &adapter.config;
     let (urgent_tx, urgent_rx) = mpsc::unbounded_channel();
     let (paced_tx, paced_rx) = mpsc::unbounded_channel();
+    let ending = Ending::default();
     let writer_task = tokio::spawn(connection::write_loop(
         writer,
         urgent_rx,
         paced_rx,
         config.flood.clone(),
+        ending.clone(),
     ));
     let session = std::sync::Arc::new(Session {
         urgent: urgent_tx,
         paced: paced_tx,
+        ending: ending.clone(),
+        max_lines: config.max_lines_per_message,
         nick: Mutex::new(config.nick.clone()),
         source_len: AtomicUsize::new(0),
         joined: Mutex::new(HashSet::new()),
@@ -147,17 +176,29 @@ pub async fn run(
     });
 
     let result = read_loop(adapter, ctx, cancel, &session, reader, events_tx).await;
-    if cancel.is_cancelled() {
-        session.urgent("QUIT :Switchboard stopping");
+    match &result {
+        Ok(()) => ending.quit("QUIT :Switchboard stopping"),
+        Err(error) => {
+            // From now on nothing is written and every unwritten line fails, so its
+            // message stays queued for the next connection; health says so at once.
+            ending.declare_dead(error.to_string());
+            if matches!(error, AdapterError::Connection(_)) {
+                ctx.health.report(ConnectionState::Reconnecting {
+                    last_error: error.to_string(),
+                });
+            }
+        }
     }
-    // Closing the queues lets the writer flush (QUIT included) and finish.
-    drop(session);
     adapter.session.set(None);
+    drop(session);
+    let abort = writer_task.abort_handle();
     if tokio::time::timeout(Duration::from_secs(2), writer_task)
         .await
         .is_err()
     {
+        // Stuck writing QUIT to a peer that does not read: drop the socket.
         tracing::debug!("IRC: writer did not finish in time");
+        abort.abort();
     }
     result
 }
@@ -176,14 +217,13 @@ async fn read_loop(
         .iter()
         .map(|room| canonical_channel(room.as_str()))
         .collect();
-    let mut reader = BufReader::new(reader);
-    let mut buffer = Vec::new();
+    let mut lines = connection::lines(reader);
     let mut members = Membership::default();
     let mut registration = Registration {
         nick_attempt: 0,
         max_nick_len: None,
         registered: false,
-        sasl: false,
+        sasl_in_progress: false,
         pending_joins: HashSet::new(),
         connected_reported: false,
     };
@@ -208,8 +248,13 @@ async fn read_loop(
     let mut pinged = false;
     let mut tick = tokio::time::interval(Duration::from_secs(1).min(ping_timeout / 4));
     loop {
+        // Every branch is cancel-safe: a partial line stays in `lines` when the tick
+        // (or anything else) wins.
         let line = tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
+            _ = session.ending.died() => {
+                return Err(AdapterError::Connection(session.ending.reason()));
+            }
             _ = tick.tick() => {
                 let silent = last_traffic.elapsed();
                 if !registration.registered && started.elapsed() > REGISTRATION_TIMEOUT {
@@ -224,19 +269,29 @@ async fn read_loop(
                 }
                 continue;
             }
-            line = connection::read_line(&mut reader, &mut buffer) => line,
+            line = lines.next() => line,
         };
+        last_traffic = Instant::now();
+        pinged = false;
         let line = match line {
-            Ok(Some(line)) => line,
-            Ok(None) => {
+            Some(Ok(InboundLine::Line(line))) => line,
+            Some(Ok(InboundLine::TooLong)) => {
+                tracing::warn!(
+                    network = %ctx.network,
+                    limit = connection::MAX_INBOUND_LINE,
+                    "IRC: the server sent a line longer than the limit; it was skipped"
+                );
+                continue;
+            }
+            None => {
                 return Err(AdapterError::Connection(
                     "the server closed the connection".into(),
                 ));
             }
-            Err(error) => return Err(AdapterError::Connection(format!("read failed: {error}"))),
+            Some(Err(error)) => {
+                return Err(AdapterError::Connection(format!("read failed: {error}")));
+            }
         };
-        last_traffic = Instant::now();
-        pinged = false;
         let message: Message = match line.parse() {
             Ok(message) => message,
             Err(error) => {
@@ -313,8 +368,8 @@ fn handle(
         }
         Command::CAP(_, CapSubCommand::ACK, first, second) => {
             let acked = second.as_deref().or(first.as_deref()).unwrap_or_default();
-            if acked.split_whitespace().any(|cap| cap == "sasl") {
-                registration.sasl = true;
+            if config.sasl.is_some() && acked.split_whitespace().any(|cap| cap == "sasl") {
+                registration.sasl_in_progress = true;
                 session.urgent("AUTHENTICATE PLAIN");
             } else if !registration.registered {
                 session.urgent("CAP END");
@@ -328,7 +383,7 @@ fn handle(
             }
             session.urgent("CAP END");
         }
-        Command::AUTHENTICATE(challenge) if challenge == "+" && registration.sasl => {
+        Command::AUTHENTICATE(challenge) if challenge == "+" && registration.sasl_in_progress => {
             if let Some(sasl) = &config.sasl {
                 let token = format!("{}\0{}\0{}", sasl.username, sasl.username, sasl.password);
                 let encoded = base64::engine::general_purpose::STANDARD.encode(token);
@@ -336,18 +391,24 @@ fn handle(
                 session.urgent(format!("AUTHENTICATE {encoded}"));
             }
         }
-        Command::Response(Response::RPL_SASLSUCCESS, _) => session.urgent("CAP END"),
+        Command::Response(Response::RPL_SASLSUCCESS, _) if registration.sasl_in_progress => {
+            registration.sasl_in_progress = false;
+            session.urgent("CAP END");
+        }
         Command::Response(
-            Response::ERR_SASLFAIL
+            response @ (Response::ERR_SASLFAIL
             | Response::ERR_SASLTOOLONG
             | Response::ERR_SASLABORT
-            | Response::ERR_NICKLOCKED,
+            | Response::ERR_NICKLOCKED),
             params,
         ) => {
-            return Err(AdapterError::Auth(format!(
-                "SASL authentication failed: {}",
-                params.last().cloned().unwrap_or_default()
-            )));
+            let text = params.last().cloned().unwrap_or_default();
+            if registration.sasl_in_progress {
+                return Err(AdapterError::Auth(format!(
+                    "SASL authentication failed: {text}"
+                )));
+            }
+            tracing::debug!(network = %ctx.network, ?response, %text, "IRC: SASL numeric outside our SASL exchange ignored");
         }
         Command::Response(
             response @ (Response::ERR_NICKNAMEINUSE
@@ -498,6 +559,61 @@ mod tests {
             serde_json::from_str(r#"{"server": "h:1", "nick": "switchboard"}"#).unwrap();
         config.alt_nicks = alt.iter().map(|n| (*n).to_owned()).collect();
         config
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_line_split_around_a_tick_is_relayed_intact() {
+        use switchboard_sdk::testing::{MemoryState, RecordingSink};
+        use switchboard_sdk::{EventKind, HealthReporter, NetworkId, RoomId};
+        use tokio::io::AsyncWriteExt;
+
+        let adapter = IrcAdapter::new(config(&[]));
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let (read, write) = tokio::io::split(client);
+        let (sink, mut inbound) = RecordingSink::new();
+        let ctx = AdapterContext {
+            network: NetworkId::new("test"),
+            rooms: vec![RoomId::new("#x")],
+            inbound: sink,
+            health: HealthReporter::discard(),
+            state: MemoryState::new(),
+            data_dir: std::env::temp_dir(),
+        };
+        let cancel = CancellationToken::new();
+        let running = {
+            let cancel = cancel.clone();
+            tokio::spawn(async move {
+                run_connected(&adapter, &ctx, &cancel, Box::new(read), Box::new(write)).await
+            })
+        };
+        let (_server_read, mut server) = tokio::io::split(server);
+        server
+            .write_all(
+                b":srv 001 switchboard :Welcome\r\n:switchboard!u@h JOIN #x\r\n\
+                  :peer!p@h NOTICE #other :elsewhere\r\n:peer!p@h PRIVMSG #x :hel",
+            )
+            .await
+            .unwrap();
+        // Longer than the read loop's 1 s tick between the two halves (paused time:
+        // the clock jumps once the adapter has read everything sent so far).
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        server
+            .write_all(b"lo world\r\n:peer!p@h PRIVMSG #x :next\r\n")
+            .await
+            .unwrap();
+        let mut said = Vec::new();
+        while said.len() < 2 {
+            let event = tokio::time::timeout(Duration::from_secs(60), inbound.recv())
+                .await
+                .unwrap_or_else(|_| panic!("only {said:?} arrived"))
+                .expect("the adapter is running");
+            if event.kind == EventKind::Message {
+                said.push(event.content.to_plain());
+            }
+        }
+        assert_eq!(said, vec!["hello world", "next"]);
+        cancel.cancel();
+        running.await.unwrap().unwrap();
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The IRC adapter against real servers: the sdk conformance suite on ngircd and
-//! InspIRCd, flood control against ngircd's default penalties, nick fallback, and
-//! reconnecting after a server restart.
+//! InspIRCd, flood control against ngircd's default penalties, nick fallback,
+//! reconnecting after a server restart, and long messages split so that what a
+//! client receives joins back to the original text.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -134,6 +135,51 @@ async fn a_burst_of_100_lines_arrives_in_order_under_ngircd_flood_penalties() {
         task.await.unwrap().is_ok(),
         "the bridge was not disconnected for flooding"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_lines_join_back_to_the_original_on_ngircd() {
+    let server = Ngircd::start(NgircdOptions::default());
+    let mut peer = IrcPeer::connect(server.port(), "reader", &["#split"]).await;
+    let adapter = IrcAdapter::new(config(server.port(), "bridge"));
+    let RunningAdapter {
+        mut health,
+        cancel,
+        task,
+        ..
+    } = start(&adapter, &["#split"]);
+    wait_connected(&mut health, WAIT).await;
+    // Words of every length, so the splits land at many word boundaries.
+    let text: String = (0..300)
+        .map(|i| ["é", "crème", "brûlée", "à", "la", "mode"][i % 6])
+        .collect::<Vec<_>>()
+        .join(" ");
+    adapter.send(&message("#split", &text)).await.unwrap();
+    adapter
+        .send(&message("#split", "end of split"))
+        .await
+        .unwrap();
+    let mut rebuilt = String::new();
+    let mut lines = 0;
+    loop {
+        let got = peer
+            .next_message(WAIT)
+            .await
+            .expect("every line and the end marker arrive");
+        if got.text == "<alice> end of split" {
+            break;
+        }
+        let body = got
+            .text
+            .strip_prefix("<alice> ")
+            .unwrap_or_else(|| panic!("every line carries the label: {:?}", got.text));
+        rebuilt.push_str(body);
+        lines += 1;
+    }
+    assert!(lines >= 3, "the text was split ({lines} lines)");
+    assert_eq!(rebuilt, text, "the pieces join back to the original");
+    cancel.cancel();
+    task.await.unwrap().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,13 +1,15 @@
 //! The adapter against a scripted server, for what the packaged servers cannot show:
-//! SASL PLAIN (success and refusal), NickServ IDENTIFY, channel keys, the ping
-//! timeout, and TLS (a self-signed certificate is refused unless explicitly allowed).
+//! SASL PLAIN (success and refusal, and a stray SASL numeric when SASL is not in
+//! use), NickServ IDENTIFY, channel keys, the ping timeout, nothing written after
+//! the server's ERROR, and TLS (a self-signed certificate is refused unless
+//! explicitly allowed).
 
 use base64::Engine;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_irc::{IrcAdapter, IrcConfig};
-use switchboard_sdk::testing::{RunningAdapter, spawn_adapter, wait_connected};
-use switchboard_sdk::{AdapterError, NetworkId, RoomId};
+use switchboard_sdk::testing::{RunningAdapter, message_from_alice, spawn_adapter, wait_connected};
+use switchboard_sdk::{Adapter, AdapterError, ConnectionState, NetworkId, RoomId};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
@@ -46,6 +48,23 @@ impl<S: AsyncRead + AsyncWrite> Script<S> {
         })
         .await
         .unwrap_or_else(|_| panic!("no {command} from the client within {WAIT:?}"))
+    }
+
+    /// Everything the client sends until it closes the connection.
+    async fn rest_until_closed(&mut self) -> Vec<String> {
+        let mut lines = Vec::new();
+        tokio::time::timeout(WAIT, async {
+            loop {
+                let mut line = String::new();
+                match self.reader.read_line(&mut line).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => lines.push(line.trim_end().to_owned()),
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("the client kept the connection open; sent {lines:?}"));
+        lines
     }
 
     async fn send(&mut self, line: &str) {
@@ -160,6 +179,116 @@ async fn refused_sasl_is_an_authentication_failure() {
         .unwrap()
         .unwrap();
     assert!(matches!(result, Err(AdapterError::Auth(_))), "{result:?}");
+}
+
+#[tokio::test]
+async fn a_stray_sasl_numeric_without_sasl_does_not_fail_the_network() {
+    let (listener, port) = listener().await;
+    let adapter = IrcAdapter::new(config(port, serde_json::json!({})));
+    let mut running = run(&adapter, &["#a"]);
+    let (stream, _) = listener.accept().await.unwrap();
+    let mut s = Script::new(stream);
+    s.expect("USER").await;
+    s.welcome("bridge").await;
+    // Some servers send this to every client, asked or not.
+    s.send(":srv 904 bridge :SASL authentication failed").await;
+    s.send(":srv 902 bridge :You must use a nick assigned to you")
+        .await;
+    s.expect("JOIN").await;
+    s.send(":bridge!b@h JOIN #a").await;
+    wait_connected(&mut running.health, WAIT).await;
+    let sending = tokio::spawn({
+        let adapter = adapter.clone();
+        async move { adapter.send(&message_from_alice("#a", "still here")).await }
+    });
+    assert_eq!(s.expect("PRIVMSG").await, "PRIVMSG #a :<alice> still here");
+    sending.await.unwrap().expect("sent");
+    running.cancel.cancel();
+    running.task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn nothing_is_written_after_the_servers_error_and_the_unwritten_line_fails() {
+    let (listener, port) = listener().await;
+    // One token, then one every 10 s: the second line of a message waits for it.
+    let adapter = IrcAdapter::new(config(
+        port,
+        serde_json::json!({"flood": {"burst": 1, "interval_ms": 10_000}}),
+    ));
+    let mut running = run(&adapter, &["#a"]);
+    let (stream, _) = listener.accept().await.unwrap();
+    let mut s = Script::new(stream);
+    s.expect("USER").await;
+    s.welcome("bridge").await;
+    s.expect("JOIN").await;
+    s.send(":bridge!b@h JOIN #a").await;
+    wait_connected(&mut running.health, WAIT).await;
+    let sending = tokio::spawn({
+        let adapter = adapter.clone();
+        async move {
+            adapter
+                .send(&message_from_alice("#a", "first line\nsecond line"))
+                .await
+        }
+    });
+    assert_eq!(s.expect("PRIVMSG").await, "PRIVMSG #a :<alice> first line");
+    // The second line is queued, waiting for its token, when the server says goodbye
+    // (and keeps the socket open, as a server going down may for a moment).
+    s.send("ERROR :Server going down").await;
+    let health = tokio::time::timeout(WAIT, running.health.recv())
+        .await
+        .expect("health reported")
+        .expect("health open");
+    assert!(
+        matches!(health, ConnectionState::Reconnecting { .. }),
+        "health says reconnecting as soon as the ERROR is read: {health:?}"
+    );
+    let error = tokio::time::timeout(WAIT, sending)
+        .await
+        .expect("send returns")
+        .unwrap()
+        .expect_err("the second line was never written, so the message was not sent");
+    assert!(error.is_retryable(), "{error:?}");
+    let after = s.rest_until_closed().await;
+    assert!(
+        after.is_empty(),
+        "nothing may be written after the server's ERROR, got {after:?}"
+    );
+    let result = tokio::time::timeout(WAIT, running.task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(&result, Err(AdapterError::Connection(m)) if m.contains("Server going down")),
+        "{result:?}"
+    );
+
+    // The next connection sends the whole message again.
+    let mut running = run(&adapter, &["#a"]);
+    let (stream, _) = listener.accept().await.unwrap();
+    let mut s = Script::new(stream);
+    s.expect("USER").await;
+    s.welcome("bridge").await;
+    s.expect("JOIN").await;
+    s.send(":bridge!b@h JOIN #a").await;
+    wait_connected(&mut running.health, WAIT).await;
+    let sending = tokio::spawn({
+        let adapter = adapter.clone();
+        async move {
+            adapter
+                .send(&message_from_alice("#a", "first line\nsecond line"))
+                .await
+        }
+    });
+    assert_eq!(s.expect("PRIVMSG").await, "PRIVMSG #a :<alice> first line");
+    assert_eq!(s.expect("PRIVMSG").await, "PRIVMSG #a :<alice> second line");
+    tokio::time::timeout(WAIT, sending)
+        .await
+        .expect("send returns")
+        .unwrap()
+        .expect("sent on the new connection");
+    running.cancel.cancel();
+    running.task.await.unwrap().unwrap();
 }
 
 #[tokio::test]
