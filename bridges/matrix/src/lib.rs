@@ -112,17 +112,33 @@ impl Adapter for MatrixAdapter {
         outbound::send(&live, message).await
     }
 
+    async fn check_webhook_request(
+        &self,
+        ctx: &AdapterContext,
+        request: &WebhookRequest,
+    ) -> Option<WebhookResponse> {
+        if self.config.appservice.is_none() {
+            return Some(not_an_appservice());
+        }
+        appservice::check(self, ctx, request).await
+    }
+
+    fn webhook_body_limit(&self, path: &str) -> usize {
+        appservice::body_limit(path)
+    }
+
     async fn handle_webhook(
         &self,
         ctx: &AdapterContext,
         request: WebhookRequest,
     ) -> WebhookResponse {
         if self.config.appservice.is_none() {
-            return WebhookResponse::error(
-                404,
-                "this Matrix network is a relay bot, not an appservice",
-            );
+            return not_an_appservice();
         }
         appservice::handle(self, ctx, &request).await
     }
+}
+
+fn not_an_appservice() -> WebhookResponse {
+    WebhookResponse::error(404, "this Matrix network is a relay bot, not an appservice")
 }

@@ -28,6 +28,10 @@ use switchboard_sdk::{
 };
 use tokio_util::sync::CancellationToken;
 
+/// The largest outgoing-webhook call read. Its token is in the body, so this much
+/// is read before anyone is authenticated: it stays small.
+const MAX_OUTGOING_WEBHOOK_BODY: usize = 64 * 1024;
+
 pub struct MattermostAdapter {
     config: MattermostConfig,
     client: client::Client,
@@ -48,6 +52,30 @@ pub(crate) struct Live {
 }
 
 impl MattermostAdapter {
+    /// Webhook mode's settings, or the refusal of a request this network does not
+    /// take (bot mode; a path other than `/webhooks/NETWORK`; a method other than POST).
+    fn webhook_settings(
+        &self,
+        request: &WebhookRequest,
+    ) -> Result<&config::WebhookConfig, WebhookResponse> {
+        let webhooks = match (self.config.mode(), &self.config.webhooks) {
+            (Mode::Webhooks(_), Some(webhooks)) => webhooks,
+            _ => {
+                return Err(WebhookResponse::error(
+                    404,
+                    "this network uses the bot API, not webhooks",
+                ));
+            }
+        };
+        if !request.path.is_empty() || request.method() != "POST" {
+            return Err(WebhookResponse::error(
+                404,
+                "outgoing webhooks are POSTed to /webhooks/NETWORK",
+            ));
+        }
+        Ok(webhooks)
+    }
+
     pub fn new(config: MattermostConfig) -> Result<Arc<Self>, AdapterError> {
         let client = client::Client::new(config.base_url(), config.accept_invalid_certs)
             .map_err(AdapterError::Config)?;
@@ -163,20 +191,28 @@ impl Adapter for MattermostAdapter {
         .await
     }
 
+    async fn check_webhook_request(
+        &self,
+        _ctx: &AdapterContext,
+        request: &WebhookRequest,
+    ) -> Option<WebhookResponse> {
+        // The token is in the body: only the request line can be judged here.
+        self.webhook_settings(request).err()
+    }
+
+    fn webhook_body_limit(&self, _path: &str) -> usize {
+        MAX_OUTGOING_WEBHOOK_BODY
+    }
+
     async fn handle_webhook(
         &self,
         ctx: &AdapterContext,
         request: WebhookRequest,
     ) -> WebhookResponse {
-        let Mode::Webhooks(webhooks) = self.config.mode() else {
-            return WebhookResponse::error(404, "this network uses the bot API, not webhooks");
+        let webhooks = match self.webhook_settings(&request) {
+            Ok(webhooks) => webhooks,
+            Err(refusal) => return refusal,
         };
-        if !request.path.is_empty() || request.method() != "POST" {
-            return WebhookResponse::error(
-                404,
-                "outgoing webhooks are POSTed to /webhooks/NETWORK",
-            );
-        }
         webhook::receive(
             ctx,
             &request,

@@ -138,6 +138,10 @@ pub struct AdapterContext {
     pub data_dir: std::path::PathBuf,
 }
 
+/// The largest webhook body the daemon's server reads for an adapter that does not
+/// say otherwise ([`Adapter::webhook_body_limit`]); a larger one gets 413 unread.
+pub const DEFAULT_WEBHOOK_BODY_LIMIT: usize = 64 * 1024;
+
 /// One HTTP request the daemon's server received for an adapter's webhook endpoint
 /// (`POST /webhooks/NETWORK`, or any method under `/webhooks/NETWORK/...` for APIs
 /// with several endpoints). The body is already bounded in size by the server.
@@ -233,6 +237,28 @@ pub trait Adapter: Send + Sync + 'static {
 
     /// Sends one rendered delivery and returns the native ids it created.
     async fn send(&self, message: &Outbound) -> Result<SendReceipt, SendError>;
+
+    /// Looks at a webhook request before its body is read (`request.body` is empty):
+    /// an adapter refuses here whatever the method, path, query and headers already
+    /// decide (an endpoint it does not serve, a missing or wrong token sent in a
+    /// header), so that nobody unauthenticated makes the daemon read a body. `None`
+    /// lets the server read the body (up to [`Adapter::webhook_body_limit`]) and call
+    /// `handle_webhook`, which must still check everything itself.
+    async fn check_webhook_request(
+        &self,
+        _ctx: &AdapterContext,
+        _request: &WebhookRequest,
+    ) -> Option<WebhookResponse> {
+        None
+    }
+
+    /// The largest body the server reads for a webhook request to `path` (what
+    /// follows `/webhooks/NETWORK`); a larger one is answered 413 without being read.
+    /// Keep it as small as the protocol allows: until the body is read, whoever sent
+    /// it may not be authenticated.
+    fn webhook_body_limit(&self, _path: &str) -> usize {
+        DEFAULT_WEBHOOK_BODY_LIMIT
+    }
 
     /// Takes a request to this network's webhook endpoint. An adapter that receives
     /// webhooks verifies it, submits what it carries to `ctx.inbound`, and answers

@@ -12,6 +12,8 @@ mod ghosts;
 pub mod registration;
 mod transactions;
 
+pub(crate) use transactions::body_limit;
+
 use crate::config::AppserviceConfig;
 use crate::inbound::{Translator, localpart};
 use crate::outbound::{self, Request};
@@ -208,12 +210,11 @@ pub(crate) async fn run(
     Ok(())
 }
 
-/// A request under `/webhooks/NETWORK/...`: the application-service API.
-pub(crate) async fn handle(
+/// The current run, if any, and the `hs_token` requests must carry.
+async fn run_and_token(
     adapter: &MatrixAdapter,
     ctx: &AdapterContext,
-    request: &WebhookRequest,
-) -> WebhookResponse {
+) -> (Option<Arc<Live>>, Option<String>) {
     let live = adapter.appservice_live.get();
     let hs_token = match &live {
         Some(live) => Some(live.hs_token.clone()),
@@ -224,6 +225,27 @@ pub(crate) async fn handle(
             .flatten()
             .map(|tokens| tokens.hs_token),
     };
+    (live, hs_token)
+}
+
+/// A request under `/webhooks/NETWORK/...`, before its body is read: refused here
+/// unless it carries the `hs_token` (see `transactions::refusal_before_body`).
+pub(crate) async fn check(
+    adapter: &MatrixAdapter,
+    ctx: &AdapterContext,
+    request: &WebhookRequest,
+) -> Option<WebhookResponse> {
+    let (_, hs_token) = run_and_token(adapter, ctx).await;
+    transactions::refusal_before_body(hs_token.as_deref(), ctx, request)
+}
+
+/// A request under `/webhooks/NETWORK/...`: the application-service API.
+pub(crate) async fn handle(
+    adapter: &MatrixAdapter,
+    ctx: &AdapterContext,
+    request: &WebhookRequest,
+) -> WebhookResponse {
+    let (live, hs_token) = run_and_token(adapter, ctx).await;
     transactions::handle(live.as_deref(), hs_token.as_deref(), ctx, request).await
 }
 

@@ -33,33 +33,66 @@ fn presented_token(request: &WebhookRequest) -> Option<String> {
         .or_else(|| request.query_param("access_token"))
 }
 
+/// Where the homeserver pushes transactions (followed by the transaction id).
+const TRANSACTIONS: &str = "/_matrix/app/v1/transactions/";
+
+/// The largest transaction body read: Synapse puts up to 100 events (each at most
+/// 64 KiB, the spec's event size limit) in one transaction, beside up to 100
+/// ephemeral events and 100 to-device messages, which are small: about 6.5 MiB at
+/// worst, plus JSON framing. Read only once the `hs_token` was checked.
+pub const MAX_TRANSACTION_BODY: usize = 8 * 1024 * 1024;
+/// Every other endpoint (ping, user and alias queries) carries a small body at most.
+pub const MAX_OTHER_BODY: usize = 64 * 1024;
+
+/// The body limit for a request to `path`.
+pub fn body_limit(path: &str) -> usize {
+    if path.starts_with(TRANSACTIONS) {
+        MAX_TRANSACTION_BODY
+    } else {
+        MAX_OTHER_BODY
+    }
+}
+
+/// What the request line and headers alone decide, before the body is read: no
+/// registration yet, a missing or wrong `hs_token`, a transaction not sent by PUT.
+pub fn refusal_before_body(
+    hs_token: Option<&str>,
+    ctx: &AdapterContext,
+    request: &WebhookRequest,
+) -> Option<WebhookResponse> {
+    let Some(expected) = hs_token else {
+        return Some(matrix_error(
+            503,
+            "M_UNKNOWN",
+            "not registered yet: run switchboard matrix-registration",
+        ));
+    };
+    let Some(presented) = presented_token(request) else {
+        tracing::warn!(network = %ctx.network, "appservice request without a token refused");
+        return Some(matrix_error(401, "M_UNAUTHORIZED", "missing token"));
+    };
+    if !bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
+        tracing::warn!(network = %ctx.network, "appservice request with a wrong token refused");
+        return Some(matrix_error(403, "M_FORBIDDEN", "wrong token"));
+    }
+    if request.path.starts_with(TRANSACTIONS) && request.method() != "PUT" {
+        return Some(matrix_error(405, "M_UNRECOGNIZED", "transactions are PUT"));
+    }
+    None
+}
+
 pub async fn handle(
     live: Option<&Live>,
     hs_token: Option<&str>,
     ctx: &AdapterContext,
     request: &WebhookRequest,
 ) -> WebhookResponse {
-    let Some(expected) = hs_token else {
-        return matrix_error(
-            503,
-            "M_UNKNOWN",
-            "not registered yet: run switchboard matrix-registration",
-        );
-    };
-    let Some(presented) = presented_token(request) else {
-        tracing::warn!(network = %ctx.network, "appservice request without a token refused");
-        return matrix_error(401, "M_UNAUTHORIZED", "missing token");
-    };
-    if !bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
-        tracing::warn!(network = %ctx.network, "appservice request with a wrong token refused");
-        return matrix_error(403, "M_FORBIDDEN", "wrong token");
+    if let Some(refusal) = refusal_before_body(hs_token, ctx, request) {
+        return refusal;
     }
     let path = request.path.as_str();
     let method = request.method();
-    if let Some(txn) = path.strip_prefix("/_matrix/app/v1/transactions/") {
-        if method != "PUT" {
-            return matrix_error(405, "M_UNRECOGNIZED", "transactions are PUT");
-        }
+    if let Some(txn) = path.strip_prefix(TRANSACTIONS) {
         let Some(live) = live else {
             // The homeserver keeps the events and retries.
             return matrix_error(503, "M_UNKNOWN", "not connected yet");
