@@ -1,5 +1,6 @@
-//! Every metric the daemon exports, named once here. `/metrics` renders them in the
-//! Prometheus text format.
+//! Every metric the daemon exports, named and described once here (the table in
+//! docs/metrics.md says the same). `/metrics` renders them in the Prometheus text
+//! format.
 //!
 //! The per-message metrics keep their registered handles by network: building a
 //! metrics key for every event (label strings, an `Arc` of labels, a registry lookup)
@@ -12,18 +13,53 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 use switchboard_sdk::{NetworkId, RoomId, RoomKey};
 
+/// Inbound events an adapter submitted to the core, before any filtering
+/// (`network`: where the event happened).
 pub const RECEIVED: &str = "switchboard_events_received_total";
+/// Inbound events durably accepted for relaying, one per event however many rooms
+/// it goes to (`network`: where the event happened).
 pub const ACCEPTED: &str = "switchboard_events_accepted_total";
+/// Deliveries queued: one outbox row per destination room of an accepted event
+/// (`network`, `route`: the destination's network and the route that reaches it).
+/// Each ends as one of `_delivered`, `_skipped` or `_dead_lettered` (rows queued
+/// before a restart end without having been counted here).
+pub const DELIVERIES_QUEUED: &str = "switchboard_deliveries_queued_total";
+/// Inbound events not relayed, by `reason` (`own_message`, `no_destination`,
+/// `duplicate`, `unknown_target`).
 pub const IGNORED: &str = "switchboard_events_ignored_total";
+/// Deliveries sent to their destination (`network`, `route`: the destination's).
 pub const DELIVERED: &str = "switchboard_events_delivered_total";
+/// Deliveries with nothing to send on their destination (e.g. a delete on IRC).
 pub const SKIPPED: &str = "switchboard_events_skipped_total";
+/// Failed send attempts that will be retried (one delivery may fail many times).
 pub const FAILED: &str = "switchboard_delivery_failures_total";
+/// Deliveries given up, by `reason` class; the full reason is in the dead-letter table.
 pub const DEAD_LETTERED: &str = "switchboard_events_dead_lettered_total";
+/// Deliveries waiting in one destination room (`network`, `room`).
 pub const QUEUE_DEPTH: &str = "switchboard_queue_depth";
+/// Adapter restarts after a failed or ended connection.
 pub const RECONNECTS: &str = "switchboard_reconnects_total";
+/// 1 while the network's adapter reports itself connected, else 0.
 pub const CONNECTED: &str = "switchboard_network_connected";
+/// Seconds from accepting an event to sending it to one destination.
 pub const LATENCY: &str = "switchboard_delivery_latency_seconds";
+/// Every answer of the webhook endpoints (`/webhooks/NETWORK...`), by `status`,
+/// refusals by the server included (404 unknown network, 405, 408, 413); requests
+/// for a network that does not exist are counted under `network="(unknown)"`.
 pub const WEBHOOK_REQUESTS: &str = "switchboard_webhook_requests_total";
+/// HTTP connections open now.
+pub const HTTP_CONNECTIONS: &str = "switchboard_http_connections";
+/// The most HTTP connections served at once (see `http::HttpLimits`).
+pub const HTTP_CONNECTION_LIMIT: &str = "switchboard_http_connection_limit";
+/// HTTP connections refused (answered 503 and closed) because the limit was reached.
+pub const HTTP_REFUSED: &str = "switchboard_http_connections_refused_total";
+/// HTTP connections closed by a timeout, by `phase`: `header` (no complete request
+/// head in time) or `idle` (a keep-alive connection unused for too long).
+pub const HTTP_TIMED_OUT: &str = "switchboard_http_connections_timed_out_total";
+
+/// The `network` label of webhook requests for a network that is not configured:
+/// a fixed value, so that names made up by clients never become label values.
+pub const UNKNOWN_NETWORK: &str = "(unknown)";
 
 /// Installs the process-wide recorder once and returns the handle that renders it.
 pub fn install() -> PrometheusHandle {
@@ -55,8 +91,9 @@ pub fn install() -> PrometheusHandle {
 struct NetworkHandles {
     received: Option<Counter>,
     latency: Option<Histogram>,
-    /// By route.
-    accepted: HashMap<String, Counter>,
+    accepted: Option<Counter>,
+    /// By route, for this network as a destination.
+    queued: HashMap<String, Counter>,
     delivered: HashMap<String, Counter>,
     queue_depth: HashMap<RoomId, Gauge>,
     /// By HTTP status.
@@ -101,15 +138,25 @@ pub fn received(network: &NetworkId) {
     });
 }
 
-/// Outbox rows created for `route` by accepted events from `network`.
-pub fn accepted(network: &NetworkId, route: &str, rooms: usize) {
+/// One inbound event from `network` durably accepted.
+pub fn accepted(network: &NetworkId) {
+    with_network(network, |handles| {
+        handles
+            .accepted
+            .get_or_insert_with(|| counter!(ACCEPTED, "network" => network.to_string()))
+            .increment(1)
+    });
+}
+
+/// One delivery queued for a room of `network` (the destination) through `route`.
+pub fn delivery_queued(network: &NetworkId, route: &str) {
     with_network(network, |handles| {
         cached(
-            &mut handles.accepted,
+            &mut handles.queued,
             route,
-            || counter!(ACCEPTED, "network" => network.to_string(), "route" => route.to_owned()),
+            || counter!(DELIVERIES_QUEUED, "network" => network.to_string(), "route" => route.to_owned()),
         )
-        .increment(rooms as u64)
+        .increment(1)
     });
 }
 
@@ -175,4 +222,28 @@ pub fn webhook(network: &NetworkId, status: u16) {
         })
         .increment(1)
     });
+}
+
+/// The HTTP server's connection limit, as sized at start.
+pub fn http_connection_limit(limit: usize) {
+    gauge!(HTTP_CONNECTION_LIMIT).set(limit as f64);
+}
+
+/// One HTTP connection opened (`open`) or closed.
+pub fn http_connection(open: bool) {
+    let gauge = gauge!(HTTP_CONNECTIONS);
+    if open {
+        gauge.increment(1.0)
+    } else {
+        gauge.decrement(1.0)
+    }
+}
+
+pub fn http_refused() {
+    counter!(HTTP_REFUSED).increment(1);
+}
+
+/// `phase`: `header` or `idle`.
+pub fn http_timed_out(phase: &'static str) {
+    counter!(HTTP_TIMED_OUT, "phase" => phase).increment(1);
 }

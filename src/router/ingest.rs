@@ -4,8 +4,9 @@ use super::SharedRoutes;
 use crate::metrics as m;
 use crate::store::{AcceptOutcome, Store};
 use async_trait::async_trait;
+use std::sync::Arc;
 use switchboard_sdk::adapter::InboundHandler;
-use switchboard_sdk::{Inbound, SubmitError, SubmitOutcome};
+use switchboard_sdk::{Inbound, NetworkId, SubmitError, SubmitOutcome};
 use tokio_util::sync::CancellationToken;
 
 pub struct Ingest {
@@ -43,12 +44,16 @@ impl InboundHandler for Ingest {
             m::ignored(&network, "no_destination");
             return Ok(SubmitOutcome::Ignored);
         }
-        let routes: Vec<std::sync::Arc<str>> =
-            destinations.iter().map(|d| d.route.clone()).collect();
+        // The store makes one outbox row per destination: counted once committed.
+        let queued: Vec<(NetworkId, Arc<str>)> = destinations
+            .iter()
+            .map(|d| (d.room.network.clone(), d.route.clone()))
+            .collect();
         match self.store.accept(event, destinations).await {
             Ok(AcceptOutcome::Accepted { outbox, .. }) => {
-                for route in &routes {
-                    m::accepted(&network, route, 1);
+                m::accepted(&network);
+                for (destination, route) in &queued {
+                    m::delivery_queued(destination, route);
                 }
                 Ok(SubmitOutcome::Accepted {
                     destinations: outbox.len(),
