@@ -132,6 +132,7 @@ async fn both_ways_with_names_action_formatting_thread_reply_files_and_no_mass_m
         .await;
     let posts = w.wait_bridged(&w.town, 5).await;
     assert_eq!(posts[1].message, "*waves*");
+    assert_eq!(posts[1].r#type, "me", "an IRC action is a `/me` post");
     assert_eq!(
         posts[2].message,
         "**bold** *italic* ~~strike~~ `mono` https://example.org/x done"
@@ -249,22 +250,42 @@ async fn both_ways_with_names_action_formatting_thread_reply_files_and_no_mass_m
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_name_override_the_label_goes_into_the_text() {
+async fn without_name_override_the_label_needs_no_escape_and_actions_stay_actions() {
     let w = world(false).await;
     w.mm.set_allow_name_override(false);
     let mut alice = IrcPeer::connect(w.irc.port(), "alice", &["#a"]).await;
     let bridge = w.bridge("", IRC_MM);
     bridge.wait_healthy().await;
+
+    // The raw text is what notifications and previews show: no backslash in it.
     alice.say("#a", "labelled").await;
     let posts = w.wait_bridged(&w.town, 1).await;
-    let shown = switchboard_mattermost::format::parse(&posts[0].message).to_plain();
-    assert_eq!(
-        shown,
-        format!("<a{ZWJ}lice> labelled"),
-        "{:?}",
-        posts[0].message
-    );
+    assert_eq!(posts[0].message, format!("a{ZWJ}lice: labelled"));
     assert!(!posts[0].props.contains_key("override_username"));
+
+    // IRC `/me` is a Mattermost `/me` post, named in its text.
+    alice.action("#a", "waves").await;
+    let posts = w.wait_bridged(&w.town, 2).await;
+    assert_eq!(posts[1].message, format!("*a{ZWJ}lice waves*"));
+    assert_eq!(posts[1].r#type, "me");
+
+    // Mattermost `/me` (stored in emphasis, as the server's `/me` does) is an IRC
+    // ACTION from the label: no "ACTION" or "/me" in the text, no stray markers.
+    w.mm.join_channel(&w.bob, &w.town);
+    let body = serde_json::json!({ "channel_id": w.town, "message": "*waves back*", "type": "me" });
+    let auth = format!("Authorization: Bearer {}\r\n", w.bob_token);
+    let mm_addr: SocketAddr = w.mm.url().trim_start_matches("http://").parse().unwrap();
+    let (status, _) = post_with_headers(
+        mm_addr,
+        "/api/v4/posts",
+        "application/json",
+        &auth,
+        &body.to_string(),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let got = alice.expect("#a", "waves back", WAIT).await;
+    assert_eq!(got.text, format!("\x01ACTION <b{ZWJ}ob> waves back\x01"));
 }
 
 const THREE_WAY: &str = "  - name: main\n    rooms:\n      - irc: \"#a\"\n      - mm: town-square\n      - mm: off-topic\n";
@@ -445,7 +466,7 @@ async fn webhook_mode_relays_both_ways_and_refuses_bad_requests() {
         format!(
             "state_dir: {state}\nhttp:\n  listen: {http}\ndelivery:\n  retry_initial: 50ms\n  retry_max: 500ms\n\
              networks:\n  irc:\n    irc:\n      server: 127.0.0.1:{port}\n      tls: false\n      nick: switchboard\n\
-             \x20 mm:\n    mattermost:\n      server: {url}\n      team: core\n      webhooks:\n        incoming_url: {incoming}\n        outgoing_token: {token}\n\
+             \x20 mm:\n    mattermost:\n      server: {url}\n      team: core\n      webhooks:\n        incoming_url: {incoming}\n        outgoing_token: {token}\n        username: integrations-admin\n\
              routes:\n{IRC_MM}",
             state = state.display(),
             port = w.irc.port(),
@@ -460,6 +481,13 @@ async fn webhook_mode_relays_both_ways_and_refuses_bad_requests() {
     w.mm.post_as(&w.bob, &w.town, "through the **webhook**", None);
     let got = alice.expect("#a", "webhook", WAIT).await;
     assert_eq!(got.text, format!("<b{ZWJ}ob> through the \x02webhook\x02"));
+
+    // `webhooks.username` set to the hook's creator, whose name the incoming
+    // webhook's posts carry: that person's own posts still come through.
+    let creator = w.mm.hook_owner();
+    w.mm.post_as(&creator, &w.town, "the hook's creator speaks", None);
+    let got = alice.expect("#a", "creator speaks", WAIT).await;
+    assert!(got.text.ends_with("the hook's creator speaks"), "{got:?}");
 
     // IRC -> Mattermost through the incoming webhook, named by override.
     alice.say("#a", "back through the hook").await;

@@ -162,6 +162,9 @@ pub struct NewPost<'a> {
     pub props: serde_json::Map<String, serde_json::Value>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub file_ids: Vec<String>,
+    /// `me` for a `/me` post; empty for a plain one.
+    #[serde(rename = "type", skip_serializing_if = "str::is_empty")]
+    pub kind: &'static str,
 }
 
 /// One frame from the websocket: an event, or the reply to one of our actions.

@@ -55,8 +55,10 @@ pub struct WebhookConfig {
     /// The token of the outgoing webhook that calls `POST /webhooks/NETWORK` on the
     /// daemon's HTTP server; requests with another token are refused with 401.
     pub outgoing_token: String,
-    /// The username the incoming webhook posts as when names are not overridden; posts
-    /// by that name reaching the outgoing webhook are our own and not relayed back.
+    /// The name the incoming webhook's posts show when senders' names are not
+    /// overridden (sent as its `username`; honoured where integrations may override
+    /// names). Never compared with authors: Mattermost does not send incoming-webhook
+    /// posts to outgoing webhooks, so the bridge's own posts cannot come back.
     #[serde(default = "default_webhook_username")]
     pub username: String,
 }

@@ -172,7 +172,8 @@ impl Adapter for MattermostAdapter {
                     url: &webhooks.incoming_url,
                 },
             };
-            return outbound::send_webhook(sender, message, self.webhook_naming()).await;
+            let naming = self.webhook_naming();
+            return outbound::send_webhook(sender, message, naming, &webhooks.username).await;
         }
         let live = self
             .live
@@ -217,7 +218,6 @@ impl Adapter for MattermostAdapter {
             ctx,
             &request,
             &webhooks.outgoing_token,
-            &webhooks.username,
             |post| {
                 [&post.channel_name, &post.channel_id]
                     .into_iter()

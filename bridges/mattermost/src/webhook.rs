@@ -30,7 +30,6 @@ pub async fn receive(
     ctx: &AdapterContext,
     request: &WebhookRequest,
     expected_token: &str,
-    own_username: &str,
     room_of: impl Fn(&OutgoingPost) -> Option<RoomId>,
 ) -> WebhookResponse {
     let post = match parse(request) {
@@ -56,10 +55,11 @@ pub async fn receive(
             network: ctx.network.clone(),
             room,
         },
-        Sender {
-            is_self: post.user_name == own_username,
-            ..Sender::user(post.user_id.clone(), post.user_name.clone())
-        },
+        // Never the bridge's own post: Mattermost does not send posts made through an
+        // incoming webhook to outgoing webhooks. (Their author is the hook's creator,
+        // a real person, whose own posts must come through like anyone's; nothing in
+        // the call would tell the two apart, as it carries no props.)
+        Sender::user(post.user_id.clone(), post.user_name.clone()),
         Some(NativeMsgId::new(post.post_id.clone())),
         format::parse(&post.text),
     );

@@ -462,6 +462,12 @@ impl FakeMattermost {
         format!("{}/hooks/{id}", st.site_url)
     }
 
+    /// The user who created every webhook (`integrations-admin`, a system admin):
+    /// posts made through an incoming webhook are authored by this user.
+    pub fn hook_owner(&self) -> String {
+        self.inner.lock().hook_owner.clone()
+    }
+
     /// Creates an outgoing webhook with no trigger words on the channel: every
     /// user post there (not incoming-webhook nor system posts) is POSTed to
     /// `callback_url` (plain http), form-encoded or as JSON when `json`.
