@@ -32,7 +32,7 @@ pub fn fast_restart() -> RestartPolicy {
     RestartPolicy {
         initial: Duration::from_millis(10),
         max: Duration::from_millis(50),
-        healthy_after: Duration::from_secs(60),
+        ..RestartPolicy::default()
     }
 }
 
