@@ -172,3 +172,50 @@ fn room_mentions(seen: &[Seen]) -> Vec<usize> {
     }
     points
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_is_guarded_by_the_legacy_rule_except_in_urls() {
+        for (body, sent) in [
+            ("@room", "@\u{200B}room"),
+            ("x@ROOM: hi", "x@\u{200B}ROOM: hi"),
+            ("_@room.", "_@\u{200B}room."),
+            ("@room_ @roomy", "@room_ @roomy"),
+            (
+                "https://social.example/@room",
+                "https://social.example/@room",
+            ),
+            (
+                "@all @channel @here @everyone",
+                "@all @channel @here @everyone",
+            ),
+        ] {
+            assert_eq!(guard_body(body), sent, "{body:?}");
+            assert_eq!(guard_body(sent), sent);
+        }
+    }
+
+    #[test]
+    fn html_is_guarded_as_read_outside_code_and_urls() {
+        for (html, sent) in [
+            ("<strong>@</strong>room", "<strong>@\u{200B}</strong>room"),
+            ("@<em>room</em>!", "@\u{200B}<em>room</em>!"),
+            ("&#64;room", "&#64;\u{200B}room"),
+            ("<code>@room</code>", "<code>@room</code>"),
+            (
+                "<pre><code>@room\n</code></pre>",
+                "<pre><code>@room\n</code></pre>",
+            ),
+            (
+                "<a href=\"https://x.example/@room\">https://x.example/@room</a>",
+                "<a href=\"https://x.example/@room\">https://x.example/@room</a>",
+            ),
+            ("@room<br>@room_", "@\u{200B}room<br>@room_"),
+        ] {
+            assert_eq!(guard_html(html), sent, "{html:?}");
+        }
+    }
+}

@@ -17,9 +17,10 @@
 //! ZERO WIDTH SPACE right after the `@` of every such word. The server splits words
 //! there (a format character is neither letter nor digit) and neither the server nor
 //! markdown removes it, while readers still see the same text. Where the reading
-//! here is simpler than the server's it errs towards guarding: any `@` not preceded
-//! by an ASCII letter or digit and followed by one of the words and then no ASCII
-//! letter or digit. URLs the server autolinks are left intact (they are never
+//! here is simpler than the server's it errs towards guarding (every character
+//! outside ASCII ends a word; `&name;` references it does not know read as written,
+//! and so do link titles). `@all_hands` and `@all-staff` stay intact: the server
+//! reads them as people. URLs the server autolinks are left intact (they are never
 //! mentions), as are code spans and code blocks. `@everyone`, `@room` and Slack's
 //! `<!channel>` mean nothing to Mattermost and are left as written.
 
@@ -452,33 +453,113 @@ fn trimmed_link(raw: &str, start: usize, end: usize) -> Option<(usize, usize)> {
 }
 
 /// The break points of the mass mentions in what the server reads.
+///
+/// A word is a run of letters, digits and `: . - _ @`. The server trims `: . - _`
+/// off its start, and then finds `@all` if the word is `@all` followed only by
+/// `. - : _` (trimmed one by one off the end). A word that does not start with `@`
+/// is also split at `. - :`, so `x.@all` and `x.@all-y` notify too, but `x_@all`,
+/// `a@all`, `@all_hands` and `@all-staff` do not (the last two may be people).
+/// Characters outside ASCII count as separators here, which can only guard more.
 fn mass_mentions(seen: &[Seen]) -> Vec<usize> {
-    let letter_or_digit = |at: usize| {
-        seen.get(at)
-            .copied()
-            .flatten()
-            .is_some_and(|(c, _)| c.is_ascii_alphanumeric())
-    };
+    let char_at = |at: usize| seen.get(at).copied().flatten().map(|(c, _)| c);
+    let in_word = |c: char| c.is_ascii_alphanumeric() || ":.-_@".contains(c);
     let mut points = Vec::new();
     for (i, entry) in seen.iter().enumerate() {
         let Some(('@', after_at)) = *entry else {
             continue;
         };
-        if i > 0 && letter_or_digit(i - 1) {
+        let Some(word) = MASS_WORDS.iter().find(|word| {
+            word.chars().enumerate().all(|(k, wanted)| {
+                char_at(i + 1 + k).is_some_and(|c| c.eq_ignore_ascii_case(&wanted))
+            })
+        }) else {
             continue;
-        }
-        let is_mass = MASS_WORDS.iter().any(|word| {
-            let spelled = word.chars().enumerate().all(|(k, wanted)| {
-                seen.get(i + 1 + k)
-                    .copied()
-                    .flatten()
-                    .is_some_and(|(c, _)| c.eq_ignore_ascii_case(&wanted))
-            });
-            spelled && !letter_or_digit(i + 1 + word.len())
-        });
-        if is_mass {
+        };
+        let before: Vec<char> = (0..i)
+            .rev()
+            .map_while(|at| char_at(at).filter(|&c| in_word(c)))
+            .collect();
+        let after: Vec<char> = (i + 1 + word.len()..seen.len())
+            .map_while(|at| char_at(at).filter(|&c| in_word(c)))
+            .collect();
+        let starts_word = before.iter().all(|c| ":.-_".contains(*c));
+        let notifies = if starts_word {
+            after.iter().all(|c| ".-:_".contains(*c))
+        } else {
+            before.first().is_some_and(|c| ".-:".contains(*c))
+                && after.first().is_none_or(|c| ".-:".contains(*c))
+        };
+        if notifies {
             points.push(after_at);
         }
     }
     points
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn guarded(markdown: &str) -> String {
+        let once = guard(markdown);
+        assert_eq!(guard(&once), once, "guarding twice changes {markdown:?}");
+        assert!(!has_mass_mention(&once), "{once:?}");
+        once
+    }
+
+    #[test]
+    fn breaks_what_the_server_reads_as_a_mass_mention() {
+        for (markdown, sent) in [
+            ("@all", "@\u{200B}all"),
+            ("ping @HERE now", "ping @\u{200B}HERE now"),
+            ("@channel\\_", "@\u{200B}channel\\_"),
+            ("\\_\\_@all\\_\\_", "\\_\\_@\u{200B}all\\_\\_"),
+            ("-\\_@here", "-\\_@\u{200B}here"),
+            ("\\@all", "\\@\u{200B}all"),
+            ("**@all**", "**@\u{200B}all**"),
+            ("x.@all", "x.@\u{200B}all"),
+            ("x.@all-y", "x.@\u{200B}all-y"),
+            ("@here's", "@\u{200B}here's"),
+            ("@all\\_:", "@\u{200B}all\\_:"),
+            ("&#64;all", "&#64;\u{200B}all"),
+            ("&commat;here", "&commat;\u{200B}here"),
+            (
+                "[@all](https://x.example/)",
+                "[@\u{200B}all](https://x.example/)",
+            ),
+            // No autolinks inside a link's label, and none with `_` in the host.
+            (
+                "[see https://social.example/@all](https://y.example/)",
+                "[see https://social.example/@\u{200B}all](https://y.example/)",
+            ),
+            (
+                "https://my_host.example/@all",
+                "https://my_host.example/@\u{200B}all",
+            ),
+            // A code span that never closes is text.
+            ("`@all", "`@\u{200B}all"),
+            ("```\n@all\n```\n@here", "```\n@all\n```\n@\u{200B}here"),
+        ] {
+            assert_eq!(guarded(markdown), sent, "{markdown:?}");
+        }
+    }
+
+    #[test]
+    fn leaves_alone_what_notifies_no_channel() {
+        for markdown in [
+            "@alice and @all_hands, @all-staff and @here.now",
+            "a@all x\\_@all bob@here.example",
+            "`@all` and ``x `@here` y``",
+            "```\n@channel\n```",
+            "~~~\n@channel\n~~~",
+            "https://social.example/@all",
+            "see <https://social.example/@all>, now",
+            "www.social.example/@here!",
+            "[x](https://social.example/@all)",
+            "@everyone @room <!channel> \\<!here>",
+            "@\u{200B}all",
+        ] {
+            assert_eq!(guarded(markdown), markdown);
+        }
+    }
 }
