@@ -93,6 +93,7 @@ impl Daemon {
     pub async fn start(options: DaemonOptions) -> Result<Self, DaemonError> {
         let metrics = crate::metrics::install();
         let queues = RoomQueues::new();
+        let health = Arc::new(HealthRegistry::default());
         let store = Store::open(&options.state_dir, queues.clone())?;
         let adapters: HashMap<NetworkId, AdapterEntry> = options
             .adapters
@@ -114,8 +115,6 @@ impl Daemon {
             }
         });
         let routes: SharedRoutes = Arc::new(ArcSwap::from_pointee(table));
-        let health = Arc::new(HealthRegistry::default());
-
         let delivery_cancel = CancellationToken::new();
         let delivery_tasks = TaskTracker::new();
         let backlog = store.pending_rooms().await?;
@@ -128,6 +127,7 @@ impl Daemon {
                     retry_initial: options.delivery.retry_initial,
                     retry_max: options.delivery.retry_max,
                 },
+                health: health.clone(),
                 cancel: delivery_cancel.clone(),
                 tracker: delivery_tasks.clone(),
             },

@@ -6,6 +6,7 @@ pub mod config;
 pub mod daemon;
 pub mod health;
 pub mod http;
+pub mod logging;
 #[cfg(feature = "matrix")]
 pub mod matrix_registration;
 pub mod metrics;

@@ -9,13 +9,16 @@
 use super::SharedRoutes;
 use super::render::{Rendered, Resolved, Target, render};
 use crate::backoff;
+use crate::health::HealthRegistry;
 use crate::metrics as m;
 use crate::store::{CommitListener, Completion, PendingRow, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
-use switchboard_sdk::{Adapter, Capabilities, EventKind, NetworkId, RoomKey, SendError};
+use switchboard_sdk::{
+    Adapter, Capabilities, ConnectionState, EventKind, NetworkId, RoomKey, SendError,
+};
 use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -51,6 +54,9 @@ pub struct DeliveryParts {
     pub routes: SharedRoutes,
     pub adapters: Adapters,
     pub settings: DeliverySettings,
+    /// Whether a destination's network is connected (a failed send while it is not
+    /// is expected, not worth a warning).
+    pub health: Arc<HealthRegistry>,
     /// Stops the workers (after their in-flight send).
     pub cancel: CancellationToken,
     pub tracker: TaskTracker,
@@ -404,7 +410,15 @@ impl Worker<'_> {
                         );
                     }
                     if attempt == 0 || attempt.is_multiple_of(10) {
-                        tracing::warn!(room = %key, outbox_id = row.outbox_id, attempt, %reason, "delivery failed; will retry");
+                        if self.shared.health.state_of(&key.network)
+                            == Some(ConnectionState::Connected)
+                        {
+                            tracing::warn!(room = %key, outbox_id = row.outbox_id, attempt, %reason, "delivery failed; will retry");
+                        } else {
+                            // Expected while the network (re)connects, e.g. with a
+                            // backlog at start; its own state change is logged.
+                            tracing::debug!(room = %key, outbox_id = row.outbox_id, attempt, %reason, "delivery waits for its network to connect");
+                        }
                     }
                     if let Err(error) = self.shared.store.record_failure(row.outbox_id, reason) {
                         tracing::error!(%error, "delivery: cannot record a failed attempt");
