@@ -1,5 +1,5 @@
-//! The `switchboard` command line: `run` the daemon, `check` a config file, print a
-//! Matrix application-service registration.
+//! The `switchboard` command line: `run` the daemon, `check` a config file, probe a
+//! running daemon's `/healthz`, print a Matrix application-service registration.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -30,6 +30,21 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Ask a running daemon's /healthz; exit 0 when it answers 200 (every network
+    /// connected), 1 otherwise. For container health checks: the image has no curl.
+    Healthcheck {
+        /// The /healthz URL (plain http).
+        #[arg(
+            long,
+            value_name = "URL",
+            default_value = "http://127.0.0.1:9477/healthz"
+        )]
+        url: String,
+        /// Also exit 0 when the daemon answers 503 (a network is down but the
+        /// daemon runs): a liveness check rather than a readiness check.
+        #[arg(long)]
+        degraded_ok: bool,
+    },
     /// Print the Matrix application-service registration (YAML) for the homeserver
     /// admin; its tokens are generated once and kept in the state database.
     #[cfg(feature = "matrix")]
@@ -43,10 +58,15 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // The state holds access tokens; so may whatever the adapters' libraries keep
+    // (matrix-sdk's store). Whatever this process creates is for its user alone,
+    // including files made by code that takes no mode.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => ExitCode::from(config::check_command(&config) as u8),
         Command::Run { config } => run(&config),
+        Command::Healthcheck { url, degraded_ok } => healthcheck(&url, degraded_ok),
         #[cfg(feature = "matrix")]
         Command::MatrixRegistration { config, network } => ExitCode::from(
             switchboard::matrix_registration::command(&config, network.as_deref()) as u8,
@@ -63,12 +83,7 @@ fn run(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    switchboard::logging::init();
     let runtime = match daemon::runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -87,6 +102,24 @@ fn run(path: &std::path::Path) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("switchboard: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn healthcheck(url: &str, degraded_ok: bool) -> ExitCode {
+    match switchboard::health::probe(url, std::time::Duration::from_secs(5)) {
+        Ok((200, _)) => ExitCode::SUCCESS,
+        Ok((503, body)) if degraded_ok => {
+            println!("degraded: {body}");
+            ExitCode::SUCCESS
+        }
+        Ok((status, body)) => {
+            println!("HTTP {status}: {body}");
+            ExitCode::from(1)
+        }
+        Err(error) => {
+            println!("switchboard healthcheck: {error}");
             ExitCode::from(1)
         }
     }

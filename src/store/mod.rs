@@ -7,6 +7,7 @@
 //! Reads (a room's backlog at start or after an overflow, id lookups) use a small
 //! pool of read connections; WAL lets them run beside the writer.
 
+mod private;
 mod read;
 mod schema;
 mod wal_vfs;
@@ -20,13 +21,14 @@ use switchboard_sdk::{Inbound, NativeMsgId, NetworkId, RoomKey, SubmitError};
 use thiserror::Error;
 use tokio::sync::oneshot;
 
+pub use private::private_dir;
 pub use read::PendingRow;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("cannot create state directory {path}: {source}")]
+    #[error("cannot create or secure the state at {path}: {source}")]
     StateDir {
         path: PathBuf,
         source: std::io::Error,
@@ -94,12 +96,17 @@ pub const DATABASE_FILE: &str = "switchboard.sqlite3";
 
 impl Store {
     /// Opens (creating if needed) the database in `state_dir` and applies migrations.
+    /// The directory is made 0700 and the database files 0600 (see `private`).
     pub fn open(state_dir: &Path, listener: Arc<dyn CommitListener>) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(state_dir).map_err(|source| StoreError::StateDir {
+        private::private_dir(state_dir).map_err(|source| StoreError::StateDir {
             path: state_dir.to_owned(),
             source,
         })?;
         let path = state_dir.join(DATABASE_FILE);
+        private::private_database(&path).map_err(|source| StoreError::StateDir {
+            path: path.clone(),
+            source,
+        })?;
         let mut conn = open_writer(&path)?;
         schema::migrate(&mut conn)?;
         let writer = writer::spawn(conn, listener)?;
