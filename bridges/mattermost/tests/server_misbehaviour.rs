@@ -184,4 +184,11 @@ async fn a_post_dated_ten_years_ahead_does_not_stop_later_catch_ups() {
     assert_eq!(texts, ["missed 0", "missed 1", "missed 2"]);
     let log = log();
     assert!(log.contains("dated ahead of this machine's clock"), "{log}");
+    // Catch-up lines name the channel, not only its id.
+    assert!(
+        log.lines()
+            .any(|line| line.contains("Mattermost: catching up")
+                && line.contains("channel=\"Town Square (town-square)\"")),
+        "{log}"
+    );
 }
