@@ -268,6 +268,92 @@ async fn after_a_server_restart_run_again_rejoins_and_sends() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_line_is_lost_when_ngircd_is_killed_and_restarted_with_traffic_flowing() {
+    const TOTAL: usize = 60;
+    let mut server = Ngircd::start(NgircdOptions::default());
+    let port = server.port();
+    let mut peer = IrcPeer::connect(port, "reader", &["#restart"]).await;
+    let adapter = IrcAdapter::new(config(port, "bridge"));
+    // Runs the adapter again each time a run ends, as the daemon's supervisor does,
+    // once the test allows that run (after the server and the reader are back).
+    let (allow_runs, mut allowed_runs) = tokio::sync::watch::channel(1usize);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let supervisor = tokio::spawn({
+        let adapter = adapter.clone();
+        let stop = stop.clone();
+        async move {
+            let mut runs = 0;
+            loop {
+                tokio::select! {
+                    allowed = allowed_runs.wait_for(|allowed| *allowed > runs) => {
+                        allowed.expect("the test holds the sender");
+                    }
+                    () = stop.cancelled() => return runs,
+                }
+                let mut running = start(&adapter, &["#restart"]);
+                runs += 1;
+                tokio::select! {
+                    _ = &mut running.task => {}
+                    () = stop.cancelled() => {
+                        running.cancel.cancel();
+                        let _ = running.task.await;
+                        return runs;
+                    }
+                }
+            }
+        }
+    });
+    // Sends one message after another, retrying what failed transiently, as the
+    // core's delivery loop does for one room.
+    let sender = tokio::spawn({
+        let adapter = adapter.clone();
+        async move {
+            for i in 0..TOTAL {
+                let message = message("#restart", &format!("line {i}"));
+                loop {
+                    match adapter.send(&message).await {
+                        Ok(_) => break,
+                        Err(error) if error.is_retryable() => {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        Err(error) => panic!("line {i}: {error:?}"),
+                    }
+                }
+            }
+        }
+    });
+    let mut seen = peer.collect("#restart", 10, WAIT).await;
+    // Killed with lines still flowing (one usually waits for its flood token).
+    server.stop();
+    seen.extend(peer.drain("#restart", WAIT).await);
+    server.restart();
+    let mut peer = IrcPeer::connect(port, "reader", &["#restart"]).await;
+    allow_runs.send_replace(2);
+    let last = format!("<alice> line {}", TOTAL - 1);
+    while !seen.iter().any(|m| m.text == last) {
+        seen.push(
+            peer.next_message(WAIT)
+                .await
+                .unwrap_or_else(|| panic!("not every line arrived; saw {seen:#?}")),
+        );
+    }
+    tokio::time::timeout(WAIT, sender)
+        .await
+        .expect("every send completes")
+        .unwrap();
+    let missing: Vec<usize> = (0..TOTAL)
+        .filter(|i| !seen.iter().any(|m| m.text == format!("<alice> line {i}")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "lines lost across the restart: {missing:?}"
+    );
+    stop.cancel();
+    let runs = supervisor.await.unwrap();
+    assert_eq!(runs, 2, "one run before the restart, one after");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inspircd_echoes_are_our_own_and_carry_msgid() {
     let server = Inspircd::start();
     let mut peer = IrcPeer::connect(server.port(), "peer", &["#v3"]).await;
