@@ -246,6 +246,7 @@ async fn read_loop(
     let started = Instant::now();
     let mut last_traffic = Instant::now();
     let mut pinged = false;
+    let mut skipped_lines = 0u64;
     let mut tick = tokio::time::interval(Duration::from_secs(1).min(ping_timeout / 4));
     loop {
         // Every branch is cancel-safe: a partial line stays in `lines` when the tick
@@ -276,11 +277,16 @@ async fn read_loop(
         let line = match line {
             Some(Ok(InboundLine::Line(line))) => line,
             Some(Ok(InboundLine::TooLong)) => {
-                tracing::warn!(
-                    network = %ctx.network,
-                    limit = connection::MAX_INBOUND_LINE,
-                    "IRC: the server sent a line longer than the limit; it was skipped"
-                );
+                skipped_lines += 1;
+                // Logged, but not once per line of a server that keeps sending them.
+                if skipped_lines.is_power_of_two() {
+                    tracing::warn!(
+                        network = %ctx.network,
+                        limit = connection::MAX_INBOUND_LINE,
+                        skipped_lines,
+                        "IRC: the server sent a line longer than the limit; it was skipped"
+                    );
+                }
                 continue;
             }
             None => {
