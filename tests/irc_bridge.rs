@@ -130,10 +130,11 @@ async fn a_1500_byte_multibyte_message_arrives_split_and_whole() {
     fake.receive("#wide", "alice", "long-1", &text)
         .await
         .unwrap();
-    // Breaks fall on spaces (the words are short) and each line break stands for
-    // one: joined with single spaces, the lines give back exactly the text.
+    // Breaks fall before spaces (the words are short), so each continuation starts
+    // with its space (servers strip trailing ones): joined, the lines give back
+    // exactly the text.
     let mut bodies: Vec<String> = Vec::new();
-    while bodies.join(" ").len() < text.trim_end().len() {
+    while bodies.concat().len() < text.trim_end().len() {
         let got = bob
             .next_message(WAIT)
             .await
@@ -145,7 +146,7 @@ async fn a_1500_byte_multibyte_message_arrives_split_and_whole() {
         bodies.push(body.to_owned());
     }
     assert!(bodies.len() >= 4, "split into {} lines", bodies.len());
-    assert_eq!(bodies.join(" "), text.trim_end(), "nothing lost or garbled");
+    assert_eq!(bodies.concat(), text.trim_end(), "nothing lost or garbled");
 
     // An edit from a network with edits is a correction line on IRC; a delete is
     // recorded but sends nothing (IRC has no deletes).
