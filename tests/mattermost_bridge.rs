@@ -288,6 +288,42 @@ async fn without_name_override_the_label_needs_no_escape_and_actions_stay_action
     assert_eq!(got.text, format!("\x01ACTION <b{ZWJ}ob> waves back\x01"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misspelt_channel_fails_the_network_and_says_what_to_check() {
+    let w = world(false).await;
+    let bridge = w.bridge(
+        "",
+        "  - name: main\n    rooms:\n      - irc: \"#a\"\n      - mm: town-squar\n",
+    );
+    // The daemon is up once it has asked for the channel.
+    w.mm.wait_until("the channel lookup", WAIT, |mm| {
+        mm.request_log()
+            .iter()
+            .any(|(_, path, _)| path.ends_with("/channels/name/town-squar"))
+    })
+    .await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, health) = common::http_get(bridge.http, "/healthz").await;
+        if health.contains("\"failed\"") {
+            assert!(
+                health.contains(
+                    "channel town-squar not found in team core (or the bot is not a member)"
+                ),
+                "{health}"
+            );
+            assert!(!health.contains("channel_id"), "{health}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the network never failed: {health}\n{}",
+            bridge.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 const THREE_WAY: &str = "  - name: main\n    rooms:\n      - irc: \"#a\"\n      - mm: town-square\n      - mm: off-topic\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
