@@ -762,6 +762,7 @@ async fn the_issue_cases_end_to_end() {
             failures.push(format!("{line:?}: Matrix body {body:?}"));
         }
     }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
     let url_post = &posts[E2E_FROM_IRC.len() - 2].message;
     let url_body = events[E2E_FROM_IRC.len() - 2]["content"]["body"]
         .as_str()
@@ -826,6 +827,4 @@ async fn the_issue_cases_end_to_end() {
     .await;
     let from_bob = &bridged(&mm)[E2E_FROM_IRC.len()].message;
     assert!(!mattermost_notifies_channel(from_bob), "{from_bob:?}");
-
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
