@@ -2,8 +2,9 @@
 //! (`@channel @here @all @everyone @room <!channel> <!here> <!everyone>`), wrapped
 //! in and split by `_ * ~ \` and backticks, IRC bold/colour/underline codes, Matrix
 //! HTML and character references, and inside URLs, sent from each network the way
-//! its users write it and rendered for every other one as the daemon does (the
-//! core's render, then the destination adapter's public renderer). The final text
+//! its users write it and rendered for every network (its own included: routes may
+//! join two rooms of one kind) as the daemon does (the core's render, then the
+//! destination adapter's public renderer). The final text
 //! is checked by each destination's own rule:
 //!
 //! - Mattermost: the server's rule (its markdown package's text, words split at
@@ -435,7 +436,7 @@ fn problems(case: &Case) -> Vec<String> {
     let is_matrix_word = case.word.eq_ignore_ascii_case("@room");
     let shown = case.content.to_plain();
 
-    if case.from != Net::Mattermost {
+    {
         let (content, label) = through_core(case, Net::Mattermost);
         // Bot mode with names in the text, and with name overrides (also webhook mode).
         for message in [
@@ -468,7 +469,7 @@ fn problems(case: &Case) -> Vec<String> {
         }
     }
 
-    if case.from != Net::Matrix {
+    {
         let (content, label) = through_core(case, Net::Matrix);
         let (body, html) = switchboard_matrix::format::render(&labelled(&content, &label));
         if matrix_notifies_room(&body) {
@@ -503,7 +504,7 @@ fn problems(case: &Case) -> Vec<String> {
         }
     }
 
-    if case.from != Net::Irc {
+    {
         let (content, _) = through_core(case, Net::Irc);
         let lines: Vec<String> = switchboard_irc::format::to_lines(&content)
             .iter()
