@@ -4,6 +4,10 @@
 //! (^Q), colours (^C fg[,bg]), hex colours (^D, dropped), reverse (^V, ignored),
 //! reset (^O). Bare http(s) URLs become links. Rendering writes the same codes back,
 //! so IRC -> IRC keeps its formatting, colours included.
+//!
+//! IRC has no room-wide mentions, so text is sent as written: `@channel`, `@all` and
+//! URLs containing them are not touched here (the Mattermost and Matrix renderers
+//! guard their own final text; see `tests/mention_safety.rs`).
 
 use switchboard_sdk::{Color, RichText, Span, Style};
 
