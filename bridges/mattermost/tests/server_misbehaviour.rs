@@ -48,10 +48,11 @@ fn log() -> String {
     String::from_utf8_lossy(&LOG.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
 }
 
-/// The value of the unreadable-posts counter for this source (0 when never counted).
-fn unreadable(source: &str) -> u64 {
+/// The value of the unreadable-posts counter of a network for this source (0 when
+/// never counted).
+fn unreadable(network: &str, source: &str) -> u64 {
     let needle = format!(
-        "switchboard_mattermost_unreadable_posts_total{{network=\"mm\",source=\"{source}\"}} "
+        "switchboard_mattermost_unreadable_posts_total{{network=\"{network}\",source=\"{source}\"}} "
     );
     observe()
         .render()
@@ -74,9 +75,11 @@ fn posted_with(post: &Post, mangle: impl FnOnce(&mut serde_json::Map<String, Val
 async fn unreadable_posted_events_are_counted_logged_and_fetched_over_rest() {
     observe();
     let s = server().await;
-    let mut bridge = Bridge::new(config(&s.mm.url(), &s.bot_token), &["town-square"]);
+    const NETWORK: &str = "mm-posted";
+    let mut bridge =
+        Bridge::on_network(NETWORK, config(&s.mm.url(), &s.bot_token), &["town-square"]);
     bridge.start().await;
-    let counted_before = unreadable("websocket");
+    let counted_before = unreadable(NETWORK, "websocket");
 
     type Mangle = Box<dyn FnOnce(&Post) -> Value>;
     let null = |field: &'static str| -> Mangle {
@@ -140,12 +143,50 @@ async fn unreadable_posted_events_are_counted_logged_and_fetched_over_rest() {
         expected_unreadable += u64::from(is_unreadable);
     }
     assert_eq!(
-        unreadable("websocket") - counted_before,
+        unreadable(NETWORK, "websocket") - counted_before,
         expected_unreadable
     );
     let log = log();
     assert!(log.contains("cannot be read"), "{log}");
     assert!(log.contains("fetching the post over REST"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_edit_and_delete_events_are_recovered_too() {
+    observe();
+    let s = server().await;
+    const NETWORK: &str = "mm-edits";
+    let mut bridge =
+        Bridge::on_network(NETWORK, config(&s.mm.url(), &s.bot_token), &["town-square"]);
+    bridge.start().await;
+    let edited = s.mm.post_as(&s.bob, &s.town, "to be edited", None);
+    let deleted = s.mm.post_as(&s.bob, &s.town, "to be deleted", None);
+    bridge.distinct(2, "the posts").await;
+    let counted_before = unreadable(NETWORK, "websocket");
+
+    // An edit whose post has no message: fetched by id.
+    let after_edit = s.mm.edit_quietly(&edited.id, "edited");
+    let event = posted_with(&after_edit, |fields| {
+        drop(fields.insert("message".into(), Value::Null))
+    });
+    s.mm.send_raw_event(&s.town, "post_edited", event);
+    let got = bridge.distinct(1, "the edit").await;
+    assert!(
+        matches!(&got[0].kind, switchboard_sdk::EventKind::Edit { target } if target.as_str() == edited.id),
+        "{got:?}"
+    );
+    assert_eq!(got[0].content.to_plain(), "edited");
+
+    // A deletion whose post is not JSON: a deleted post is not served by id, so a
+    // catch-up finds it.
+    s.mm.delete_quietly(&deleted.id);
+    s.mm.send_raw_event(&s.town, "post_deleted", json!({ "post": "{not json" }));
+    let got = bridge.distinct(1, "the delete").await;
+    assert!(
+        matches!(&got[0].kind, switchboard_sdk::EventKind::Delete { target } if target.as_str() == deleted.id),
+        "{got:?}"
+    );
+    assert_eq!(unreadable(NETWORK, "websocket") - counted_before, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -285,6 +285,35 @@ impl FakeMattermost {
         post
     }
 
+    /// Like `edit_as` and `delete_post`, but nothing is broadcast: for tests that
+    /// send the event themselves with `send_raw_event`.
+    pub fn edit_quietly(&self, post_id: &str, message: &str) -> Post {
+        let patch = PostPatch {
+            message: Some(message.to_owned()),
+            ..PostPatch::default()
+        };
+        let post = self
+            .inner
+            .lock()
+            .apply_patch(post_id, patch)
+            .unwrap_or_else(|e| panic!("fake Mattermost: edit_quietly failed: {e:?}"));
+        self.inner.bump();
+        post
+    }
+
+    /// See `edit_quietly`.
+    pub fn delete_quietly(&self, post_id: &str) {
+        let author = self
+            .post(post_id)
+            .unwrap_or_else(|| panic!("fake Mattermost: delete_quietly of unknown post {post_id}"))
+            .user_id;
+        self.inner
+            .lock()
+            .mark_deleted(post_id, &author)
+            .unwrap_or_else(|e| panic!("fake Mattermost: delete_quietly failed: {e:?}"));
+        self.inner.bump();
+    }
+
     /// Sends an event made by the test (`data` as given, e.g. a `post` that is not
     /// what the server sends) to the channel's members, numbered like any other:
     /// for tests of hostile or malformed events, which the real server cannot be

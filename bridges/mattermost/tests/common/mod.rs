@@ -77,10 +77,15 @@ pub struct Bridge {
 
 impl Bridge {
     pub fn new(config: MattermostConfig, rooms: &[&str]) -> Self {
+        Self::on_network("mm", config, rooms)
+    }
+
+    /// As `new`, on a network of this name (metrics are counted by network).
+    pub fn on_network(network: &str, config: MattermostConfig, rooms: &[&str]) -> Self {
         let (sink, inbound) = RecordingSink::new();
         let (health_tx, health) = unbounded_channel();
         let ctx = AdapterContext {
-            network: NetworkId::new("mm"),
+            network: NetworkId::new(network),
             rooms: rooms.iter().map(|room| RoomId::new(*room)).collect(),
             inbound: sink,
             health: HealthReporter::new(move |state| {
