@@ -1,14 +1,16 @@
 //! From a file to a typed `Config`, collecting every problem on the way.
 
+use super::env::EnvValues;
 use super::errors::{ConfigError, ConfigErrors, did_you_mean, suggest};
 use super::tree::{Node, Pos, Value};
 use super::types::*;
-use super::{duration, protocols};
+use super::{duration, protocols, yaml};
 use regex::Regex;
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 const TOP_KEYS: &[&str] = &["state_dir", "http", "delivery", "networks", "routes"];
 const HTTP_KEYS: &[&str] = &["listen", "allow_non_loopback"];
@@ -27,6 +29,13 @@ const DIRECTIONS: &[&str] = &["both", "source", "sink"];
 const PLACEHOLDERS: &[&str] = &["nick", "network", "protocol", "room"];
 pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:9477";
 
+/// The longest each duration setting may be: past these a value is a mistake (a
+/// retry once a year helps nobody), and they keep every sum far from overflowing.
+const MAX_RETRY_INITIAL: Duration = Duration::from_secs(3_600);
+const MAX_RETRY_MAX: Duration = Duration::from_secs(86_400);
+const MAX_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(3_600);
+const MAX_MAX_AGE: Duration = Duration::from_secs(365 * 86_400);
+
 /// Reads, parses and validates `path`, reporting every problem found.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let file = path.display().to_string();
@@ -34,43 +43,31 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         file: file.clone(),
         errors,
     };
-    let text = std::fs::read_to_string(path).map_err(|error| {
+    let bytes = std::fs::read(path).map_err(|error| {
         fail(vec![ConfigError {
             pos: None,
             message: format!("cannot read: {error}"),
             hint: None,
         }])
     })?;
-    load_str(&text).map_err(fail)
+    load_bytes(&bytes).map_err(fail)
+}
+
+/// Validates the bytes of a config file; errors carry positions but no file name.
+pub fn load_bytes(bytes: &[u8]) -> Result<Config, Vec<ConfigError>> {
+    load_str(yaml::text(bytes).map_err(|error| vec![error])?)
 }
 
 /// Validates config text; errors carry positions but no file name.
 pub fn load_str(text: &str) -> Result<Config, Vec<ConfigError>> {
-    let mut root: Node = match serde_saphyr::from_str(text) {
-        Ok(root) => root,
-        Err(error) => {
-            let pos = error
-                .location()
-                .map(|l| Pos {
-                    line: l.line(),
-                    column: l.column(),
-                })
-                .unwrap_or(Pos { line: 1, column: 1 });
-            let message = strip_location(&error.without_snippet().to_string());
-            return Err(vec![ConfigError::at(
-                pos,
-                format!("YAML syntax: {message}"),
-            )]);
-        }
-    };
+    let mut root = yaml::parse(text)?;
+    let (env, mut errors) = EnvValues::substitute(&mut root, text, &|name| std::env::var(name));
     let mut loader = Loader {
-        text,
         errors: Vec::new(),
-        secrets: Vec::new(),
+        env,
     };
-    loader.substitute_env(&mut root);
     let config = loader.config(&root);
-    let mut errors = loader.errors;
+    errors.append(&mut loader.errors);
     if errors.is_empty() {
         return Ok(config);
     }
@@ -79,29 +76,42 @@ pub fn load_str(text: &str) -> Result<Config, Vec<ConfigError>> {
     Err(errors)
 }
 
-fn strip_location(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(index) => message[..index].to_owned(),
-        None => message.to_owned(),
-    }
-}
-
-pub(super) struct Loader<'t> {
-    text: &'t str,
+pub(super) struct Loader {
     errors: Vec<ConfigError>,
-    /// Positions and values of strings that came from the environment: never echoed.
-    secrets: Vec<(Pos, String)>,
+    /// Which values came from the environment: never shown, named instead.
+    env: EnvValues,
 }
 
-impl Loader<'_> {
+impl Loader {
     fn error(&mut self, error: ConfigError) {
-        let mut error = error;
-        for (_, secret) in &self.secrets {
-            if !secret.is_empty() && error.message.contains(secret.as_str()) {
-                error.message = error.message.replace(secret.as_str(), "<from environment>");
-            }
+        // A variable that is not set is the only problem reported for its value.
+        if error.pos.is_some_and(|pos| self.env.unresolved(pos)) {
+            return;
         }
+        // Messages name environment values through `subject`; should one still show
+        // such a value in any form, it is replaced whole.
+        let error = match self.env.leaked_in(&error) {
+            Some(origin) => ConfigError {
+                message: format!(
+                    "{origin} is not valid here (the details would show the value, which is never printed)"
+                ),
+                hint: None,
+                ..error
+            },
+            None => error,
+        };
         self.errors.push(error);
+    }
+
+    /// How a message refers to a value: quoted as written, or, for a value from the
+    /// environment, by the variable and line it came from.
+    fn subject(&self, node: &Node) -> String {
+        self.env
+            .describe(node.pos)
+            .unwrap_or_else(|| match &node.value {
+                Value::Str(text) => format!("{text:?}"),
+                _ => node.key_text(),
+            })
     }
 
     fn unknown_key(&mut self, key: &Node, known: &[&str]) {
@@ -109,74 +119,6 @@ impl Loader<'_> {
         self.error(
             ConfigError::at(key.pos, format!("unknown key \"{name}\"")).hint(suggest(&name, known)),
         );
-    }
-
-    /// Replaces `${NAME}` in every string with the environment variable's value.
-    fn substitute_env(&mut self, node: &mut Node) {
-        match &mut node.value {
-            Value::Str(text) if text.contains("${") => {
-                let quoted = self
-                    .char_at(node.pos)
-                    .is_some_and(|c| c == '"' || c == '\'');
-                let mut out = String::new();
-                let mut rest = text.as_str();
-                let mut offset = 0u64;
-                while let Some(start) = rest.find("${") {
-                    out.push_str(&rest[..start]);
-                    let after = &rest[start + 2..];
-                    let column = node.pos.column
-                        + u64::from(quoted)
-                        + offset
-                        + rest[..start].chars().count() as u64;
-                    let pos = Pos {
-                        line: node.pos.line,
-                        column,
-                    };
-                    let Some(end) = after.find('}') else {
-                        self.error(
-                            ConfigError::at(pos, "unclosed ${ in string")
-                                .hint("write ${NAME} or remove the $"),
-                        );
-                        out.push_str(&rest[start..]);
-                        rest = "";
-                        break;
-                    };
-                    let name = &after[..end];
-                    let valid = !name.is_empty()
-                        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                        && !name.starts_with(|c: char| c.is_ascii_digit());
-                    if !valid {
-                        self.error(ConfigError::at(
-                            pos,
-                            format!("invalid environment variable name \"{name}\""),
-                        ));
-                    } else {
-                        match std::env::var(name) {
-                            Ok(value) => out.push_str(&value),
-                            Err(_) => self.error(
-                                ConfigError::at(pos, format!("environment variable {name} is not set"))
-                                    .hint(format!("export {name}=... before starting, or put the value in the file")),
-                            ),
-                        }
-                    }
-                    offset += rest[..start + 2 + end + 1].chars().count() as u64;
-                    rest = &after[end + 1..];
-                }
-                out.push_str(rest);
-                self.secrets.push((node.pos, out.clone()));
-                *text = out;
-            }
-            Value::Seq(items) => items.iter_mut().for_each(|item| self.substitute_env(item)),
-            Value::Map(entries) => entries
-                .iter_mut()
-                .for_each(|(_, value)| self.substitute_env(value)),
-            _ => {}
-        }
-    }
-
-    fn char_at(&self, pos: Pos) -> Option<char> {
-        let line = self.text.lines().nth(pos.line.checked_sub(1)? as usize)?;
-        line.chars().nth(pos.column.checked_sub(1)? as usize)
     }
 
     /// Deserialises a section with serde, mapping its errors to positions.
@@ -241,12 +183,46 @@ impl Loader<'_> {
                 node.locate(path)
             };
             ConfigError::at(pos, format!("missing required key \"{name}\""))
+        } else if let Some(value) = node.value_at(path)
+            && let Some(origin) = self.env.describe(value.pos)
+        {
+            // Serde's message quotes the value; say what was expected instead.
+            let key = path.last().map_or("the value", String::as_str);
+            let error = match message.strip_prefix("unknown variant `") {
+                Some(rest) => {
+                    ConfigError::at(value.pos, format!("{origin} is not a valid \"{key}\""))
+                        .hint(suggest("", &backticked_known(rest)))
+                }
+                None => {
+                    let expected = message
+                        .rsplit_once(", expected ")
+                        .map_or(String::new(), |(_, expected)| {
+                            format!(": expected {expected}")
+                        });
+                    ConfigError::at(
+                        value.pos,
+                        format!("{origin} is not valid for \"{key}\"{expected}"),
+                    )
+                }
+            };
+            self.error(error);
+            return;
         } else if let Some(rest) = message.strip_prefix("unknown variant `") {
             let name = rest.split('`').next().unwrap_or_default();
-            let expected = backticked(rest.split_once(", expected").map_or("", |(_, e)| e));
-            let known: Vec<&str> = expected.iter().map(String::as_str).collect();
             let pos = node.value_at(path).map_or(node.pos, |v| v.pos);
-            ConfigError::at(pos, format!("invalid value \"{name}\"")).hint(suggest(name, &known))
+            ConfigError::at(pos, format!("invalid value \"{name}\""))
+                .hint(suggest(name, &backticked_known(rest)))
+        } else if message.starts_with("invalid type: floating point")
+            && let Some((_, expected)) = message.rsplit_once(", expected ")
+            && ["u8", "u16", "u32", "u64", "usize", "i32", "i64"].contains(&expected)
+        {
+            // A whole number past u64::MAX reaches serde as a float.
+            let pos = node.value_at(path).map_or(node.pos, |v| v.pos);
+            let key = path.last().map_or("the value", String::as_str);
+            ConfigError::at(
+                pos,
+                format!("\"{key}\": the number is too large or not a whole number"),
+            )
         } else {
             let pos = node.value_at(path).map_or(node.pos, |v| v.pos);
             let key = path
@@ -262,6 +238,7 @@ impl Loader<'_> {
         match &node.value {
             Value::Str(s) => Some(s.clone()),
             Value::Int(i) => Some(i.to_string()),
+            Value::UInt(u) => Some(u.to_string()),
             _ => {
                 self.error(ConfigError::at(
                     node.pos,
@@ -285,14 +262,19 @@ impl Loader<'_> {
         }
     }
 
-    fn duration(&mut self, node: &Node, what: &str) -> Option<std::time::Duration> {
+    fn duration(&mut self, node: &Node, what: &str, max: Duration) -> Option<Duration> {
         let text = self.string(node, what)?;
-        match duration::parse(&text) {
+        match duration::parse(&text, max) {
             Ok(d) => Some(d),
-            Err(message) => {
+            Err(predicate) => {
+                let subject = self.subject(node);
                 self.error(
-                    ConfigError::at(node.pos, format!("{what}: {message}"))
-                        .hint("write e.g. 500ms, 30s, 5m, 1h"),
+                    ConfigError::at(node.pos, format!("{what}: {subject} {predicate}")).hint(
+                        format!(
+                            "write a number and a unit (ms, s, m, h, d), e.g. 500ms, 30s, 1h30m; at most {}",
+                            duration::format(max)
+                        ),
+                    ),
                 );
                 None
             }
@@ -394,6 +376,17 @@ impl Loader<'_> {
                 _ => self.unknown_key(key, HTTP_KEYS),
             }
         }
+        let subject = listen
+            .as_ref()
+            .and_then(|(pos, _)| self.env.describe(*pos))
+            .unwrap_or_else(|| {
+                format!(
+                    "\"{}\"",
+                    listen
+                        .as_ref()
+                        .map_or(DEFAULT_HTTP_LISTEN, |(_, text)| text)
+                )
+            });
         let (pos, text) = listen.unwrap_or((node.pos, DEFAULT_HTTP_LISTEN.into()));
         if text == "off" {
             return HttpConfig { listen: None };
@@ -401,7 +394,7 @@ impl Loader<'_> {
         match text.parse::<SocketAddr>() {
             Ok(address) if !address.ip().is_loopback() && !allow_non_loopback => {
                 self.error(
-                    ConfigError::at(pos, format!("http.listen {address} is not a loopback address"))
+                    ConfigError::at(pos, format!("http.listen: {subject} is not a loopback address"))
                         .hint("/metrics and /healthz are for operators: keep them on 127.0.0.1, or set allow_non_loopback: true"),
                 );
                 HttpConfig { listen: None }
@@ -411,7 +404,7 @@ impl Loader<'_> {
             },
             Err(_) => {
                 self.error(
-                    ConfigError::at(pos, format!("invalid http.listen address \"{text}\""))
+                    ConfigError::at(pos, format!("http.listen: {subject} is not an address"))
                         .hint("write ip:port, e.g. 127.0.0.1:9477, or off"),
                 );
                 HttpConfig { listen: None }
@@ -421,16 +414,16 @@ impl Loader<'_> {
 
     fn delivery(&mut self, node: &Node, delivery: &mut DeliveryConfig) {
         for (key, value) in self.map(node, "delivery") {
-            let slot = match key.as_str().unwrap_or_default() {
-                "retry_initial" => &mut delivery.retry_initial,
-                "retry_max" => &mut delivery.retry_max,
-                "shutdown_deadline" => &mut delivery.shutdown_deadline,
+            let (slot, max) = match key.as_str().unwrap_or_default() {
+                "retry_initial" => (&mut delivery.retry_initial, MAX_RETRY_INITIAL),
+                "retry_max" => (&mut delivery.retry_max, MAX_RETRY_MAX),
+                "shutdown_deadline" => (&mut delivery.shutdown_deadline, MAX_SHUTDOWN_DEADLINE),
                 _ => {
                     self.unknown_key(key, DELIVERY_KEYS);
                     continue;
                 }
             };
-            if let Some(d) = self.duration(value, &key.key_text()) {
+            if let Some(d) = self.duration(value, &key.key_text(), max) {
                 *slot = d;
             }
         }
@@ -487,10 +480,16 @@ impl Loader<'_> {
                 continue;
             }
             clean = false;
-            let pos = node
-                .value_at(&problem.path)
-                .map_or_else(|| node.locate(&problem.path), |v| v.pos);
-            self.error(ConfigError::at(pos, problem.message).maybe_hint(problem.hint));
+            let value = node.value_at(&problem.path);
+            let pos = value.map_or_else(|| node.locate(&problem.path), |v| v.pos);
+            let message = match value {
+                Some(value) if problem.about_value => {
+                    format!("{} {}", self.subject(value), problem.message)
+                }
+                None if problem.about_value => format!("the value {}", problem.message),
+                _ => problem.message,
+            };
+            self.error(ConfigError::at(pos, message).maybe_hint(problem.hint));
         }
         clean.then_some(value)
     }
@@ -517,26 +516,33 @@ impl Loader<'_> {
             };
             if let Some(first) = names.get(&route.name) {
                 self.error(
-                    ConfigError::at(item.pos, format!("duplicate route name \"{}\"", route.name))
-                        .hint(format!(
-                            "the first route with this name is at line {}",
-                            first.line
-                        )),
+                    ConfigError::at(
+                        item.pos,
+                        format!("duplicate route name {}", self.route_name(item)),
+                    )
+                    .hint(format!(
+                        "the first route with this name is at line {}",
+                        first.line
+                    )),
                 );
             } else {
                 names.insert(route.name.clone(), item.pos);
             }
             let room_nodes = item.get("rooms").map(|(_, rooms)| rooms);
             for (index, room) in route.rooms.iter().enumerate() {
-                let pos = room_nodes
-                    .and_then(|rooms| rooms.value_at(&[index.to_string()]))
-                    .map_or(item.pos, |n| n.pos);
+                let room_node = room_nodes.and_then(|rooms| rooms.value_at(&[index.to_string()]));
+                let pos = room_node.map_or(item.pos, |n| n.pos);
+                let room_value = room_node
+                    .and_then(|n| n.get(&room.network))
+                    .map(|(_, value)| value);
+                let shown =
+                    room_value.map_or_else(|| format!("{:?}", room.room), |v| self.subject(v));
                 let protocol = networks.get(&room.network).cloned().flatten();
-                if let Some((problem, hint)) =
+                if let Some((predicate, hint)) =
                     protocols::room_problem(protocol.as_deref(), &room.room)
                 {
                     self.error(
-                        ConfigError::at(pos, format!("room {}: {problem}", room.network))
+                        ConfigError::at(pos, format!("room {}: {shown} {predicate}", room.network))
                             .hint(hint),
                     );
                 }
@@ -550,8 +556,8 @@ impl Loader<'_> {
                             ConfigError::at(
                                 pos,
                                 format!(
-                                    "room {}: \"{}\" appears twice in route \"{}\"",
-                                    room.network, room.room, route.name
+                                    "room {}: {shown} appears twice in route \"{}\"",
+                                    room.network, route.name
                                 ),
                             )
                             .hint(format!("first at line {}; remove one", first_pos.line)),
@@ -563,8 +569,8 @@ impl Loader<'_> {
                             ConfigError::at(
                                 pos,
                                 format!(
-                                    "room {}: \"{}\" has conflicting settings in routes \"{}\" and \"{}\"",
-                                    room.network, room.room, first_route, route.name
+                                    "room {}: {shown} has conflicting settings in routes \"{}\" and \"{}\"",
+                                    room.network, first_route, route.name
                                 ),
                             )
                             .hint(format!(
@@ -592,6 +598,13 @@ impl Loader<'_> {
             routes.push(route);
         }
         routes
+    }
+
+    /// A route's name as messages show it (see `subject`).
+    fn route_name(&self, route: &Node) -> String {
+        route
+            .get("name")
+            .map_or_else(|| "\"\"".to_owned(), |(_, name)| self.subject(name))
     }
 
     fn route(
@@ -625,7 +638,7 @@ impl Loader<'_> {
                 "relay_membership" => {
                     route.relay_membership = self.boolean(value, "relay_membership")
                 }
-                "max_age" => route.max_age = self.duration(value, "max_age"),
+                "max_age" => route.max_age = self.duration(value, "max_age", MAX_MAX_AGE),
                 "ignore" => route.ignore = self.ignore(value),
                 _ => self.unknown_key(key, ROUTE_KEYS),
             }
@@ -653,8 +666,8 @@ impl Loader<'_> {
                             ConfigError::at(
                                 key.pos,
                                 format!(
-                                    "route \"{}\" has {} room(s); a route links at least two",
-                                    route.name,
+                                    "route {} has {} room(s); a route links at least two",
+                                    self.route_name(node),
                                     items.len()
                                 ),
                             )
@@ -697,10 +710,17 @@ impl Loader<'_> {
                     Some("sink") => direction = Direction::Sink,
                     Some(other) => {
                         ok = false;
-                        self.error(
-                            ConfigError::at(value.pos, format!("invalid direction \"{other}\""))
-                                .hint(suggest(other, DIRECTIONS)),
-                        );
+                        let error = match self.env.describe(value.pos) {
+                            Some(origin) => {
+                                ConfigError::at(value.pos, format!("{origin} is not a direction"))
+                                    .hint(suggest("", DIRECTIONS))
+                            }
+                            None => {
+                                ConfigError::at(value.pos, format!("invalid direction \"{other}\""))
+                                    .hint(suggest(other, DIRECTIONS))
+                            }
+                        };
+                        self.error(error);
                     }
                     None => ok = false,
                 },
@@ -771,13 +791,11 @@ impl Loader<'_> {
                 let hint = did_you_mean(name, PLACEHOLDERS.iter().copied()).unwrap_or_else(|| {
                     "placeholders are {nick}, {network}, {protocol}, {room}".to_owned()
                 });
-                self.error(
-                    ConfigError::at(
-                        node.pos,
-                        format!("unknown placeholder {{{name}}} in nick_template"),
-                    )
-                    .hint(hint),
-                );
+                let message = match self.env.describe(node.pos) {
+                    Some(origin) => format!("{origin} has an unknown placeholder"),
+                    None => format!("unknown placeholder {{{name}}} in nick_template"),
+                };
+                self.error(ConfigError::at(node.pos, message).hint(hint));
                 return None;
             }
             rest = &after[close + 1..];
@@ -819,7 +837,8 @@ impl Loader<'_> {
                             ConfigError::at(
                                 item.pos,
                                 format!(
-                                    "invalid regex \"{pattern}\": {}",
+                                    "{} is not a valid regex: {}",
+                                    self.subject(item),
                                     last.trim().trim_start_matches("error: ")
                                 ),
                             )
@@ -881,6 +900,16 @@ fn protocol_of(node: &Node) -> Option<String> {
         Some([(key, _)]) => Some(key.key_text()),
         _ => None,
     }
+}
+
+/// The names serde lists after ", expected" in an "unknown variant" message.
+fn backticked_known(rest: &str) -> Vec<&str> {
+    rest.split_once(", expected")
+        .map_or("", |(_, expected)| expected)
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .collect()
 }
 
 /// Every `name` between backticks in `text` (serde's "expected one of" lists).

@@ -6,14 +6,16 @@
 //! at the right line and column.
 
 mod duration;
+mod env;
 mod errors;
 mod load;
 mod protocols;
 mod tree;
 mod types;
+mod yaml;
 
 pub use errors::{ConfigError, ConfigErrors};
-pub use load::{DEFAULT_HTTP_LISTEN, load, load_str};
+pub use load::{DEFAULT_HTTP_LISTEN, load, load_bytes, load_str};
 pub use types::*;
 
 /// `switchboard check`: prints a summary or every problem; returns the exit code.

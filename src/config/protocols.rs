@@ -15,7 +15,7 @@ pub const NAMES: &[&str] = &[
 ];
 
 pub(super) fn parse(
-    loader: &mut Loader<'_>,
+    loader: &mut Loader,
     protocol: &str,
     key: &Node,
     section: &Node,
@@ -52,14 +52,15 @@ pub fn canonical_room(protocol: Option<&str>, room: &str) -> String {
     }
 }
 
-/// Why a route's room cannot be a room of its network, with a hint; `None` when it can.
+/// Why a route's room cannot be a room of its network (a predicate that does not
+/// repeat the room), with a hint; `None` when it can.
 pub fn room_problem(protocol: Option<&str>, room: &str) -> Option<(String, &'static str)> {
     // Without the adapters that check their rooms, nothing reads `room`.
     let _ = room;
     match protocol {
         #[cfg(feature = "matrix")]
         Some("matrix") if !switchboard_matrix::config::is_room_reference(room) => Some((
-            format!("\"{room}\" is not a Matrix room alias or id"),
+            "is not a Matrix room alias or id".to_owned(),
             "write an alias like \"#room:example.org\" or a room id like \"!abc:example.org\"",
         )),
         _ => None,

@@ -18,6 +18,8 @@ pub enum Value {
     Null,
     Bool(bool),
     Int(i64),
+    /// Past `i64::MAX` (up to `u64::MAX`): still a number to range-check, not a float.
+    UInt(u64),
     Float(f64),
     Str(String),
     Seq(Vec<Node>),
@@ -73,9 +75,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::Int(v))
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
-        i64::try_from(v)
-            .map(Value::Int)
-            .or(Ok(Value::Float(v as f64)))
+        Ok(i64::try_from(v).map_or(Value::UInt(v), Value::Int))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
         Ok(Value::Float(v))
@@ -115,6 +115,7 @@ impl Node {
         match &self.value {
             Value::Str(s) => s.clone(),
             Value::Int(i) => i.to_string(),
+            Value::UInt(u) => u.to_string(),
             Value::Bool(b) => b.to_string(),
             Value::Float(f) => f.to_string(),
             Value::Null => "~".into(),
@@ -182,6 +183,7 @@ impl Node {
             Value::Null => J::Null,
             Value::Bool(b) => J::Bool(*b),
             Value::Int(i) => J::from(*i),
+            Value::UInt(u) => J::from(*u),
             Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
             Value::Str(s) => J::String(s.clone()),
             Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),

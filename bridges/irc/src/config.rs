@@ -109,22 +109,34 @@ impl IrcConfig {
     /// Problems a user can fix in the file; checked without touching the network.
     pub fn validate(&self) -> Vec<ConfigProblem> {
         let mut problems = Vec::new();
-        if let Err(message) = parse_server_address(&self.server) {
+        if let Err(reason) = split_server_address(&self.server) {
             problems.push(
-                ConfigProblem::new(&["server"], message)
+                ConfigProblem::value(&["server"], format!("is not a server address: {reason}"))
                     .with_hint("write it as host:port, e.g. irc.libera.chat:6697"),
             );
         }
-        if self.nick.is_empty() || self.nick.contains([' ', ',', '*', '?', '!', '@', '#', ':']) {
-            problems.push(ConfigProblem::new(
+        if let Some(reason) = nick_problem(&self.nick) {
+            problems.push(ConfigProblem::value(
                 &["nick"],
-                format!("invalid IRC nick {:?}", self.nick),
+                format!("is not a valid IRC nick: {reason}"),
             ));
         }
-        if self.flood.burst == 0 {
+        if self.flood.burst == 0 || self.flood.burst > MAX_BURST {
             problems.push(ConfigProblem::new(
                 &["flood", "burst"],
-                "burst must be at least 1",
+                format!("burst must be from 1 to {MAX_BURST}"),
+            ));
+        }
+        if self.flood.interval_ms > MAX_INTERVAL_MS {
+            problems.push(ConfigProblem::new(
+                &["flood", "interval_ms"],
+                format!("interval_ms must be at most {MAX_INTERVAL_MS} (one minute)"),
+            ));
+        }
+        if self.ping_timeout_secs > MAX_PING_TIMEOUT_SECS {
+            problems.push(ConfigProblem::new(
+                &["ping_timeout_secs"],
+                format!("ping_timeout_secs must be at most {MAX_PING_TIMEOUT_SECS} (one hour)"),
             ));
         }
         if !(2..=MAX_LINES_PER_MESSAGE).contains(&self.max_lines_per_message) {
@@ -139,24 +151,48 @@ impl IrcConfig {
     }
 }
 
+/// The largest `flood.burst`, `flood.interval_ms` and `ping_timeout_secs` accepted:
+/// beyond them the bridge would flood the server or never notice a dead connection,
+/// and the time arithmetic on them stays far from overflowing.
+const MAX_BURST: u32 = 100;
+const MAX_INTERVAL_MS: u64 = 60_000;
+const MAX_PING_TIMEOUT_SECS: u64 = 3_600;
 /// The largest `max_lines_per_message`: at the default pace, 1000 lines already hold
 /// a channel's queue for over 16 minutes.
 const MAX_LINES_PER_MESSAGE: usize = 1_000;
 
+/// Why `nick` cannot be registered, told without repeating the nick (it may come from
+/// the environment); `None` when it can.
+fn nick_problem(nick: &str) -> Option<String> {
+    if nick.is_empty() {
+        return Some("it is empty".into());
+    }
+    let bad = nick.chars().find(|c| {
+        c.is_control() || c.is_whitespace() || [',', '*', '?', '!', '@', '#', ':'].contains(c)
+    })?;
+    Some(match bad {
+        ' ' => "it contains a space".into(),
+        c if c.is_control() => "it contains a control character".into(),
+        c if c.is_whitespace() => "it contains white space".into(),
+        c => format!("it contains `{c}`"),
+    })
+}
+
 /// Splits `host:port` (IPv6 as `[::1]:6667`) into its parts.
 pub fn parse_server_address(address: &str) -> Result<(String, u16), String> {
-    let (host, port) = address
-        .rsplit_once(':')
-        .ok_or_else(|| format!("invalid server address {address:?}: missing :port"))?;
+    split_server_address(address)
+        .map_err(|reason| format!("invalid server address {address:?}: {reason}"))
+}
+
+/// `parse_server_address` with a reason that does not repeat the address.
+fn split_server_address(address: &str) -> Result<(String, u16), &'static str> {
+    let (host, port) = address.rsplit_once(':').ok_or("missing :port")?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() || host.contains(char::is_whitespace) {
-        return Err(format!("invalid server address {address:?}: bad host"));
+        return Err("bad host");
     }
-    let port: u16 = port.parse().map_err(|_| {
-        format!("invalid server address {address:?}: port {port:?} is not a number from 1 to 65535")
-    })?;
-    if port == 0 {
-        return Err(format!("invalid server address {address:?}: port 0"));
+    match port.parse::<u16>() {
+        Ok(0) | Err(_) => Err("the port is not a number from 1 to 65535"),
+        Ok(port) => Ok((host.to_owned(), port)),
     }
-    Ok((host.to_owned(), port))
 }

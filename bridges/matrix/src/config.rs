@@ -74,6 +74,9 @@ fn default_ghost_suffix() -> String {
     " ({protocol})".into()
 }
 
+/// A year back is past any real catch-up, and keeps `secs * 1000` far from overflowing.
+const MAX_CATCH_UP_MAX_AGE_SECS: u64 = 365 * 24 * 60 * 60;
+
 fn default_device_name() -> String {
     "Switchboard".into()
 }
@@ -90,21 +93,23 @@ impl MatrixConfig {
         });
         if !url_ok {
             problems.push(
-                ConfigProblem::new(
-                    &["homeserver"],
-                    format!("{:?} is not an http(s) URL", self.homeserver),
-                )
-                .with_hint("write the client API address, e.g. https://matrix.example.org"),
+                ConfigProblem::value(&["homeserver"], "is not an http(s) URL")
+                    .with_hint("write the client API address, e.g. https://matrix.example.org"),
             );
         }
         if !is_user_id(&self.user_id) {
             problems.push(
-                ConfigProblem::new(
-                    &["user_id"],
-                    format!("{:?} is not a Matrix user id", self.user_id),
-                )
-                .with_hint("write it in full, e.g. @switchboard:example.org"),
+                ConfigProblem::value(&["user_id"], "is not a Matrix user id")
+                    .with_hint("write it in full, e.g. @switchboard:example.org"),
             );
+        }
+        if self.catch_up_max_age_secs > MAX_CATCH_UP_MAX_AGE_SECS {
+            problems.push(ConfigProblem::new(
+                &["catch_up_max_age_secs"],
+                format!(
+                    "catch_up_max_age_secs must be at most {MAX_CATCH_UP_MAX_AGE_SECS} (365 days)"
+                ),
+            ));
         }
         match (&self.password, &self.access_token, &self.appservice) {
             (None, None, None) => problems.push(ConfigProblem::new(
@@ -158,9 +163,9 @@ impl AppserviceConfig {
                 });
             if !valid {
                 problems.push(
-                    ConfigProblem::new(
+                    ConfigProblem::value(
                         &["appservice", key],
-                        format!("{prefix:?} cannot start a Matrix user id or alias"),
+                        "cannot start a Matrix user id or alias",
                     )
                     .with_hint("use lower-case letters, digits and _ - . = /, e.g. _switchboard_"),
                 );
@@ -169,9 +174,9 @@ impl AppserviceConfig {
         if let Some(url) = &self.url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
-            problems.push(ConfigProblem::new(
+            problems.push(ConfigProblem::value(
                 &["appservice", "url"],
-                format!("{url:?} is not an http(s) URL"),
+                "is not an http(s) URL",
             ));
         }
         if self.as_token.is_some() != self.hs_token.is_some() {

@@ -103,11 +103,25 @@ impl MattermostConfig {
     /// Problems a user can fix in the file; checked without touching the network.
     pub fn validate(&self) -> Vec<ConfigProblem> {
         let mut problems = Vec::new();
-        if let Err(message) = check_url(&self.server) {
+        if let Err(reason) = check_url(&self.server) {
             problems.push(
-                ConfigProblem::new(&["server"], message)
+                ConfigProblem::value(&["server"], reason)
                     .with_hint("write the server's address, e.g. https://chat.example.org"),
             );
+        }
+        if self.catch_up_max_age_secs > MAX_CATCH_UP_MAX_AGE_SECS {
+            problems.push(ConfigProblem::new(
+                &["catch_up_max_age_secs"],
+                format!(
+                    "catch_up_max_age_secs must be at most {MAX_CATCH_UP_MAX_AGE_SECS} (365 days)"
+                ),
+            ));
+        }
+        if self.max_upload_bytes > MAX_UPLOAD_BYTES_LIMIT {
+            problems.push(ConfigProblem::new(
+                &["max_upload_bytes"],
+                format!("max_upload_bytes must be at most {MAX_UPLOAD_BYTES_LIMIT} (1 GiB)"),
+            ));
         }
         if self.team.trim().is_empty() {
             problems.push(ConfigProblem::new(&["team"], "team must not be empty"));
@@ -138,8 +152,8 @@ impl MattermostConfig {
             problems.push(ConfigProblem::new(&["token"], "token must not be empty"));
         }
         if let Some(webhooks) = &self.webhooks {
-            if let Err(message) = check_url(&webhooks.incoming_url) {
-                problems.push(ConfigProblem::new(&["webhooks", "incoming_url"], message));
+            if let Err(reason) = check_url(&webhooks.incoming_url) {
+                problems.push(ConfigProblem::value(&["webhooks", "incoming_url"], reason));
             }
             if webhooks.outgoing_token.trim().is_empty() {
                 problems.push(
@@ -155,13 +169,20 @@ impl MattermostConfig {
     }
 }
 
-fn check_url(url: &str) -> Result<(), String> {
+/// The largest `catch_up_max_age_secs` and `max_upload_bytes` accepted: a year back
+/// and 1 GiB are past any real use, and keep the time arithmetic from overflowing.
+const MAX_CATCH_UP_MAX_AGE_SECS: u64 = 365 * 24 * 60 * 60;
+const MAX_UPLOAD_BYTES_LIMIT: u64 = 1 << 30;
+
+/// What is wrong with `url`, told without repeating it (it may be a secret from the
+/// environment, as a webhook URL is).
+fn check_url(url: &str) -> Result<(), &'static str> {
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| format!("{url:?} is not an http(s) URL"))?;
+        .ok_or("is not an http(s) URL")?;
     if rest.is_empty() || rest.starts_with('/') || rest.contains(char::is_whitespace) {
-        return Err(format!("{url:?} has no valid host"));
+        return Err("has no valid host");
     }
     Ok(())
 }

@@ -62,6 +62,10 @@ pub struct ConfigProblem {
     pub path: Vec<String>,
     pub message: String,
     pub hint: Option<String>,
+    /// `message` says what is wrong with the value at `path` without quoting it
+    /// ("is not a valid IRC nick: it contains a space"); the daemon puts the value, or
+    /// where it came from when that was an environment variable, in front.
+    pub about_value: bool,
 }
 
 impl ConfigProblem {
@@ -70,6 +74,16 @@ impl ConfigProblem {
             path: path.iter().map(|part| (*part).to_owned()).collect(),
             message: message.into(),
             hint: None,
+            about_value: false,
+        }
+    }
+
+    /// A problem with the value at `path`, told without the value itself (it may be a
+    /// secret from the environment): `predicate` follows the value's description.
+    pub fn value(path: &[&str], predicate: impl Into<String>) -> Self {
+        Self {
+            about_value: true,
+            ..Self::new(path, predicate)
         }
     }
 
