@@ -102,7 +102,9 @@ pub async fn supervise(
         let (error, auth_failed, panicked) = match result {
             Ok(Ok(())) => ("the adapter stopped by itself".to_owned(), false, false),
             Ok(Err(error)) => {
-                let auth = matches!(error, AdapterError::Auth(_));
+                // Refused credentials and a setup the server rejects (an unknown channel, a
+                // room that cannot be joined) need a human, not a quick retry.
+                let auth = matches!(error, AdapterError::Auth(_) | AdapterError::Config(_));
                 (error.to_string(), auth, false)
             }
             Err(join_error) => (panic_message(join_error), false, true),
@@ -169,6 +171,8 @@ mod tests {
         UpFor(Duration),
         /// Fails without connecting (the server refuses or the handshake fails).
         Refused,
+        /// The server rejects the setup (an unknown channel): a human must fix it.
+        SetupRejected,
     }
 
     /// An adapter that plays `script`, one entry per run (the last one repeats), and
@@ -207,6 +211,9 @@ mod tests {
                     ))
                 }
                 Run::Refused => Err(AdapterError::Connection("connection refused".into())),
+                Run::SetupRejected => {
+                    Err(AdapterError::Config("channel x not found in team y".into()))
+                }
             }
         }
 
@@ -257,7 +264,7 @@ mod tests {
             .map(|(i, pair)| {
                 let up = match script[i.min(script.len() - 1)] {
                     Run::UpFor(up) => up,
-                    Run::Refused => Duration::ZERO,
+                    Run::Refused | Run::SetupRejected => Duration::ZERO,
                 };
                 pair[1] - pair[0] - up
             })
@@ -330,6 +337,16 @@ mod tests {
         assert!(
             waits[9] >= RestartPolicy::default().max / 2,
             "backs off like a failing handshake: {waits:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_setup_the_server_rejects_is_retried_slowly() {
+        let waits = waits(vec![Run::SetupRejected], 3).await;
+        let policy = RestartPolicy::default();
+        assert!(
+            waits.iter().all(|wait| *wait >= policy.max),
+            "a misspelt channel is retried at the longest wait: {waits:?}"
         );
     }
 }

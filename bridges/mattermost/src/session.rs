@@ -172,7 +172,7 @@ fn describe_channel(channel: &crate::api::Channel) -> String {
 /// as usual.
 fn not_found_or(not_found: String, error: ApiError) -> AdapterError {
     match error.status() {
-        Some(400 | 403 | 404) => AdapterError::Auth(format!("{not_found}: {error}")),
+        Some(400 | 403 | 404) => AdapterError::Config(format!("{not_found}: {error}")),
         _ => connect_error(&not_found, error),
     }
 }
