@@ -560,7 +560,7 @@ async fn webhook_mode_relays_both_ways_and_refuses_bad_requests() {
     assert_eq!(status, 401);
     let (status, _) = post_raw(bridge.http, "/webhooks/mm", "application/json", "{not json").await;
     assert_eq!(status, 400);
-    let huge = "x".repeat(200 * 1024);
+    let huge = "x".repeat(300 * 1024);
     let (status, _) = post_raw(
         bridge.http,
         "/webhooks/mm",

@@ -479,7 +479,7 @@ async fn a_matrix_request_without_the_right_hs_token_is_refused_before_its_body(
 
 #[cfg(feature = "mattermost")]
 #[tokio::test]
-async fn a_mattermost_webhook_body_over_64_kib_is_refused_unread() {
+async fn a_mattermost_webhook_body_over_256_kib_is_refused_unread() {
     let config: switchboard_mattermost::MattermostConfig =
         serde_json::from_value(serde_json::json!({
             "server": "http://127.0.0.1:1",
@@ -500,7 +500,7 @@ async fn a_mattermost_webhook_body_over_64_kib_is_refused_unread() {
         )
     };
     assert_eq!(
-        answer_without_body(&server, &post(64 * 1024 + 1))
+        answer_without_body(&server, &post(256 * 1024 + 1))
             .await
             .map(|r| r.0),
         Some(413)

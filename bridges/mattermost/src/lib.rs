@@ -29,8 +29,10 @@ use switchboard_sdk::{
 use tokio_util::sync::CancellationToken;
 
 /// The largest outgoing-webhook call read. Its token is in the body, so this much
-/// is read before anyone is authenticated: it stays small.
-const MAX_OUTGOING_WEBHOOK_BODY: usize = 64 * 1024;
+/// is read before anyone is authenticated: it stays small, but must hold the longest
+/// post Mattermost allows (16,383 characters; form-encoded, a 4-byte character takes
+/// 12 bytes: ~196 KB) with the call's other fields, or such a post would be lost.
+const MAX_OUTGOING_WEBHOOK_BODY: usize = 256 * 1024;
 
 pub struct MattermostAdapter {
     config: MattermostConfig,
