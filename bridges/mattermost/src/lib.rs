@@ -216,17 +216,12 @@ impl Adapter for MattermostAdapter {
             Ok(webhooks) => webhooks,
             Err(refusal) => return refusal,
         };
-        webhook::receive(
-            ctx,
-            &request,
-            &webhooks.outgoing_token,
-            |post| {
-                [&post.channel_name, &post.channel_id]
-                    .into_iter()
-                    .map(|name| RoomId::new(canonical_channel(name)))
-                    .find(|room| ctx.rooms.contains(room))
-            },
-        )
+        webhook::receive(ctx, &request, &webhooks.outgoing_token, |post| {
+            [&post.channel_name, &post.channel_id]
+                .into_iter()
+                .map(|name| RoomId::new(canonical_channel(name)))
+                .find(|room| ctx.rooms.contains(room))
+        })
         .await
     }
 }
