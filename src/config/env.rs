@@ -208,7 +208,12 @@ mod tests {
     #[test]
     fn every_form_of_a_value_is_a_fragment() {
         let forms = fragments(" pa\"ss`word\n ");
-        for form in [" pa\"ss`word\n ", "pa\"ss`word", " pa\\\"ss`word\\n ", "word"] {
+        for form in [
+            " pa\"ss`word\n ",
+            "pa\"ss`word",
+            " pa\\\"ss`word\\n ",
+            "word",
+        ] {
             assert!(forms.iter().any(|f| f == form), "{form:?} not in {forms:?}");
         }
         assert!(fragments("ab").is_empty());
