@@ -103,6 +103,34 @@ async fn listener() -> (TcpListener, u16) {
     (listener, port)
 }
 
+/// Runs `adapter` for `#a`, takes its connection on `listener` and plays a server that
+/// registers it and confirms its JOIN; returns once the adapter reports Connected.
+async fn connected_in_a(
+    adapter: &Arc<IrcAdapter>,
+    listener: &TcpListener,
+) -> (RunningAdapter, Script<tokio::net::TcpStream>) {
+    let mut running = run(adapter, &["#a"]);
+    let (stream, _) = listener.accept().await.unwrap();
+    let mut s = Script::new(stream);
+    s.expect("USER").await;
+    s.welcome("bridge").await;
+    s.expect("JOIN").await;
+    s.send(":bridge!b@h JOIN #a").await;
+    wait_connected(&mut running.health, WAIT).await;
+    (running, s)
+}
+
+/// Sends alice's `text` to `#a` on a task of its own, so the test can play the server
+/// meanwhile.
+fn send_in_background(
+    adapter: &Arc<IrcAdapter>,
+    text: &str,
+) -> tokio::task::JoinHandle<Result<switchboard_sdk::SendReceipt, switchboard_sdk::SendError>> {
+    let adapter = adapter.clone();
+    let message = message_from_alice("#a", text);
+    tokio::spawn(async move { adapter.send(&message).await })
+}
+
 #[tokio::test]
 async fn sasl_plain_nickserv_and_channel_keys() {
     let (listener, port) = listener().await;
@@ -197,10 +225,7 @@ async fn a_stray_sasl_numeric_without_sasl_does_not_fail_the_network() {
     s.expect("JOIN").await;
     s.send(":bridge!b@h JOIN #a").await;
     wait_connected(&mut running.health, WAIT).await;
-    let sending = tokio::spawn({
-        let adapter = adapter.clone();
-        async move { adapter.send(&message_from_alice("#a", "still here")).await }
-    });
+    let sending = send_in_background(&adapter, "still here");
     assert_eq!(s.expect("PRIVMSG").await, "PRIVMSG #a :<alice> still here");
     sending.await.unwrap().expect("sent");
     running.cancel.cancel();
@@ -215,22 +240,8 @@ async fn nothing_is_written_after_the_servers_error_and_the_unwritten_line_fails
         port,
         serde_json::json!({"flood": {"burst": 1, "interval_ms": 10_000}}),
     ));
-    let mut running = run(&adapter, &["#a"]);
-    let (stream, _) = listener.accept().await.unwrap();
-    let mut s = Script::new(stream);
-    s.expect("USER").await;
-    s.welcome("bridge").await;
-    s.expect("JOIN").await;
-    s.send(":bridge!b@h JOIN #a").await;
-    wait_connected(&mut running.health, WAIT).await;
-    let sending = tokio::spawn({
-        let adapter = adapter.clone();
-        async move {
-            adapter
-                .send(&message_from_alice("#a", "first line\nsecond line"))
-                .await
-        }
-    });
+    let (mut running, mut s) = connected_in_a(&adapter, &listener).await;
+    let sending = send_in_background(&adapter, "first line\nsecond line");
     assert_eq!(s.expect("PRIVMSG").await, "PRIVMSG #a :<alice> first line");
     // The second line is queued, waiting for its token, when the server says goodbye
     // (and keeps the socket open, as a server going down may for a moment).
@@ -264,22 +275,8 @@ async fn nothing_is_written_after_the_servers_error_and_the_unwritten_line_fails
     );
 
     // The next connection sends the whole message again.
-    let mut running = run(&adapter, &["#a"]);
-    let (stream, _) = listener.accept().await.unwrap();
-    let mut s = Script::new(stream);
-    s.expect("USER").await;
-    s.welcome("bridge").await;
-    s.expect("JOIN").await;
-    s.send(":bridge!b@h JOIN #a").await;
-    wait_connected(&mut running.health, WAIT).await;
-    let sending = tokio::spawn({
-        let adapter = adapter.clone();
-        async move {
-            adapter
-                .send(&message_from_alice("#a", "first line\nsecond line"))
-                .await
-        }
-    });
+    let (running, mut s) = connected_in_a(&adapter, &listener).await;
+    let sending = send_in_background(&adapter, "first line\nsecond line");
     assert_eq!(s.expect("PRIVMSG").await, "PRIVMSG #a :<alice> first line");
     assert_eq!(s.expect("PRIVMSG").await, "PRIVMSG #a :<alice> second line");
     tokio::time::timeout(WAIT, sending)
@@ -295,14 +292,7 @@ async fn nothing_is_written_after_the_servers_error_and_the_unwritten_line_fails
 async fn a_silent_server_is_pinged_then_dropped() {
     let (listener, port) = listener().await;
     let adapter = IrcAdapter::new(config(port, serde_json::json!({"ping_timeout_secs": 1})));
-    let mut running = run(&adapter, &["#a"]);
-    let (stream, _) = listener.accept().await.unwrap();
-    let mut s = Script::new(stream);
-    s.expect("USER").await;
-    s.welcome("bridge").await;
-    s.expect("JOIN").await;
-    s.send(":bridge!b@h JOIN #a").await;
-    wait_connected(&mut running.health, WAIT).await;
+    let (running, mut s) = connected_in_a(&adapter, &listener).await;
     // Then the server goes quiet: the adapter PINGs, and gives up when nothing comes.
     assert!(s.expect("PING").await.starts_with("PING"));
     let result = tokio::time::timeout(WAIT, running.task)

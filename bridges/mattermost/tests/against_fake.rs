@@ -14,36 +14,13 @@ use switchboard_sdk::{
     Adapter, AdapterError, Attachment, EventKind, Inbound, NativeMsgId, NetworkId, Outbound,
     OutboundKind, RichText, RoomId, SendError,
 };
-use switchboard_testkit::mattermost::FakeMattermost;
 use tokio::sync::mpsc::UnboundedReceiver;
 
+mod common;
+
+use common::{Server, server};
+
 const WAIT: Duration = Duration::from_secs(20);
-
-struct Server {
-    mm: FakeMattermost,
-    town: String,
-    bot: String,
-    bot_token: String,
-    bob: String,
-    bob_token: String,
-}
-
-async fn server() -> Server {
-    let mm = FakeMattermost::start().await;
-    mm.set_allow_name_override(true);
-    let team = mm.add_team("core");
-    let town = mm.add_channel(&team, "town-square");
-    let (bot, bot_token) = mm.add_user("bridge", true);
-    let (bob, bob_token) = mm.add_user("bob", false);
-    Server {
-        mm,
-        town,
-        bot,
-        bot_token,
-        bob,
-        bob_token,
-    }
-}
 
 fn config(url: &str, token: &str) -> MattermostConfig {
     MattermostConfig {

@@ -26,6 +26,7 @@ pub struct Server {
     pub bot: String,
     pub bot_token: String,
     pub bob: String,
+    pub bob_token: String,
 }
 
 pub async fn server() -> Server {
@@ -34,13 +35,14 @@ pub async fn server() -> Server {
     let team = mm.add_team("core");
     let town = mm.add_channel(&team, "town-square");
     let (bot, bot_token) = mm.add_user("bridge", true);
-    let (bob, _) = mm.add_user("bob", false);
+    let (bob, bob_token) = mm.add_user("bob", false);
     Server {
         mm,
         town,
         bot,
         bot_token,
         bob,
+        bob_token,
     }
 }
 
