@@ -389,3 +389,44 @@ async fn joins_and_topics_are_relayed_only_where_the_route_says_so() {
         "no membership lines in the quiet route: {before:?}"
     );
 }
+
+/// Issue 17, item 7: idle HTTP clients, more than the process may open files, cannot
+/// take the descriptors an IRC reconnect needs (the HTTP server's connection cap is
+/// sized from the open-file limit with a reserve for everything else).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_http_clients_cannot_starve_an_irc_reconnect_of_file_descriptors() {
+    let (mut east, west) = (server("east"), server("west"));
+    let mut bob = IrcPeer::connect(west.port(), "bob", &["#b"]).await;
+    let (ep, wp) = (east.port(), west.port());
+    let mut bridge = BridgeProcess::prepare(|http, state| {
+        irc_config(http, state, &[("east", ep), ("west", wp)], TWO_WAY)
+    });
+    bridge.spawn_with_open_file_limit(200);
+    bridge.wait_healthy().await;
+
+    // 300 clients that connect and send nothing: more than the daemon may open files.
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        match tokio::time::timeout(
+            Duration::from_secs(1),
+            tokio::net::TcpStream::connect(bridge.http),
+        )
+        .await
+        {
+            Ok(Ok(stream)) => idle.push(stream),
+            _ => break,
+        }
+    }
+    // Meanwhile the east server restarts: the bridge needs new descriptors for it.
+    east.restart();
+    let mut alice = IrcPeer::connect(east.port(), "alice", &["#a"]).await;
+    bob.say("#b", "still bridged").await;
+    let got = alice.expect("#a", "still bridged", WAIT).await;
+    assert_eq!(got.text, format!("<b{ZWJ}ob@west> still bridged"));
+    assert!(
+        !bridge.log().contains("Too many open files"),
+        "{}",
+        bridge.log()
+    );
+    drop(idle);
+}

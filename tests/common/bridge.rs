@@ -60,12 +60,27 @@ impl BridgeProcess {
     }
 
     pub fn spawn(&mut self) {
+        self.spawn_command(Command::new(env!("CARGO_BIN_EXE_switchboard")));
+    }
+
+    /// Starts the binary with at most `limit` open files (soft and hard), as a
+    /// container or a small `LimitNOFILE` would allow (util-linux's `prlimit`).
+    pub fn spawn_with_open_file_limit(&mut self, limit: u32) {
+        let mut command = Command::new("prlimit");
+        command
+            .arg(format!("--nofile={limit}:{limit}"))
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_switchboard"));
+        self.spawn_command(command);
+    }
+
+    fn spawn_command(&mut self, mut command: Command) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.log_path())
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        let child = command
             .args(["run", "-c"])
             .arg(self.config_path())
             .env("RUST_LOG", "info,switchboard=debug")
