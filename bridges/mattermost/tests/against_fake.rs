@@ -18,23 +18,9 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 mod common;
 
-use common::{Server, server};
+use common::{Server, config, server};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn config(url: &str, token: &str) -> MattermostConfig {
-    MattermostConfig {
-        server: url.to_owned(),
-        team: "core".into(),
-        token: Some(token.to_owned()),
-        login: None,
-        webhooks: None,
-        override_names: true,
-        catch_up_max_age_secs: 3600,
-        accept_invalid_certs: false,
-        max_upload_bytes: 1024,
-    }
-}
 
 fn message(text: &str) -> Outbound {
     message_from_alice("town-square", text)
