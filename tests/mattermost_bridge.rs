@@ -163,17 +163,7 @@ async fn both_ways_with_names_action_formatting_thread_reply_files_and_no_mass_m
 
     // A `/me` post (its own post type) is an action on IRC.
     let body = serde_json::json!({ "channel_id": w.town, "message": "waves back", "type": "me" });
-    let auth = format!("Authorization: Bearer {}\r\n", w.bob_token);
-    let mm_addr: SocketAddr = w.mm.url().trim_start_matches("http://").parse().unwrap();
-    let (status, _) = post_with_headers(
-        mm_addr,
-        "/api/v4/posts",
-        "application/json",
-        &auth,
-        &body.to_string(),
-    )
-    .await;
-    assert_eq!(status, 201);
+    assert_eq!(post_as_bob(&w, &body).await, 201);
     let got = alice.expect("#a", "waves back", WAIT).await;
     assert_eq!(
         got.action(),
@@ -273,17 +263,7 @@ async fn without_name_override_the_label_needs_no_escape_and_actions_stay_action
     // ACTION from the label: no "ACTION" or "/me" in the text, no stray markers.
     w.mm.join_channel(&w.bob, &w.town);
     let body = serde_json::json!({ "channel_id": w.town, "message": "*waves back*", "type": "me" });
-    let auth = format!("Authorization: Bearer {}\r\n", w.bob_token);
-    let mm_addr: SocketAddr = w.mm.url().trim_start_matches("http://").parse().unwrap();
-    let (status, _) = post_with_headers(
-        mm_addr,
-        "/api/v4/posts",
-        "application/json",
-        &auth,
-        &body.to_string(),
-    )
-    .await;
-    assert_eq!(status, 201);
+    assert_eq!(post_as_bob(&w, &body).await, 201);
     let got = alice.expect("#a", "waves back", WAIT).await;
     assert_eq!(got.text, format!("\x01ACTION <b{ZWJ}ob> waves back\x01"));
 }
@@ -598,6 +578,22 @@ async fn webhook_mode_relays_both_ways_and_refuses_bad_requests() {
 }
 
 /// A POST with a content type and extra header lines; returns (status, body).
+/// Creates a post as bob through the fake's REST API (as his client would, with a
+/// body the test shapes, e.g. a `me` post); returns the HTTP status.
+async fn post_as_bob(w: &World, body: &serde_json::Value) -> u16 {
+    let auth = format!("Authorization: Bearer {}\r\n", w.bob_token);
+    let mm_addr: SocketAddr = w.mm.url().trim_start_matches("http://").parse().unwrap();
+    let (status, _) = post_with_headers(
+        mm_addr,
+        "/api/v4/posts",
+        "application/json",
+        &auth,
+        &body.to_string(),
+    )
+    .await;
+    status
+}
+
 async fn post_with_headers(
     addr: SocketAddr,
     path: &str,
