@@ -10,7 +10,7 @@ use crate::adapter::{
     InboundHandler, InboundSink, SubmitOutcome,
 };
 use crate::error::{AdapterError, SendError, SubmitError};
-use crate::event::{EventKind, Inbound, Outbound, OutboundKind, SendReceipt, Sender};
+use crate::event::{Inbound, Outbound, OutboundKind, SendReceipt, Sender};
 use crate::ids::{NativeMsgId, NetworkId, RoomId, RoomKey};
 use crate::rich::RichText;
 use async_trait::async_trait;
@@ -20,6 +20,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
+
+mod conformance;
+pub use conformance::{ConformanceHarness, STEPS as CONFORMANCE_STEPS, run_conformance};
 
 /// A plain message from `alice` (label `<alice> `, delivery 1) to `room`: the delivery
 /// most adapter tests send.
@@ -342,163 +345,14 @@ pub async fn wait_connected(
     );
 }
 
-/// Connects the conformance suite to one adapter and a native peer on its server.
-#[async_trait]
-pub trait ConformanceHarness: Send {
-    type Adapter: Adapter;
-    fn adapter(&self) -> Arc<Self::Adapter>;
-    fn network(&self) -> NetworkId;
-    /// A room the adapter can join and the peer is in.
-    fn room(&self) -> RoomId;
-    /// A native user (not the bridge) says `text` in the room.
-    async fn peer_say(&mut self, text: &str);
-    /// Waits up to `timeout` until the peer has seen a message containing `needle`.
-    async fn peer_saw(&mut self, needle: &str, timeout: Duration) -> bool;
-}
-
-const STEP_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// The behaviour every adapter must show: connect and report health, send and return
-/// ids, normalise inbound, edit/delete per capability, stop on cancel, refuse to send
-/// transiently once stopped.
-pub async fn run_conformance<H: ConformanceHarness>(harness: &mut H) {
-    let adapter = harness.adapter();
-    let RunningAdapter {
-        mut inbound,
-        mut health,
-        cancel,
-        task: runner,
-        data_dir: _data_dir,
-    } = spawn_adapter(adapter.clone(), harness.network(), vec![harness.room()]);
-
-    // 1. connects and says so
-    wait_connected(&mut health, STEP_TIMEOUT).await;
-
-    // 2. send returns native ids and the peer sees the message
-    let room = harness.room();
-    let outbound = Outbound {
-        room: room.clone(),
-        delivery_id: 1,
-        sender_name: "conformer".into(),
-        sender_avatar: None,
-        sender_label: "<conformer> ".into(),
-        origin: crate::Origin {
-            network: NetworkId::new("conformance"),
-            protocol: "test".into(),
-            sender_id: "conformer".into(),
-        },
-        kind: OutboundKind::Message {
-            style: crate::event::MessageStyle::Normal,
-            content: RichText::plain("conformance hello"),
-            reply_to: None,
-            thread: None,
-            attachments: Vec::new(),
-        },
-    };
-    let receipt = send_until_joined(&*adapter, &outbound).await;
-    assert!(
-        !receipt.native_ids.is_empty(),
-        "conformance: send returned no native ids"
-    );
-    assert!(
-        harness.peer_saw("conformance hello", STEP_TIMEOUT).await,
-        "conformance: the peer never saw the sent message"
-    );
-
-    // 3. inbound is normalised
-    harness.peer_say("conformance from peer").await;
-    let event = tokio::time::timeout(STEP_TIMEOUT, async {
-        loop {
-            let event = inbound.recv().await.expect("inbound sink closed");
-            if event.kind == EventKind::Message
-                && event.content.to_plain().contains("conformance from peer")
-            {
-                return event;
-            }
-        }
-    })
-    .await
-    .expect("conformance: the peer's message never arrived as an inbound event");
-    assert_eq!(
-        event.room,
-        RoomKey {
-            network: harness.network(),
-            room: room.clone()
-        }
-    );
-    assert!(
-        !event.sender.is_self,
-        "conformance: a peer's message was marked as our own"
-    );
-    assert!(
-        !event.sender.display_name.is_empty(),
-        "conformance: empty sender name"
-    );
-
-    // 4. edits and deletes per capability
-    let capabilities = adapter.capabilities();
-    if capabilities.edits {
-        let edit = Outbound {
-            kind: OutboundKind::Edit {
-                targets: receipt.native_ids.clone(),
-                content: RichText::plain("conformance edited"),
-            },
-            ..outbound.clone()
-        };
-        adapter.send(&edit).await.expect("conformance: edit failed");
-    }
-    if capabilities.deletes {
-        let delete = Outbound {
-            kind: OutboundKind::Delete {
-                targets: receipt.native_ids.clone(),
-            },
-            ..outbound.clone()
-        };
-        adapter
-            .send(&delete)
-            .await
-            .expect("conformance: delete failed");
-    }
-
-    // 5. stops on cancel, promptly
-    cancel.cancel();
-    let stopped = tokio::time::timeout(STEP_TIMEOUT, runner).await;
-    assert!(
-        stopped.is_ok(),
-        "conformance: run() did not return within {STEP_TIMEOUT:?} of cancel"
-    );
-
-    // 6. once stopped, sends fail transiently (the core keeps the row)
-    match adapter.send(&outbound).await {
-        Err(error) => assert!(
-            error.is_retryable(),
-            "conformance: send after stop must be transient, got {error}"
-        ),
-        Ok(_) => panic!("conformance: send succeeded after the adapter stopped"),
-    }
-}
-
-/// Right after `Connected` the room join may still be in flight; retry transient errors
-/// for a bounded time.
-async fn send_until_joined<A: Adapter + ?Sized>(adapter: &A, outbound: &Outbound) -> SendReceipt {
-    let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
-    loop {
-        match adapter.send(outbound).await {
-            Ok(receipt) => return receipt,
-            Err(error) if error.is_retryable() && tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(error) => panic!("conformance: send failed: {error}"),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     struct FakeHarness {
         adapter: Arc<FakeAdapter>,
+        /// Once the peer saw the first message, the next send fails permanently.
+        refuse_after_first: bool,
     }
 
     #[async_trait]
@@ -518,6 +372,10 @@ mod tests {
             assert!(outcome.is_ok());
         }
         async fn peer_saw(&mut self, needle: &str, _timeout: Duration) -> bool {
+            if self.refuse_after_first {
+                self.adapter
+                    .fail_next([SendError::Permanent("edits refused".into())]);
+            }
             self.adapter.sent().iter().any(|out| match &out.kind {
                 OutboundKind::Message { content, .. } => content.to_plain().contains(needle),
                 _ => false,
@@ -532,6 +390,38 @@ mod tests {
             deletes: true,
             ..Capabilities::default()
         });
-        run_conformance(&mut FakeHarness { adapter }).await;
+        run_conformance(&mut FakeHarness {
+            adapter,
+            refuse_after_first: false,
+        })
+        .await;
+    }
+
+    /// An adapter that declares edits but fails them: the failure names step 4.
+    #[tokio::test]
+    async fn a_failing_step_is_named() {
+        let adapter = FakeAdapter::new(Capabilities {
+            edits: true,
+            ..Capabilities::default()
+        });
+        let run = {
+            let adapter = adapter.clone();
+            tokio::spawn(async move {
+                let mut harness = FakeHarness {
+                    adapter,
+                    refuse_after_first: true,
+                };
+                run_conformance(&mut harness).await;
+            })
+        };
+        let panic = run.await.expect_err("the suite must fail").into_panic();
+        let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(
+            message.starts_with(&format!(
+                "conformance step 4 ({}) failed: edit failed",
+                CONFORMANCE_STEPS[3]
+            )),
+            "{message}"
+        );
     }
 }
