@@ -45,6 +45,7 @@ pub async fn start(
         state_dir: state_dir.to_owned(),
         http_listen: Some("127.0.0.1:0".parse().unwrap()),
         delivery: fast_delivery(),
+        store: Default::default(),
         routes,
         adapters: adapters
             .into_iter()

@@ -1,0 +1,2 @@
+//! The SQLite store against its contract: migrations, ordering, dedup, retention.
+
