@@ -186,7 +186,12 @@ impl State {
     fn prune(&mut self, before: PruneBefore, limit: usize) -> Pruned {
         let mut needed = std::collections::HashSet::new();
         for OutboxRow { row, .. } in self.outbox.values() {
-            needed.extend([Some(row.bridged_id), row.target_id, row.reply_to_id, row.thread_id]);
+            needed.extend([
+                Some(row.bridged_id),
+                row.target_id,
+                row.reply_to_id,
+                row.thread_id,
+            ]);
         }
         needed.extend(
             self.dead_letters

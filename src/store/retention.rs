@@ -33,7 +33,9 @@ impl Default for Retention {
 impl Retention {
     /// What is old enough to go at `now_ms`.
     pub fn before(&self, now_ms: i64) -> PruneBefore {
-        let ago = |keep: Duration| now_ms.saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
+        let ago = |keep: Duration| {
+            now_ms.saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX))
+        };
         PruneBefore {
             id_map_ms: ago(self.id_map),
             dead_letters_ms: ago(self.dead_letters),

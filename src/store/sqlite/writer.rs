@@ -585,7 +585,8 @@ fn prune_in_transaction(
     let messages_done = old.len() < limit;
     if let (Some(&first), Some(&last)) = (old.first(), old.last()) {
         let needed = still_needed(&tx, first, last)?;
-        let mut delete_copies = tx.prepare_cached("DELETE FROM native_copy WHERE bridged_id = ?1")?;
+        let mut delete_copies =
+            tx.prepare_cached("DELETE FROM native_copy WHERE bridged_id = ?1")?;
         let mut delete_message = tx.prepare_cached("DELETE FROM bridged_message WHERE id = ?1")?;
         for id in old.iter().filter(|id| !needed.contains(id)) {
             delete_copies.execute([id])?;
@@ -723,7 +724,13 @@ mod tests {
         let (first, _) = accept("m1");
         let (second, _) = accept("m1");
         let mut rows = Vec::new();
-        let applied = apply_batch(&mut conn, &[first, second], Isolation::None, &mut rows, &now);
+        let applied = apply_batch(
+            &mut conn,
+            &[first, second],
+            Isolation::None,
+            &mut rows,
+            &now,
+        );
         let Ok(Ok(applied)) = applied else {
             panic!("the batch did not commit");
         };
