@@ -148,6 +148,41 @@ async fn each_room_has_its_own_sequence_and_duplicates_leave_nothing_behind() {
     assert!(committed.try_recv().is_err(), "nothing handed to delivery");
 }
 
+#[tokio::test]
+async fn a_room_never_reuses_a_sequence_number_even_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = RoomKey::new("a", "#a");
+    let b = RoomKey::new("b", "#b");
+    {
+        let (store, _committed) = SqliteStore::open(dir.path()).unwrap();
+        for i in 0..2 {
+            let AcceptOutcome::Accepted { outbox, .. } = store
+                .accept(message(&origin, &format!("m{i}"), "x"), to(&b))
+                .await
+                .unwrap()
+            else {
+                panic!("not accepted");
+            };
+            store
+                .complete(Completion::Skipped {
+                    outbox_id: outbox[0].1,
+                })
+                .unwrap()
+                .await
+                .unwrap();
+        }
+        store.flush().await.unwrap();
+    }
+    assert_eq!(count(dir.path(), "outbox"), 0, "the outbox emptied");
+    let (store, _committed) = SqliteStore::open(dir.path()).unwrap();
+    store
+        .accept(message(&origin, "m2", "x"), to(&b))
+        .await
+        .unwrap();
+    let rows = store.pending_after(&b, 0, 10).await.unwrap();
+    assert_eq!(rows.iter().map(|row| row.seq).collect::<Vec<_>>(), vec![3]);
+}
+
 /// Simulated time for the store's stamps.
 fn simulated_clock(start_ms: i64) -> (Arc<AtomicI64>, crate::store::Clock) {
     let now = Arc::new(AtomicI64::new(start_ms));

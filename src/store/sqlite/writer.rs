@@ -15,7 +15,7 @@ use super::super::{
     StoreError,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::mpsc;
 use switchboard_sdk::{EventKind, Inbound, NativeMsgId, NetworkId, RoomKey};
@@ -152,6 +152,10 @@ fn run(
     delivery: UnboundedSender<CommittedRows>,
     clock: Clock,
 ) {
+    let mut state = WriterState {
+        clock,
+        sequences: RoomSequences::default(),
+    };
     let mut prune_cursor = PruneCursor::default();
     while let Ok(first) = rx.recv() {
         let mut batch = Vec::new();
@@ -173,7 +177,7 @@ fn run(
             }
         }
         if !batch.is_empty() {
-            let committed = process(&mut conn, batch, &*clock);
+            let committed = process(&mut conn, batch, &mut state);
             match &announce {
                 Announce::Runtime(announcer) => {
                     // The runtime is gone only at shutdown; its callers are gone with it.
@@ -195,13 +199,13 @@ fn run(
 }
 
 /// Commits one batch; what it committed is announced by the caller.
-fn process(conn: &mut Connection, batch: Vec<Command>, clock: &dyn Fn() -> i64) -> Committed {
+fn process(conn: &mut Connection, batch: Vec<Command>, state: &mut WriterState) -> Committed {
     let mut new_rows: CommittedRows = Vec::new();
-    let outcome = match apply_batch(conn, &batch, Isolation::None, &mut new_rows, clock) {
+    let outcome = match apply_batch(conn, &batch, Isolation::None, &mut new_rows, state) {
         Ok(result) => result,
         Err(CommandFailed) => {
             new_rows.clear();
-            match apply_batch(conn, &batch, Isolation::PerCommand, &mut new_rows, clock) {
+            match apply_batch(conn, &batch, Isolation::PerCommand, &mut new_rows, state) {
                 Ok(result) => result,
                 Err(CommandFailed) => unreachable!("isolated commands never fail the batch"),
             }
@@ -258,7 +262,7 @@ fn apply_batch(
     batch: &[Command],
     isolation: Isolation,
     new_rows: &mut CommittedRows,
-    clock: &dyn Fn() -> i64,
+    state: &mut WriterState,
 ) -> Result<rusqlite::Result<Vec<Applied>>, CommandFailed> {
     let mut tx = match conn.transaction() {
         Ok(tx) => tx,
@@ -267,9 +271,9 @@ fn apply_batch(
     let mut applied = Vec::with_capacity(batch.len());
     for command in batch {
         let result = match isolation {
-            Isolation::None => apply(&tx, command, new_rows, clock),
+            Isolation::None => apply(&tx, command, new_rows, state),
             Isolation::PerCommand => {
-                in_savepoint(&mut tx, |sp| apply(sp, command, new_rows, clock))
+                in_savepoint(&mut tx, |sp| apply(sp, command, new_rows, state))
             }
         };
         match result {
@@ -277,6 +281,9 @@ fn apply_batch(
             Err(_) if isolation == Isolation::None => return Err(CommandFailed),
             Err(error) => applied.push(failed(command, error)),
         }
+    }
+    if let Err(error) = state.sequences.save(&tx) {
+        return Ok(Err(error));
     }
     Ok(tx.commit().map(|()| applied))
 }
@@ -286,7 +293,7 @@ fn apply(
     conn: &Connection,
     command: &Command,
     new_rows: &mut CommittedRows,
-    clock: &dyn Fn() -> i64,
+    state: &mut WriterState,
 ) -> rusqlite::Result<Applied> {
     match command {
         Command::Accept {
@@ -294,12 +301,13 @@ fn apply(
             destinations,
             ..
         } => {
-            let (outcome, rows) = accept(conn, event, destinations, clock())?;
+            let now = (state.clock)();
+            let (outcome, rows) = accept(conn, event, destinations, now, &mut state.sequences)?;
             new_rows.extend(rows);
             Ok(Applied::Accept(Ok(outcome)))
         }
         Command::Complete { completion, .. } => {
-            complete(conn, completion, clock()).map(|()| Applied::Done)
+            complete(conn, completion, (state.clock)()).map(|()| Applied::Done)
         }
         Command::Failure { outbox_id, error } => conn
             .prepare_cached(
@@ -385,6 +393,7 @@ fn accept(
     event: &Arc<Inbound>,
     destinations: &[Destination],
     now: i64,
+    sequences: &mut RoomSequences,
 ) -> rusqlite::Result<(AcceptOutcome, CommittedRows)> {
     let target_id = match &event.kind {
         EventKind::Edit { target } | EventKind::Delete { target } => {
@@ -445,10 +454,6 @@ fn accept(
     }
     let mut outbox = Vec::with_capacity(destinations.len());
     let mut rows = Vec::with_capacity(destinations.len());
-    let mut next_seq = conn.prepare_cached(
-        "INSERT INTO room_sequence (network, room, last_seq) VALUES (?1, ?2, 1) \
-         ON CONFLICT (network, room) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq",
-    )?;
     let mut insert = conn.prepare_cached(
         "INSERT INTO outbox (bridged_id, route, network, room, seq, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
@@ -457,7 +462,7 @@ fn accept(
             destination.room.network.as_str(),
             destination.room.room.as_str(),
         );
-        let seq: i64 = next_seq.query_row(params![network, room], |row| row.get(0))?;
+        let seq = sequences.next(conn, &destination.room)?;
         insert.execute(params![
             bridged_id,
             &*destination.route,
@@ -527,6 +532,69 @@ fn delete_outbox(conn: &Connection, outbox_id: i64) -> rusqlite::Result<()> {
     conn.prepare_cached("DELETE FROM outbox WHERE id = ?1")?
         .execute([outbox_id])?;
     Ok(())
+}
+
+/// What the writer keeps from one batch to the next.
+struct WriterState {
+    clock: Clock,
+    sequences: RoomSequences,
+}
+
+/// The last sequence number handed out in each destination room.
+///
+/// The writer is the only writer of its database, so after reading a room's number
+/// once it counts on by itself; every batch writes the numbers it advanced to
+/// `room_sequence` in its own transaction, once per room rather than once per row.
+/// The table is thus always at or above every committed row's number. Numbers taken
+/// by a batch that is rolled back are skipped: a room's order needs increasing
+/// numbers, not consecutive ones.
+#[derive(Default)]
+struct RoomSequences {
+    /// The last number of each room, and whether it advanced since the last `save`.
+    last: HashMap<RoomKey, (i64, bool)>,
+    advanced: Vec<RoomKey>,
+}
+
+impl RoomSequences {
+    fn next(&mut self, conn: &Connection, room: &RoomKey) -> rusqlite::Result<i64> {
+        if let Some((seq, advanced)) = self.last.get_mut(room) {
+            *seq += 1;
+            if !*advanced {
+                *advanced = true;
+                self.advanced.push(room.clone());
+            }
+            return Ok(*seq);
+        }
+        let stored: i64 = conn
+            .prepare_cached("SELECT last_seq FROM room_sequence WHERE network = ?1 AND room = ?2")?
+            .query_row(params![room.network.as_str(), room.room.as_str()], |row| {
+                row.get(0)
+            })
+            .optional()?
+            .unwrap_or(0);
+        self.last.insert(room.clone(), (stored + 1, true));
+        self.advanced.push(room.clone());
+        Ok(stored + 1)
+    }
+
+    /// Writes the numbers advanced since the last call (in the batch's transaction).
+    fn save(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        if self.advanced.is_empty() {
+            return Ok(());
+        }
+        let mut upsert = conn.prepare_cached(
+            "INSERT INTO room_sequence (network, room, last_seq) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (network, room) DO UPDATE SET last_seq = MAX(last_seq, excluded.last_seq)",
+        )?;
+        for room in self.advanced.drain(..) {
+            let Some((last, advanced)) = self.last.get_mut(&room) else {
+                continue;
+            };
+            *advanced = false;
+            upsert.execute(params![room.network.as_str(), room.room.as_str(), *last])?;
+        }
+        Ok(())
+    }
 }
 
 /// How far the current pruning pass over bridged messages has got: ids at or below
@@ -633,8 +701,11 @@ mod tests {
     use super::*;
     use switchboard_sdk::{RichText, RoomId, Sender};
 
-    fn now() -> i64 {
-        switchboard_sdk::event::now_ms()
+    fn state() -> WriterState {
+        WriterState {
+            clock: crate::store::system_clock(),
+            sequences: RoomSequences::default(),
+        }
     }
 
     fn room(network: &str) -> RoomKey {
@@ -688,7 +759,7 @@ mod tests {
         let (second, second_reply) = accept("m2");
         let (again, again_reply) = accept("m1");
         let (delivery, mut committed) = tokio::sync::mpsc::unbounded_channel();
-        process(&mut conn, vec![first, save, second, again], &now).announce(&delivery);
+        process(&mut conn, vec![first, save, second, again], &mut state()).announce(&delivery);
         let outcome = |rx: oneshot::Receiver<Result<AcceptOutcome, StoreError>>| {
             rx.blocking_recv().unwrap().unwrap()
         };
@@ -729,7 +800,7 @@ mod tests {
             &[first, second],
             Isolation::None,
             &mut rows,
-            &now,
+            &mut state(),
         );
         let Ok(Ok(applied)) = applied else {
             panic!("the batch did not commit");
