@@ -118,6 +118,7 @@ async fn setup(routes: Vec<RouteConfig>, record_arrivals: bool, started: Instant
             retry_max: Duration::from_secs(1),
             shutdown_deadline: Duration::from_secs(5),
         },
+        store: Default::default(),
         routes,
         adapters: vec![
             (NetworkId::new("src"), source.clone() as Arc<dyn Adapter>),

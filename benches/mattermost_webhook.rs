@@ -393,6 +393,7 @@ fn daemon_child(args: &[String]) {
                 retry_max: Duration::from_secs(1),
                 shutdown_deadline: Duration::from_secs(5),
             },
+            store: Default::default(),
             routes: (0..routes)
                 .map(|i| {
                     RouteConfig::linking(

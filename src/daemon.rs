@@ -1,14 +1,14 @@
 //! Assembles and runs the daemon: store, routing table, delivery workers, one
 //! supervised adapter per network, and the HTTP server; stops them in order.
 
-use crate::config::{DeliveryConfig, RouteConfig};
+use crate::config::{DeliveryConfig, RouteConfig, StoreConfig};
 use crate::health::HealthRegistry;
 use crate::http::{self, HttpState};
 use crate::router::delivery::{
     AdapterEntry, Adapters, DeliveryParts, DeliverySettings, RoomQueues,
 };
 use crate::router::{Ingest, RoutingTable, SharedRoutes};
-use crate::store::{Store, StoreError};
+use crate::store::{CommittedRowsReceiver, SharedStore, SqliteStore, StoreError};
 use crate::supervisor::{self, RestartPolicy};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
@@ -39,6 +39,7 @@ pub struct DaemonOptions {
     pub state_dir: PathBuf,
     pub http_listen: Option<SocketAddr>,
     pub delivery: DeliveryConfig,
+    pub store: StoreConfig,
     pub routes: Vec<RouteConfig>,
     pub adapters: Vec<(NetworkId, Arc<dyn Adapter>)>,
     pub restart: RestartPolicy,
@@ -77,7 +78,7 @@ const METRICS_UPKEEP: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub struct Daemon {
     http_addr: Option<SocketAddr>,
-    store: Store,
+    store: SharedStore,
     health: Arc<HealthRegistry>,
     routes: SharedRoutes,
     /// Refuses new inbound events (first step of shutdown).
@@ -90,11 +91,21 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// Starts on the SQLite store in `options.state_dir`.
     pub async fn start(options: DaemonOptions) -> Result<Self, DaemonError> {
+        let (store, committed) = SqliteStore::open(&options.state_dir)?;
+        Self::start_with_store(options, Arc::new(store), committed).await
+    }
+
+    /// Starts on `store`, whose commits arrive on `committed` (e.g. a `MemoryStore`
+    /// for tests on a paused clock).
+    pub async fn start_with_store(
+        options: DaemonOptions,
+        store: SharedStore,
+        committed: CommittedRowsReceiver,
+    ) -> Result<Self, DaemonError> {
         let metrics = crate::metrics::install();
-        let queues = RoomQueues::new();
         let health = Arc::new(HealthRegistry::default());
-        let store = Store::open(&options.state_dir, queues.clone())?;
         let adapters: HashMap<NetworkId, AdapterEntry> = options
             .adapters
             .into_iter()
@@ -118,7 +129,7 @@ impl Daemon {
         let delivery_cancel = CancellationToken::new();
         let delivery_tasks = TaskTracker::new();
         let backlog = store.pending_rooms().await?;
-        queues.start(
+        let queues = RoomQueues::start(
             DeliveryParts {
                 store: store.clone(),
                 routes: routes.clone(),
@@ -132,6 +143,7 @@ impl Daemon {
                 tracker: delivery_tasks.clone(),
             },
             backlog,
+            committed,
         );
 
         let intake = CancellationToken::new();
@@ -159,7 +171,7 @@ impl Daemon {
                 rooms: routes.load().rooms_of(network),
                 inbound: ingest.clone(),
                 health: reporter,
-                state: store.state_for(network),
+                state: crate::store::state_for(&store, network),
                 data_dir: options.state_dir.join("networks").join(
                     network
                         .as_str()
@@ -175,6 +187,12 @@ impl Daemon {
                 network_cancel.clone(),
             ));
         }
+
+        network_tasks.spawn(crate::store::retention::run(
+            store.clone(),
+            options.store.retention,
+            network_cancel.clone(),
+        ));
 
         // Histogram samples pile up in the recorder until drained; nobody may scrape
         // /metrics, so drain them on a timer.
@@ -236,7 +254,7 @@ impl Daemon {
         self.http_addr
     }
 
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &SharedStore {
         &self.store
     }
 

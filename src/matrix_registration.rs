@@ -4,12 +4,12 @@
 //! command prints the same file every time and the daemon finds the tokens there.
 
 use crate::config::{self, Config, NetworkConfig};
-use crate::store::{CommitListener, PendingRow, Store};
+use crate::store::{SharedStore, SqliteStore};
 use std::path::Path;
 use std::sync::Arc;
 use switchboard_matrix::MatrixConfig;
 use switchboard_matrix::appservice::registration;
-use switchboard_sdk::{NetworkId, RoomKey};
+use switchboard_sdk::NetworkId;
 
 /// The exit code; the registration goes to stdout, problems to stderr.
 pub fn command(path: &Path, network: Option<&str>) -> i32 {
@@ -97,9 +97,10 @@ fn registration_for(config: &Config, network: Option<&str>) -> Result<String, St
         },
     };
     let url = registration_url(config, name, matrix)?;
-    let store = Store::open(&config.state_dir, Arc::new(NoDelivery))
+    // Only adapter state is touched: nothing delivers, so committed rows are not taken.
+    let (store, _committed) = SqliteStore::open(&config.state_dir)
         .map_err(|error| format!("state database in {}: {error}", config.state_dir.display()))?;
-    let state = store.state_for(&NetworkId::new(name));
+    let state = crate::store::state_for(&(Arc::new(store) as SharedStore), &NetworkId::new(name));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .map_err(|error| format!("async runtime: {error}"))?;
@@ -107,11 +108,4 @@ fn registration_for(config: &Config, network: Option<&str>) -> Result<String, St
         .block_on(registration::tokens_or_new(matrix, &*state))
         .map_err(|error| format!("keeping the tokens: {error}"))?;
     registration::registration_yaml(matrix, name, &url, &tokens)
-}
-
-/// The command only touches adapter state: no delivery to hand rows to.
-struct NoDelivery;
-
-impl CommitListener for NoDelivery {
-    fn rows_committed(&self, _rows: Vec<(RoomKey, PendingRow)>) {}
 }

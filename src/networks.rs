@@ -20,6 +20,7 @@ impl DaemonOptions {
             state_dir: config.state_dir,
             http_listen: config.http.listen,
             delivery: config.delivery,
+            store: config.store,
             routes: config.routes,
             restart: RestartPolicy::default(),
         })

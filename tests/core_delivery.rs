@@ -128,11 +128,12 @@ async fn three_way_route_has_no_echo_and_no_duplicates() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// In memory on a paused clock: retries and restarts take no real time.
+#[tokio::test(start_paused = true)]
 async fn a_rate_limited_send_is_not_retried_before_the_network_allows() {
     let dir = tempfile::tempdir().unwrap();
     let f = fakes(2, false);
-    let _daemon = start(
+    let _daemon = start_in_memory(
         dir.path(),
         vec![route("r", &[("a", "#a"), ("b", "#b")])],
         vec![("a", dyn_adapter(&f[0])), ("b", dyn_adapter(&f[1]))],
@@ -143,7 +144,7 @@ async fn a_rate_limited_send_is_not_retried_before_the_network_allows() {
         reason: "429".into(),
         retry_after,
     }]);
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     f[0].receive("#a", "alice", "m1", "slow down")
         .await
         .unwrap();
@@ -157,11 +158,12 @@ async fn a_rate_limited_send_is_not_retried_before_the_network_allows() {
     assert_eq!(texts(&sent), vec!["slow down"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// In memory on a paused clock: retries and restarts take no real time.
+#[tokio::test(start_paused = true)]
 async fn transient_failures_retry_in_order_and_permanent_ones_are_dead_lettered() {
     let dir = tempfile::tempdir().unwrap();
     let f = fakes(2, false);
-    let daemon = start(
+    let daemon = start_in_memory(
         dir.path(),
         vec![route("r", &[("a", "#a"), ("b", "#b")])],
         vec![("a", dyn_adapter(&f[0])), ("b", dyn_adapter(&f[1]))],
@@ -212,11 +214,12 @@ async fn transient_failures_retry_in_order_and_permanent_ones_are_dead_lettered(
     daemon.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// In memory on a paused clock: retries and restarts take no real time.
+#[tokio::test(start_paused = true)]
 async fn a_slow_or_down_room_holds_back_only_itself() {
     let dir = tempfile::tempdir().unwrap();
     let f = fakes(4, false);
-    let daemon = start(
+    let daemon = start_in_memory(
         dir.path(),
         vec![
             route("one", &[("a", "#a"), ("slow", "#s")]),
@@ -400,7 +403,8 @@ impl Adapter for Flaky {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// In memory on a paused clock: retries and restarts take no real time.
+#[tokio::test(start_paused = true)]
 async fn a_crashing_adapter_is_restarted_and_never_stops_the_others() {
     let dir = tempfile::tempdir().unwrap();
     let f = fakes(3, false);
@@ -408,7 +412,7 @@ async fn a_crashing_adapter_is_restarted_and_never_stops_the_others() {
         inner: f[2].clone(),
         crashes_left: 4.into(),
     });
-    let daemon = start(
+    let daemon = start_in_memory(
         dir.path(),
         vec![route("r", &[("a", "#a"), ("b", "#b"), ("c", "#c")])],
         vec![
@@ -440,7 +444,8 @@ async fn a_crashing_adapter_is_restarted_and_never_stops_the_others() {
     daemon.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// In memory on a paused clock: retries and restarts take no real time.
+#[tokio::test(start_paused = true)]
 async fn healthz_reports_a_down_network() {
     let dir = tempfile::tempdir().unwrap();
     let f = fakes(1, false);
@@ -449,7 +454,7 @@ async fn healthz_reports_a_down_network() {
         crashes_left: usize::MAX.into(),
     });
     let ok = fakes(1, false);
-    let daemon = start(
+    let daemon = start_in_memory(
         dir.path(),
         vec![route("r", &[("a", "#a"), ("b", "#b")])],
         vec![("a", down), ("b", dyn_adapter(&ok[0]))],

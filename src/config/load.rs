@@ -12,7 +12,16 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-const TOP_KEYS: &[&str] = &["state_dir", "http", "delivery", "networks", "routes"];
+const TOP_KEYS: &[&str] = &[
+    "state_dir",
+    "http",
+    "delivery",
+    "store",
+    "networks",
+    "routes",
+];
+const STORE_KEYS: &[&str] = &["retention"];
+const RETENTION_KEYS: &[&str] = &["id_map", "dead_letters"];
 const HTTP_KEYS: &[&str] = &["listen", "allow_non_loopback"];
 const DELIVERY_KEYS: &[&str] = &["retry_initial", "retry_max", "shutdown_deadline"];
 const ROUTE_KEYS: &[&str] = &[
@@ -35,6 +44,7 @@ const MAX_RETRY_INITIAL: Duration = Duration::from_secs(3_600);
 const MAX_RETRY_MAX: Duration = Duration::from_secs(86_400);
 const MAX_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(3_600);
 const MAX_MAX_AGE: Duration = Duration::from_secs(365 * 86_400);
+const MAX_RETENTION: Duration = Duration::from_secs(100 * 365 * 86_400);
 
 /// Reads, parses and validates `path`, reporting every problem found.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
@@ -307,6 +317,7 @@ impl Loader {
                 retry_max: std::time::Duration::from_secs(300),
                 shutdown_deadline: std::time::Duration::from_secs(10),
             },
+            store: StoreConfig::default(),
             networks: BTreeMap::new(),
             routes: Vec::new(),
         };
@@ -332,6 +343,7 @@ impl Loader {
                 }
                 "http" => config.http = self.http(value),
                 "delivery" => self.delivery(value, &mut config.delivery),
+                "store" => self.store(value, &mut config.store),
                 "networks" => {
                     networks_seen = true;
                     declared = self
@@ -425,6 +437,30 @@ impl Loader {
             };
             if let Some(d) = self.duration(value, &key.key_text(), max) {
                 *slot = d;
+            }
+        }
+    }
+
+    fn store(&mut self, node: &Node, store: &mut StoreConfig) {
+        for (key, value) in self.map(node, "store") {
+            match key.as_str().unwrap_or_default() {
+                "retention" => {
+                    let retention = &mut store.retention;
+                    for (key, value) in self.map(value, "store.retention") {
+                        let slot = match key.as_str().unwrap_or_default() {
+                            "id_map" => &mut retention.id_map,
+                            "dead_letters" => &mut retention.dead_letters,
+                            _ => {
+                                self.unknown_key(key, RETENTION_KEYS);
+                                continue;
+                            }
+                        };
+                        if let Some(d) = self.duration(value, &key.key_text(), MAX_RETENTION) {
+                            *slot = d;
+                        }
+                    }
+                }
+                _ => self.unknown_key(key, STORE_KEYS),
             }
         }
     }

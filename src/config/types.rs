@@ -12,6 +12,7 @@ pub struct Config {
     pub state_dir: PathBuf,
     pub http: HttpConfig,
     pub delivery: DeliveryConfig,
+    pub store: StoreConfig,
     /// Network name -> its protocol section. Names are `NetworkId`s.
     pub networks: BTreeMap<String, NetworkConfig>,
     pub routes: Vec<RouteConfig>,
@@ -32,6 +33,12 @@ pub struct DeliveryConfig {
     pub retry_max: Duration,
     /// On SIGTERM, how long in-flight sends may take (default 10s).
     pub shutdown_deadline: Duration,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct StoreConfig {
+    /// How long old rows are kept (id map 90 days, dead letters 30 days by default).
+    pub retention: crate::store::Retention,
 }
 
 #[derive(Debug, Clone)]

@@ -11,10 +11,12 @@ use super::render::{Rendered, Resolved, Target, render};
 use crate::backoff;
 use crate::health::HealthRegistry;
 use crate::metrics as m;
-use crate::store::{CommitListener, Completion, PendingRow, Store, StoreError};
+use crate::store::{
+    CommittedRows, CommittedRowsReceiver, Completion, PendingRow, SharedStore, StoreError,
+};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use switchboard_sdk::{
     Adapter, Capabilities, ConnectionState, EventKind, NetworkId, RoomKey, SendError,
@@ -50,7 +52,7 @@ pub struct DeliverySettings {
 
 /// What every room worker shares.
 pub struct DeliveryParts {
-    pub store: Store,
+    pub store: SharedStore,
     pub routes: SharedRoutes,
     pub adapters: Adapters,
     pub settings: DeliverySettings,
@@ -74,50 +76,54 @@ struct RoomState {
 
 /// Rows handed over by the store right after their commit, so the hot path never
 /// reads them back. When it would grow past `INBOX_CAP`, or at start, `from_disk`
-/// makes the worker drop it and read the outbox instead; the worker's id cursor
-/// skips anything it sees twice, so no row is lost, repeated or reordered.
+/// makes the worker drop it and read the outbox instead; the worker's cursor (the
+/// room's sequence) skips anything it sees twice, so no row is lost, repeated or
+/// reordered.
 struct Inbox {
     rows: std::collections::VecDeque<PendingRow>,
     from_disk: bool,
 }
 
-/// The set of room workers. It is the store's commit listener: committed rows wake
-/// (or start) the worker of their room.
+/// The set of room workers. Rows the store commits (`committed`) wake (or start)
+/// the worker of their room.
 pub struct RoomQueues {
     runtime: tokio::runtime::Handle,
-    shared: OnceLock<Arc<DeliveryParts>>,
+    shared: Arc<DeliveryParts>,
     rooms: Mutex<HashMap<RoomKey, Arc<RoomState>>>,
 }
 
 impl RoomQueues {
-    /// Must be called inside the tokio runtime that will run the workers.
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self {
-            runtime: tokio::runtime::Handle::current(),
-            shared: OnceLock::new(),
-            rooms: Mutex::new(HashMap::new()),
-        })
-    }
-
     /// Starts delivering: a worker for every room in the routing table and every room
-    /// with rows left from before a restart (`backlog`, with their counts).
-    pub fn start(self: &Arc<Self>, parts: DeliveryParts, backlog: Vec<(RoomKey, i64)>) {
+    /// with rows left from before a restart (`backlog`, with their counts), and a task
+    /// that hands each commit's rows to their rooms. Must be called inside the tokio
+    /// runtime that will run the workers.
+    pub fn start(
+        parts: DeliveryParts,
+        backlog: Vec<(RoomKey, i64)>,
+        committed: CommittedRowsReceiver,
+    ) -> Arc<Self> {
         let rooms = parts.routes.load().rooms();
+        let queues = Arc::new(Self {
+            runtime: tokio::runtime::Handle::current(),
+            shared: Arc::new(parts),
+            rooms: Mutex::new(HashMap::new()),
+        });
         // States first, while no worker can start; then one worker for each.
         for (room, count) in backlog {
-            self.room(&room).depth.fetch_add(count, Ordering::Relaxed);
+            let (state, _) = queues.state_of(&room);
+            state.depth.fetch_add(count, Ordering::Relaxed);
         }
         for room in rooms {
-            self.room(&room);
+            queues.state_of(&room);
         }
-        if self.shared.set(Arc::new(parts)).is_err() {
-            return;
-        }
-        let existing: Vec<Arc<RoomState>> = self.lock().values().cloned().collect();
+        let existing: Vec<Arc<RoomState>> = queues.lock().values().cloned().collect();
         for state in existing {
             m::queue_depth(&state.key, state.depth.load(Ordering::Relaxed));
-            self.spawn_worker(state);
+            queues.spawn_worker(state);
         }
+        let tracker = queues.shared.tracker.clone();
+        tracker.spawn_on(hand_over(queues.clone(), committed), &queues.runtime);
+        queues
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RoomKey, Arc<RoomState>>> {
@@ -126,11 +132,20 @@ impl RoomQueues {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The state of a room, creating it (and its worker, once started) on first use.
+    /// The state of a room, creating it (and its worker) on first use.
     fn room(&self, key: &RoomKey) -> Arc<RoomState> {
+        let (state, created) = self.state_of(key);
+        if created {
+            self.spawn_worker(state.clone());
+        }
+        state
+    }
+
+    /// The state of a room, and whether it was created now (its worker not started).
+    fn state_of(&self, key: &RoomKey) -> (Arc<RoomState>, bool) {
         let mut rooms = self.lock();
         if let Some(state) = rooms.get(key) {
-            return state.clone();
+            return (state.clone(), false);
         }
         let state = Arc::new(RoomState {
             key: key.clone(),
@@ -143,17 +158,11 @@ impl RoomQueues {
             depth: AtomicI64::new(0),
         });
         rooms.insert(key.clone(), state.clone());
-        drop(rooms);
-        if self.shared.get().is_some() {
-            self.spawn_worker(state.clone());
-        }
-        state
+        (state, true)
     }
 
     fn spawn_worker(&self, state: Arc<RoomState>) {
-        let Some(shared) = self.shared.get().cloned() else {
-            return;
-        };
+        let shared = self.shared.clone();
         let tracker = shared.tracker.clone();
         tracker.spawn_on(room_worker(shared, state), &self.runtime);
     }
@@ -170,8 +179,21 @@ impl RoomQueues {
     }
 }
 
-impl CommitListener for RoomQueues {
-    fn rows_committed(&self, rows: Vec<(RoomKey, PendingRow)>) {
+/// Hands every commit's rows to their rooms, in commit order, until shutdown.
+async fn hand_over(queues: Arc<RoomQueues>, mut committed: CommittedRowsReceiver) {
+    loop {
+        tokio::select! {
+            rows = committed.recv() => match rows {
+                Some(rows) => queues.rows_committed(rows),
+                None => return,
+            },
+            _ = queues.shared.cancel.cancelled() => return,
+        }
+    }
+}
+
+impl RoomQueues {
+    fn rows_committed(&self, rows: CommittedRows) {
         let mut woken: Vec<Arc<RoomState>> = Vec::new();
         for (key, row) in rows {
             let state = match woken.iter().find(|state| state.key == key) {
@@ -212,7 +234,7 @@ async fn room_worker(shared: Arc<DeliveryParts>, state: Arc<RoomState>) {
         state: &state,
         last_commit: None,
     };
-    // The last outbox id handled: rows at or below it were seen already.
+    // The room sequence of the last row handled: rows at or below it were seen already.
     let mut cursor = 0;
     loop {
         let next = {
@@ -271,10 +293,10 @@ async fn room_worker(shared: Arc<DeliveryParts>, state: Arc<RoomState>) {
             }
         };
         for row in rows {
-            if row.outbox_id <= cursor {
+            if row.seq <= cursor {
                 continue;
             }
-            cursor = row.outbox_id;
+            cursor = row.seq;
             if !worker.deliver(row).await {
                 return;
             }

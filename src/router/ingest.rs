@@ -2,7 +2,7 @@
 
 use super::SharedRoutes;
 use crate::metrics as m;
-use crate::store::{AcceptOutcome, Store};
+use crate::store::{AcceptOutcome, SharedStore};
 use async_trait::async_trait;
 use std::sync::Arc;
 use switchboard_sdk::adapter::InboundHandler;
@@ -11,14 +11,14 @@ use tokio_util::sync::CancellationToken;
 
 pub struct Ingest {
     routes: SharedRoutes,
-    store: Store,
+    store: SharedStore,
     /// Once cancelled (shutdown), new events are refused so the adapter does not
     /// acknowledge them.
     stopping: CancellationToken,
 }
 
 impl Ingest {
-    pub fn new(routes: SharedRoutes, store: Store, stopping: CancellationToken) -> Self {
+    pub fn new(routes: SharedRoutes, store: SharedStore, stopping: CancellationToken) -> Self {
         Self {
             routes,
             store,

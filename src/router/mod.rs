@@ -15,14 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use switchboard_sdk::{EventKind, Inbound, NetworkId, RoomId, RoomKey};
 
+pub use crate::store::Destination;
 pub use ingest::Ingest;
-
-/// One room an event must be delivered to, and the route that sends it there.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Destination {
-    pub route: Arc<str>,
-    pub room: RoomKey,
-}
 
 #[derive(Debug, Clone)]
 pub struct Member {

@@ -1,28 +1,32 @@
-//! Durable state in SQLite: the bridged messages, the native-id map, the outbox and
-//! the dead-letter table.
+//! The store at the bottom of the house: the `Store` trait and the rows it deals in
+//! (bridged messages, the native-id map, the outbox, dead letters, adapter state).
 //!
-//! All writes go through one writer thread that groups whatever is queued into one
-//! transaction (group commit), so a burst costs one fsync, not one per event. After
-//! the commit, new outbox rows are handed to delivery in memory (`CommitListener`).
-//! Reads (a room's backlog at start or after an overflow, id lookups) use a small
-//! pool of read connections; WAL lets them run beside the writer.
+//! It imports nothing from routing or delivery. Delivery consumes what the store
+//! commits through the `CommittedRowsReceiver` the store's constructor returns, so
+//! that new rows reach their room's worker from memory right after the commit.
+//! Order per destination room is a per-room sequence the store assigns in the accept
+//! transaction; dedup is a unique constraint on the native-id map. `sqlite` is the
+//! durable implementation; `memory` serves tests on a paused clock.
 
+mod memory;
 mod private;
-mod read;
-mod schema;
+pub mod retention;
+pub mod sqlite;
 mod wal_vfs;
-mod writer;
 
-use crate::router::Destination;
-use rusqlite::Connection;
-use std::path::{Path, PathBuf};
+use async_trait::async_trait;
+use std::path::PathBuf;
 use std::sync::Arc;
 use switchboard_sdk::{Inbound, NativeMsgId, NetworkId, RoomKey, SubmitError};
 use thiserror::Error;
 use tokio::sync::oneshot;
 
+pub use memory::MemoryStore;
 pub use private::private_dir;
-pub use read::PendingRow;
+pub use retention::Retention;
+#[cfg(test)]
+use sqlite::open_writer;
+pub use sqlite::{DATABASE_FILE, SqliteStore};
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -37,6 +41,13 @@ pub enum StoreError {
     Corrupt(#[from] serde_json::Error),
     #[error("the store is closed")]
     Closed,
+}
+
+/// One room an event must be delivered to, and the route that sends it there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    pub route: Arc<str>,
+    pub room: RoomKey,
 }
 
 /// How the store took an inbound event.
@@ -69,11 +80,29 @@ pub enum Completion {
     Dead { outbox_id: i64, reason: String },
 }
 
-/// Told, on the writer thread and in commit order, of every new outbox row, so
-/// delivery can take it from memory instead of reading it back from disk.
-pub trait CommitListener: Send + Sync + 'static {
-    fn rows_committed(&self, rows: Vec<(RoomKey, PendingRow)>);
+/// One undelivered outbox row with the event it carries.
+#[derive(Debug, Clone)]
+pub struct PendingRow {
+    pub outbox_id: i64,
+    /// Its place in its destination room's order (increasing, never reused there).
+    pub seq: i64,
+    pub bridged_id: i64,
+    pub route: String,
+    pub created_ms: i64,
+    pub attempts: i64,
+    pub target_id: Option<i64>,
+    pub reply_to_id: Option<i64>,
+    pub thread_id: Option<i64>,
+    /// Shared by the rows of every destination room of the same event.
+    pub event: Arc<Inbound>,
 }
+
+/// The new outbox rows of one commit, in commit order, with their destination room.
+pub type CommittedRows = Vec<(RoomKey, PendingRow)>;
+
+/// Where delivery takes committed rows from; every commit with new rows sends one
+/// `CommittedRows`, in commit order.
+pub type CommittedRowsReceiver = tokio::sync::mpsc::UnboundedReceiver<CommittedRows>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {
@@ -85,177 +114,107 @@ pub struct DeadLetter {
     pub reason: String,
 }
 
-/// A cheap, cloneable handle to the store.
-#[derive(Clone)]
-pub struct Store {
-    writer: writer::WriterHandle,
-    readers: Arc<read::ReadPool>,
+/// What one pruning step removes: rows older than these times (ms since the epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PruneBefore {
+    /// Bridged messages and their native ids (unless a pending row still needs them).
+    pub id_map_ms: i64,
+    pub dead_letters_ms: i64,
 }
 
-pub const DATABASE_FILE: &str = "switchboard.sqlite3";
+/// What one pruning step removed; `done` once nothing older is left to look at.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub messages: usize,
+    pub dead_letters: usize,
+    pub done: bool,
+}
 
-impl Store {
-    /// Opens (creating if needed) the database in `state_dir` and applies migrations.
-    /// The directory is made 0700 and the database files 0600 (see `private`).
-    pub fn open(state_dir: &Path, listener: Arc<dyn CommitListener>) -> Result<Self, StoreError> {
-        private::private_dir(state_dir).map_err(|source| StoreError::StateDir {
-            path: state_dir.to_owned(),
-            source,
-        })?;
-        let path = state_dir.join(DATABASE_FILE);
-        private::private_database(&path).map_err(|source| StoreError::StateDir {
-            path: path.clone(),
-            source,
-        })?;
-        let mut conn = open_writer(&path)?;
-        schema::migrate(&mut conn)?;
-        let writer = writer::spawn(conn, listener)?;
-        let readers = Arc::new(read::ReadPool::new(path));
-        Ok(Self { writer, readers })
-    }
-
-    /// Records the event and its fan-out in one transaction; returns after the commit.
-    pub async fn accept(
+/// Durable state as the core uses it. Writes are committed before their future
+/// resolves (or, for `complete`, before its receiver does).
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Records the event and its fan-out (one outbox row per destination, each with
+    /// the next sequence number of its room) in one transaction.
+    async fn accept(
         &self,
         event: Inbound,
         destinations: Vec<Destination>,
-    ) -> Result<AcceptOutcome, StoreError> {
-        let (reply, rx) = oneshot::channel();
-        self.writer.send(writer::Command::Accept {
-            event: Arc::new(event),
-            destinations,
-            reply,
-        })?;
-        rx.await.map_err(|_| StoreError::Closed)?
-    }
+    ) -> Result<AcceptOutcome, StoreError>;
+
+    /// Up to `limit` undelivered rows for `room` with a sequence above `after_seq`,
+    /// in order.
+    async fn pending_after(
+        &self,
+        room: &RoomKey,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<PendingRow>, StoreError>;
+
+    /// Rooms with undelivered rows and how many each has (delivery resumes there).
+    async fn pending_rooms(&self) -> Result<Vec<(RoomKey, i64)>, StoreError>;
 
     /// Queues the end of a row; the returned receiver resolves once it is committed.
     /// Callers that need the result visible (e.g. before an id lookup) await it.
-    pub fn complete(&self, completion: Completion) -> Result<oneshot::Receiver<()>, StoreError> {
-        let (reply, rx) = oneshot::channel();
-        self.writer
-            .send(writer::Command::Complete { completion, reply })?;
-        Ok(rx)
-    }
+    fn complete(&self, completion: Completion) -> Result<oneshot::Receiver<()>, StoreError>;
 
     /// Notes a failed attempt (for operators looking at the outbox).
-    pub fn record_failure(&self, outbox_id: i64, error: String) -> Result<(), StoreError> {
-        self.writer
-            .send(writer::Command::Failure { outbox_id, error })
-    }
+    fn record_failure(&self, outbox_id: i64, error: String) -> Result<(), StoreError>;
 
-    /// Up to `limit` undelivered rows for `room` with an id above `after_id`, in order.
-    pub async fn pending_after(
-        &self,
-        room: &RoomKey,
-        after_id: i64,
-        limit: usize,
-    ) -> Result<Vec<PendingRow>, StoreError> {
-        let room = room.clone();
-        self.readers
-            .with(move |conn| read::pending_after(conn, &room, after_id, limit))
-            .await
-    }
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError>;
 
     /// The native ids (in part order) that a bridged message became in `room`,
     /// including the origin if the message came from there.
-    pub async fn native_ids_in(
+    async fn native_ids_in(
         &self,
         bridged_id: i64,
         room: &RoomKey,
-    ) -> Result<Vec<NativeMsgId>, StoreError> {
-        let room = room.clone();
-        self.readers
-            .with(move |conn| read::native_ids_in(conn, bridged_id, &room))
-            .await
-    }
+    ) -> Result<Vec<NativeMsgId>, StoreError>;
 
     /// Sender name and plain text of a bridged message (for reply quotes).
-    pub async fn summary(&self, bridged_id: i64) -> Result<Option<(String, String)>, StoreError> {
-        self.readers
-            .with(move |conn| read::summary(conn, bridged_id))
-            .await
-    }
-
-    /// Rooms with undelivered rows and how many each has (delivery resumes there at start).
-    pub async fn pending_rooms(&self) -> Result<Vec<(RoomKey, i64)>, StoreError> {
-        self.readers.with(read::pending_rooms).await
-    }
-
-    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
-        self.readers.with(read::dead_letters).await
-    }
+    async fn summary(&self, bridged_id: i64) -> Result<Option<(String, String)>, StoreError>;
 
     /// A value `network`'s adapter saved (see `AdapterState`).
-    pub async fn adapter_state(
+    async fn adapter_state(
         &self,
         network: &NetworkId,
         key: &str,
-    ) -> Result<Option<String>, StoreError> {
-        let (network, key) = (network.to_string(), key.to_owned());
-        self.readers
-            .with(move |conn| read::adapter_state(conn, &network, &key))
-            .await
-    }
+    ) -> Result<Option<String>, StoreError>;
 
-    /// Saves an adapter's value with the next group commit; returns once durable.
-    pub async fn save_adapter_state(
+    /// Saves an adapter's value; returns once durable.
+    async fn save_adapter_state(
         &self,
         network: &NetworkId,
         key: &str,
         value: &str,
-    ) -> Result<(), StoreError> {
-        let (reply, rx) = oneshot::channel();
-        self.writer.send(writer::Command::SaveState {
-            network: network.clone(),
-            key: key.to_owned(),
-            value: value.to_owned(),
-            reply,
-        })?;
-        rx.await.map_err(|_| StoreError::Closed)
-    }
+    ) -> Result<(), StoreError>;
 
-    /// The state handle one network's adapter gets.
-    pub fn state_for(&self, network: &NetworkId) -> switchboard_sdk::StateHandle {
-        Arc::new(NetworkState {
-            store: self.clone(),
-            network: network.clone(),
-        })
-    }
+    /// Removes at most `limit` old bridged messages and `limit` old dead letters in
+    /// one short transaction (see `retention`). Never a message a pending row needs.
+    async fn prune(&self, before: PruneBefore, limit: usize) -> Result<Pruned, StoreError>;
 
     /// Waits until everything queued so far is committed.
-    pub async fn flush(&self) -> Result<(), StoreError> {
-        let (reply, rx) = oneshot::channel();
-        self.writer.send(writer::Command::Flush { reply })?;
-        rx.await.map_err(|_| StoreError::Closed)
-    }
+    async fn flush(&self) -> Result<(), StoreError>;
 }
 
-/// The writer's connection, configured, through the WAL-gathering VFS (which needs
-/// the `synchronous = FULL` that `schema::configure` sets; see `wal_vfs`).
-fn open_writer(path: &Path) -> Result<Connection, StoreError> {
-    let conn = match wal_vfs::register() {
-        Ok(()) => Connection::open_with_flags_and_vfs(
-            path,
-            rusqlite::OpenFlags::default(),
-            wal_vfs::NAME,
-        )?,
-        Err(error) => {
-            tracing::warn!(%error, "store: writing the WAL without gathering its frames");
-            Connection::open(path)?
-        }
-    };
-    schema::configure(&conn)?;
-    Ok(conn)
+/// The store as the daemon shares it.
+pub type SharedStore = Arc<dyn Store>;
+
+/// The state handle one network's adapter gets.
+pub fn state_for(store: &SharedStore, network: &NetworkId) -> switchboard_sdk::StateHandle {
+    Arc::new(NetworkState {
+        store: store.clone(),
+        network: network.clone(),
+    })
 }
 
 /// One network's view of `adapter_state`.
 struct NetworkState {
-    store: Store,
+    store: SharedStore,
     network: NetworkId,
 }
 
-#[async_trait::async_trait]
+#[async_trait]
 impl switchboard_sdk::AdapterState for NetworkState {
     async fn load(&self, key: &str) -> Result<Option<String>, SubmitError> {
         self.store
@@ -270,4 +229,13 @@ impl switchboard_sdk::AdapterState for NetworkState {
             .await
             .map_err(|error| SubmitError::Storage(error.to_string()))
     }
+}
+
+/// Milliseconds since the epoch, as a store stamps its rows; replaceable in tests
+/// that simulate days of traffic.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The wall clock.
+pub fn system_clock() -> Clock {
+    Arc::new(switchboard_sdk::event::now_ms)
 }

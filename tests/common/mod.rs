@@ -41,19 +41,45 @@ pub async fn start(
     routes: Vec<RouteConfig>,
     adapters: Vec<(&str, Arc<dyn Adapter>)>,
 ) -> Daemon {
-    Daemon::start(DaemonOptions {
+    Daemon::start(options(state_dir, routes, adapters))
+        .await
+        .expect("daemon starts")
+}
+
+/// `start`, on an in-memory store: for tests on a paused clock whose behaviour does
+/// not depend on SQLite (`state_dir` only holds the networks' data directories).
+pub async fn start_in_memory(
+    state_dir: &Path,
+    routes: Vec<RouteConfig>,
+    adapters: Vec<(&str, Arc<dyn Adapter>)>,
+) -> Daemon {
+    let (store, committed) = switchboard::store::MemoryStore::new();
+    Daemon::start_with_store(
+        options(state_dir, routes, adapters),
+        Arc::new(store),
+        committed,
+    )
+    .await
+    .expect("daemon starts")
+}
+
+fn options(
+    state_dir: &Path,
+    routes: Vec<RouteConfig>,
+    adapters: Vec<(&str, Arc<dyn Adapter>)>,
+) -> DaemonOptions {
+    DaemonOptions {
         state_dir: state_dir.to_owned(),
         http_listen: Some("127.0.0.1:0".parse().unwrap()),
         delivery: fast_delivery(),
+        store: Default::default(),
         routes,
         adapters: adapters
             .into_iter()
             .map(|(name, adapter)| (NetworkId::new(name), adapter))
             .collect(),
         restart: fast_restart(),
-    })
-    .await
-    .expect("daemon starts")
+    }
 }
 
 /// `count` fake networks, all with the default capabilities plus edits, deletes and

@@ -1,5 +1,6 @@
 //! The single writer thread: applies queued commands in batches, one transaction per
-//! batch (group commit), and only then answers the callers and wakes delivery.
+//! batch (group commit), and only then answers the callers and hands the new outbox
+//! rows to delivery.
 //!
 //! The answering runs on the callers' runtime when there is one (the announcer task):
 //! a task woken from a foreign thread costs that runtime a syscall each, so the
@@ -7,14 +8,18 @@
 //!
 //! A batch runs without savepoints; only if one of its commands fails is it rolled
 //! back and run again with a savepoint per command, so that the failure costs that
-//! command alone.
+//! command alone. Pruning runs between batches, one short transaction per step.
 
-use super::{AcceptOutcome, CommitListener, Completion, PendingRow, StoreError};
-use crate::router::Destination;
+use super::super::{
+    AcceptOutcome, Clock, CommittedRows, Completion, Destination, PendingRow, PruneBefore, Pruned,
+    StoreError,
+};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::mpsc;
 use switchboard_sdk::{EventKind, Inbound, NativeMsgId, NetworkId, RoomKey};
+use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 
 /// Most commands one transaction takes; bounds commit latency under a flood.
@@ -43,6 +48,12 @@ pub enum Command {
     Flush {
         reply: oneshot::Sender<()>,
     },
+    /// Runs in its own transaction between batches (see `prune`), never in one.
+    Prune {
+        before: PruneBefore,
+        limit: usize,
+        reply: oneshot::Sender<Result<Pruned, StoreError>>,
+    },
 }
 
 #[derive(Clone)]
@@ -56,13 +67,14 @@ impl WriterHandle {
 
 pub fn spawn(
     conn: Connection,
-    listener: Arc<dyn CommitListener>,
+    delivery: UnboundedSender<CommittedRows>,
+    clock: Clock,
 ) -> Result<WriterHandle, StoreError> {
     let (tx, rx) = mpsc::channel();
     let announce = match tokio::runtime::Handle::try_current() {
         Ok(runtime) => {
             let (to_announcer, batches) = tokio::sync::mpsc::unbounded_channel();
-            runtime.spawn(announcer(batches, listener.clone()));
+            runtime.spawn(announcer(batches, delivery.clone()));
             Announce::Runtime(to_announcer)
         }
         // Outside a runtime (e.g. the `matrix-registration` command), in place.
@@ -70,7 +82,7 @@ pub fn spawn(
     };
     std::thread::Builder::new()
         .name("store-writer".into())
-        .spawn(move || run(conn, rx, announce, listener))
+        .spawn(move || run(conn, rx, announce, delivery, clock))
         .map_err(|source| StoreError::StateDir {
             path: "store-writer thread".into(),
             source,
@@ -89,10 +101,10 @@ enum Announce {
 /// Announces batches in commit order, on the runtime of the callers it wakes.
 async fn announcer(
     mut batches: tokio::sync::mpsc::UnboundedReceiver<Committed>,
-    listener: Arc<dyn CommitListener>,
+    delivery: UnboundedSender<CommittedRows>,
 ) {
     while let Some(committed) = batches.recv().await {
-        committed.announce(&*listener);
+        committed.announce(&delivery);
     }
 }
 
@@ -100,14 +112,15 @@ async fn announcer(
 struct Committed {
     batch: Vec<Command>,
     outcome: rusqlite::Result<Vec<Applied>>,
-    new_rows: Vec<(RoomKey, PendingRow)>,
+    new_rows: CommittedRows,
 }
 
 impl Committed {
     /// Hands the new rows to delivery, then answers every caller.
-    fn announce(self, listener: &dyn CommitListener) {
+    fn announce(self, delivery: &UnboundedSender<CommittedRows>) {
         if self.outcome.is_ok() && !self.new_rows.is_empty() {
-            listener.rows_committed(self.new_rows);
+            // Nobody delivers (e.g. `matrix-registration`): the rows wait on disk.
+            let _ = delivery.send(self.new_rows);
         }
         answer(self.batch, self.outcome);
     }
@@ -136,37 +149,63 @@ fn run(
     mut conn: Connection,
     rx: mpsc::Receiver<Command>,
     announce: Announce,
-    listener: Arc<dyn CommitListener>,
+    delivery: UnboundedSender<CommittedRows>,
+    clock: Clock,
 ) {
+    let mut state = WriterState {
+        clock,
+        sequences: RoomSequences::default(),
+    };
+    let mut prune_cursor = PruneCursor::default();
     while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(command) => batch.push(command),
-                Err(_) => break,
+        let mut batch = Vec::new();
+        let mut prune = None;
+        let mut next = Some(first);
+        while let Some(command) = next.take() {
+            if let Command::Prune {
+                before,
+                limit,
+                reply,
+            } = command
+            {
+                prune = Some((before, limit, reply));
+                break;
+            }
+            batch.push(command);
+            if batch.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
             }
         }
-        let committed = process(&mut conn, batch);
-        match &announce {
-            Announce::Runtime(announcer) => {
-                // The runtime is gone only at shutdown; its callers are gone with it.
-                if let Err(unsent) = announcer.send(committed) {
-                    unsent.0.announce(&*listener);
+        if !batch.is_empty() {
+            let committed = process(&mut conn, batch, &mut state);
+            match &announce {
+                Announce::Runtime(announcer) => {
+                    // The runtime is gone only at shutdown; its callers are gone with it.
+                    if let Err(unsent) = announcer.send(committed) {
+                        unsent.0.announce(&delivery);
+                    }
                 }
+                Announce::InPlace => committed.announce(&delivery),
             }
-            Announce::InPlace => committed.announce(&*listener),
+        }
+        if let Some((before, limit, reply)) = prune {
+            let result = prune_step(&mut conn, &mut prune_cursor, before, limit);
+            if let Err(error) = &result {
+                tracing::error!(%error, "store: pruning old rows failed");
+            }
+            let _ = reply.send(result.map_err(StoreError::from));
         }
     }
 }
 
 /// Commits one batch; what it committed is announced by the caller.
-fn process(conn: &mut Connection, batch: Vec<Command>) -> Committed {
-    let mut new_rows: Vec<(RoomKey, PendingRow)> = Vec::new();
-    let outcome = match apply_batch(conn, &batch, Isolation::None, &mut new_rows) {
+fn process(conn: &mut Connection, batch: Vec<Command>, state: &mut WriterState) -> Committed {
+    let mut new_rows: CommittedRows = Vec::new();
+    let outcome = match apply_batch(conn, &batch, Isolation::None, &mut new_rows, state) {
         Ok(result) => result,
         Err(CommandFailed) => {
             new_rows.clear();
-            match apply_batch(conn, &batch, Isolation::PerCommand, &mut new_rows) {
+            match apply_batch(conn, &batch, Isolation::PerCommand, &mut new_rows, state) {
                 Ok(result) => result,
                 Err(CommandFailed) => unreachable!("isolated commands never fail the batch"),
             }
@@ -204,6 +243,9 @@ fn answer(batch: Vec<Command>, committed: rusqlite::Result<Vec<Applied>>) {
             | (Command::Flush { reply }, _) => {
                 let _ = reply.send(());
             }
+            (Command::Prune { reply, .. }, _) => {
+                let _ = reply.send(Ok(Pruned::default()));
+            }
             (Command::Failure { .. }, _) => {}
         }
     }
@@ -219,7 +261,8 @@ fn apply_batch(
     conn: &mut Connection,
     batch: &[Command],
     isolation: Isolation,
-    new_rows: &mut Vec<(RoomKey, PendingRow)>,
+    new_rows: &mut CommittedRows,
+    state: &mut WriterState,
 ) -> Result<rusqlite::Result<Vec<Applied>>, CommandFailed> {
     let mut tx = match conn.transaction() {
         Ok(tx) => tx,
@@ -228,14 +271,19 @@ fn apply_batch(
     let mut applied = Vec::with_capacity(batch.len());
     for command in batch {
         let result = match isolation {
-            Isolation::None => apply(&tx, command, new_rows),
-            Isolation::PerCommand => in_savepoint(&mut tx, |sp| apply(sp, command, new_rows)),
+            Isolation::None => apply(&tx, command, new_rows, state),
+            Isolation::PerCommand => {
+                in_savepoint(&mut tx, |sp| apply(sp, command, new_rows, state))
+            }
         };
         match result {
             Ok(outcome) => applied.push(outcome),
             Err(_) if isolation == Isolation::None => return Err(CommandFailed),
             Err(error) => applied.push(failed(command, error)),
         }
+    }
+    if let Err(error) = state.sequences.save(&tx) {
+        return Ok(Err(error));
     }
     Ok(tx.commit().map(|()| applied))
 }
@@ -244,7 +292,8 @@ fn apply_batch(
 fn apply(
     conn: &Connection,
     command: &Command,
-    new_rows: &mut Vec<(RoomKey, PendingRow)>,
+    new_rows: &mut CommittedRows,
+    state: &mut WriterState,
 ) -> rusqlite::Result<Applied> {
     match command {
         Command::Accept {
@@ -252,11 +301,14 @@ fn apply(
             destinations,
             ..
         } => {
-            let (outcome, rows) = accept(conn, event, destinations)?;
+            let now = (state.clock)();
+            let (outcome, rows) = accept(conn, event, destinations, now, &mut state.sequences)?;
             new_rows.extend(rows);
             Ok(Applied::Accept(Ok(outcome)))
         }
-        Command::Complete { completion, .. } => complete(conn, completion).map(|()| Applied::Done),
+        Command::Complete { completion, .. } => {
+            complete(conn, completion, (state.clock)()).map(|()| Applied::Done)
+        }
         Command::Failure { outbox_id, error } => conn
             .prepare_cached(
                 "UPDATE outbox SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
@@ -275,7 +327,8 @@ fn apply(
             )?
             .execute(params![network.as_str(), key, value])
             .map(|_| Applied::Done),
-        Command::Flush { .. } => Ok(Applied::Done),
+        // `run` takes pruning out of batches; nothing to write here.
+        Command::Flush { .. } | Command::Prune { .. } => Ok(Applied::Done),
     }
 }
 
@@ -293,7 +346,7 @@ fn failed(command: &Command, error: rusqlite::Error) -> Applied {
         Command::SaveState { network, .. } => {
             tracing::error!(%error, %network, "store: could not save adapter state");
         }
-        Command::Flush { .. } => {}
+        Command::Flush { .. } | Command::Prune { .. } => {}
     }
     Applied::Done
 }
@@ -331,16 +384,17 @@ fn lookup(
 }
 
 /// Records one event and its fan-out; returns the outcome and the new outbox rows.
+///
+/// A duplicate is found by the unique key of the native-id map, not by a look-up
+/// first: the origin's id is inserted with `ON CONFLICT DO NOTHING`, and if nothing
+/// was inserted the message row just written is taken back.
 fn accept(
     conn: &Connection,
     event: &Arc<Inbound>,
     destinations: &[Destination],
-) -> rusqlite::Result<(AcceptOutcome, Vec<(RoomKey, PendingRow)>)> {
-    if let Some(native_id) = &event.native_id
-        && lookup(conn, &event.room, native_id)?.is_some()
-    {
-        return Ok((AcceptOutcome::Duplicate, Vec::new()));
-    }
+    now: i64,
+    sequences: &mut RoomSequences,
+) -> rusqlite::Result<(AcceptOutcome, CommittedRows)> {
     let target_id = match &event.kind {
         EventKind::Edit { target } | EventKind::Delete { target } => {
             match lookup(conn, &event.room, target)? {
@@ -360,7 +414,6 @@ fn accept(
     };
     let json = serde_json::to_string(&**event)
         .map_err(|error| rusqlite::Error::ToSqlConversionFailure(error.into()))?;
-    let now = switchboard_sdk::event::now_ms();
     conn.prepare_cached(
         "INSERT INTO bridged_message (origin_network, origin_room, origin_native_id, target_id, reply_to_id, \
          thread_id, sender_name, event, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -378,13 +431,22 @@ fn accept(
     ])?;
     let bridged_id = conn.last_insert_rowid();
     if let Some(native_id) = &event.native_id {
-        conn.prepare_cached("INSERT INTO native_copy (network, room, native_id, bridged_id, part) VALUES (?1, ?2, ?3, ?4, -1)")?
+        let inserted = conn
+            .prepare_cached(
+                "INSERT INTO native_copy (network, room, native_id, bridged_id, part) VALUES (?1, ?2, ?3, ?4, -1) \
+                 ON CONFLICT (network, room, native_id) DO NOTHING",
+            )?
             .execute(params![
                 event.room.network.as_str(),
                 event.room.room.as_str(),
                 native_id.as_str(),
                 bridged_id
             ])?;
+        if inserted == 0 {
+            conn.prepare_cached("DELETE FROM bridged_message WHERE id = ?1")?
+                .execute([bridged_id])?;
+            return Ok((AcceptOutcome::Duplicate, Vec::new()));
+        }
     }
     if matches!(event.kind, EventKind::Delete { .. }) {
         conn.prepare_cached("UPDATE bridged_message SET deleted_ms = ?2 WHERE id = ?1")?
@@ -393,14 +455,20 @@ fn accept(
     let mut outbox = Vec::with_capacity(destinations.len());
     let mut rows = Vec::with_capacity(destinations.len());
     let mut insert = conn.prepare_cached(
-        "INSERT INTO outbox (bridged_id, route, network, room, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO outbox (bridged_id, route, network, room, seq, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
     for destination in destinations {
+        let (network, room) = (
+            destination.room.network.as_str(),
+            destination.room.room.as_str(),
+        );
+        let seq = sequences.next(conn, &destination.room)?;
         insert.execute(params![
             bridged_id,
             &*destination.route,
-            destination.room.network.as_str(),
-            destination.room.room.as_str(),
+            network,
+            room,
+            seq,
             now
         ])?;
         let outbox_id = conn.last_insert_rowid();
@@ -409,6 +477,7 @@ fn accept(
             destination.room.clone(),
             PendingRow {
                 outbox_id,
+                seq,
                 bridged_id,
                 route: destination.route.to_string(),
                 created_ms: now,
@@ -423,7 +492,7 @@ fn accept(
     Ok((AcceptOutcome::Accepted { bridged_id, outbox }, rows))
 }
 
-fn complete(conn: &Connection, completion: &Completion) -> rusqlite::Result<()> {
+fn complete(conn: &Connection, completion: &Completion, now: i64) -> rusqlite::Result<()> {
     match completion {
         Completion::Delivered {
             outbox_id,
@@ -432,7 +501,8 @@ fn complete(conn: &Connection, completion: &Completion) -> rusqlite::Result<()> 
             native_ids,
         } => {
             let mut insert = conn.prepare_cached(
-                "INSERT OR IGNORE INTO native_copy (network, room, native_id, bridged_id, part) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO native_copy (network, room, native_id, bridged_id, part) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (network, room, native_id) DO NOTHING",
             )?;
             for (part, native_id) in native_ids.iter().enumerate() {
                 insert.execute(params![
@@ -448,10 +518,11 @@ fn complete(conn: &Connection, completion: &Completion) -> rusqlite::Result<()> 
         Completion::Skipped { outbox_id } => delete_outbox(conn, *outbox_id),
         Completion::Dead { outbox_id, reason } => {
             conn.prepare_cached(
-                "INSERT OR REPLACE INTO dead_letter (outbox_id, bridged_id, route, network, room, created_ms, attempts, reason, dead_ms) \
-                 SELECT id, bridged_id, route, network, room, created_ms, attempts, ?2, ?3 FROM outbox WHERE id = ?1",
+                "INSERT INTO dead_letter (outbox_id, bridged_id, route, network, room, created_ms, attempts, reason, dead_ms) \
+                 SELECT id, bridged_id, route, network, room, created_ms, attempts, ?2, ?3 FROM outbox WHERE id = ?1 \
+                 ON CONFLICT (outbox_id) DO UPDATE SET attempts = excluded.attempts, reason = excluded.reason, dead_ms = excluded.dead_ms",
             )?
-            .execute(params![outbox_id, reason, switchboard_sdk::event::now_ms()])?;
+            .execute(params![outbox_id, reason, now])?;
             delete_outbox(conn, *outbox_id)
         }
     }
@@ -463,19 +534,177 @@ fn delete_outbox(conn: &Connection, outbox_id: i64) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// What the writer keeps from one batch to the next.
+struct WriterState {
+    clock: Clock,
+    sequences: RoomSequences,
+}
+
+/// The last sequence number handed out in each destination room.
+///
+/// The writer is the only writer of its database, so after reading a room's number
+/// once it counts on by itself; every batch writes the numbers it advanced to
+/// `room_sequence` in its own transaction, once per room rather than once per row.
+/// The table is thus always at or above every committed row's number. Numbers taken
+/// by a batch that is rolled back are skipped: a room's order needs increasing
+/// numbers, not consecutive ones.
+#[derive(Default)]
+struct RoomSequences {
+    /// The last number of each room, and whether it advanced since the last `save`.
+    last: HashMap<RoomKey, (i64, bool)>,
+    advanced: Vec<RoomKey>,
+}
+
+impl RoomSequences {
+    fn next(&mut self, conn: &Connection, room: &RoomKey) -> rusqlite::Result<i64> {
+        if let Some((seq, advanced)) = self.last.get_mut(room) {
+            *seq += 1;
+            if !*advanced {
+                *advanced = true;
+                self.advanced.push(room.clone());
+            }
+            return Ok(*seq);
+        }
+        let stored: i64 = conn
+            .prepare_cached("SELECT last_seq FROM room_sequence WHERE network = ?1 AND room = ?2")?
+            .query_row(params![room.network.as_str(), room.room.as_str()], |row| {
+                row.get(0)
+            })
+            .optional()?
+            .unwrap_or(0);
+        self.last.insert(room.clone(), (stored + 1, true));
+        self.advanced.push(room.clone());
+        Ok(stored + 1)
+    }
+
+    /// Writes the numbers advanced since the last call (in the batch's transaction).
+    fn save(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        if self.advanced.is_empty() {
+            return Ok(());
+        }
+        let mut upsert = conn.prepare_cached(
+            "INSERT INTO room_sequence (network, room, last_seq) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (network, room) DO UPDATE SET last_seq = MAX(last_seq, excluded.last_seq)",
+        )?;
+        for room in self.advanced.drain(..) {
+            let Some((last, advanced)) = self.last.get_mut(&room) else {
+                continue;
+            };
+            *advanced = false;
+            upsert.execute(params![room.network.as_str(), room.room.as_str(), *last])?;
+        }
+        Ok(())
+    }
+}
+
+/// How far the current pruning pass over bridged messages has got: ids at or below
+/// `after_id` were looked at. A pass ends at the first message that is still young
+/// (ids follow time) and the next one starts from the oldest again, so messages kept
+/// because a pending row needed them are looked at again later.
+#[derive(Default)]
+struct PruneCursor {
+    after_id: i64,
+}
+
+/// One pruning step: at most `limit` bridged messages (with their native ids) and
+/// `limit` dead letters, in one transaction of its own.
+///
+/// SQLite's foreign-key checks are off for it: with no index on the referencing
+/// columns (one would cost every accept), each deleted message would make SQLite scan
+/// the outbox, the dead letters and the messages' own reply/edit/thread columns.
+/// What must stay is found below instead, once per step; a newer message that still
+/// names a pruned one as its reply or edit target keeps a dangling id, which resolves
+/// as "never bridged", as it would have with the id map gone.
+fn prune_step(
+    conn: &mut Connection,
+    cursor: &mut PruneCursor,
+    before: PruneBefore,
+    limit: usize,
+) -> rusqlite::Result<Pruned> {
+    conn.pragma_update(None, "foreign_keys", false)?;
+    let result = prune_in_transaction(conn, cursor, before, limit);
+    conn.pragma_update(None, "foreign_keys", true)?;
+    result
+}
+
+fn prune_in_transaction(
+    conn: &mut Connection,
+    cursor: &mut PruneCursor,
+    before: PruneBefore,
+    limit: usize,
+) -> rusqlite::Result<Pruned> {
+    let tx = conn.transaction()?;
+    let mut pruned = Pruned::default();
+    let old: Vec<i64> = {
+        let mut oldest = tx.prepare_cached(
+            "SELECT id, created_ms FROM bridged_message WHERE id > ?1 ORDER BY id LIMIT ?2",
+        )?;
+        let scanned = oldest
+            .query_map(params![cursor.after_id, limit as i64], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        scanned
+            .into_iter()
+            .take_while(|(_, created_ms)| *created_ms < before.id_map_ms)
+            .map(|(id, _)| id)
+            .collect()
+    };
+    let messages_done = old.len() < limit;
+    if let (Some(&first), Some(&last)) = (old.first(), old.last()) {
+        let needed = still_needed(&tx, first, last)?;
+        let mut delete_copies =
+            tx.prepare_cached("DELETE FROM native_copy WHERE bridged_id = ?1")?;
+        let mut delete_message = tx.prepare_cached("DELETE FROM bridged_message WHERE id = ?1")?;
+        for id in old.iter().filter(|id| !needed.contains(id)) {
+            delete_copies.execute([id])?;
+            pruned.messages += delete_message.execute([id])?;
+        }
+        cursor.after_id = last;
+    }
+    if messages_done {
+        cursor.after_id = 0;
+    }
+    pruned.dead_letters = tx
+        .prepare_cached(
+            "DELETE FROM dead_letter WHERE outbox_id IN \
+             (SELECT outbox_id FROM dead_letter WHERE dead_ms < ?1 ORDER BY outbox_id LIMIT ?2)",
+        )?
+        .execute(params![before.dead_letters_ms, limit as i64])?;
+    tx.commit()?;
+    pruned.done = messages_done && pruned.dead_letters < limit;
+    Ok(pruned)
+}
+
+/// The bridged messages between `first` and `last` that must stay: those a pending
+/// or dead-lettered row carries, and those a pending row's message edits, deletes,
+/// answers or threads under (its delivery looks their copies up).
+fn still_needed(conn: &Connection, first: i64, last: i64) -> rusqlite::Result<HashSet<i64>> {
+    let mut needed = conn.prepare_cached(
+        "SELECT bridged_id FROM outbox WHERE bridged_id BETWEEN ?1 AND ?2 \
+         UNION SELECT bridged_id FROM dead_letter WHERE bridged_id BETWEEN ?1 AND ?2 \
+         UNION SELECT b.target_id FROM outbox o JOIN bridged_message b ON b.id = o.bridged_id \
+               WHERE b.target_id BETWEEN ?1 AND ?2 \
+         UNION SELECT b.reply_to_id FROM outbox o JOIN bridged_message b ON b.id = o.bridged_id \
+               WHERE b.reply_to_id BETWEEN ?1 AND ?2 \
+         UNION SELECT b.thread_id FROM outbox o JOIN bridged_message b ON b.id = o.bridged_id \
+               WHERE b.thread_id BETWEEN ?1 AND ?2",
+    )?;
+    let ids = needed
+        .query_map(params![first, last], |row| row.get(0))?
+        .collect::<Result<HashSet<i64>, _>>()?;
+    Ok(ids)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Mutex;
     use switchboard_sdk::{RichText, RoomId, Sender};
 
-    #[derive(Default)]
-    struct Rows(Mutex<Vec<i64>>);
-
-    impl CommitListener for Rows {
-        fn rows_committed(&self, rows: Vec<(RoomKey, PendingRow)>) {
-            let mut seen = self.0.lock().unwrap();
-            seen.extend(rows.iter().map(|(_, row)| row.outbox_id));
+    fn state() -> WriterState {
+        WriterState {
+            clock: crate::store::system_clock(),
+            sequences: RoomSequences::default(),
         }
     }
 
@@ -529,8 +758,8 @@ mod tests {
         };
         let (second, second_reply) = accept("m2");
         let (again, again_reply) = accept("m1");
-        let listener = Rows::default();
-        process(&mut conn, vec![first, save, second, again]).announce(&listener);
+        let (delivery, mut committed) = tokio::sync::mpsc::unbounded_channel();
+        process(&mut conn, vec![first, save, second, again], &mut state()).announce(&delivery);
         let outcome = |rx: oneshot::Receiver<Result<AcceptOutcome, StoreError>>| {
             rx.blocking_recv().unwrap().unwrap()
         };
@@ -551,7 +780,7 @@ mod tests {
             .unwrap();
         assert_eq!(stored, 2, "both accepted events are committed");
         assert_eq!(
-            listener.0.lock().unwrap().len(),
+            committed.try_recv().map(|rows| rows.len()).unwrap_or(0),
             2,
             "delivery told once each"
         );
@@ -566,7 +795,13 @@ mod tests {
         let (first, _) = accept("m1");
         let (second, _) = accept("m1");
         let mut rows = Vec::new();
-        let applied = apply_batch(&mut conn, &[first, second], Isolation::None, &mut rows);
+        let applied = apply_batch(
+            &mut conn,
+            &[first, second],
+            Isolation::None,
+            &mut rows,
+            &mut state(),
+        );
         let Ok(Ok(applied)) = applied else {
             panic!("the batch did not commit");
         };

@@ -1,26 +1,11 @@
 //! Read-only queries, run on a small pool of connections off the async runtime.
 
-use super::{DeadLetter, StoreError};
+use super::{DeadLetter, PendingRow, StoreError};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use switchboard_sdk::{Inbound, NativeMsgId, RoomKey};
 use tokio::sync::Semaphore;
-
-/// One undelivered outbox row with the event it carries.
-#[derive(Debug, Clone)]
-pub struct PendingRow {
-    pub outbox_id: i64,
-    pub bridged_id: i64,
-    pub route: String,
-    pub created_ms: i64,
-    pub attempts: i64,
-    pub target_id: Option<i64>,
-    pub reply_to_id: Option<i64>,
-    pub thread_id: Option<i64>,
-    /// Shared by the rows of every destination room of the same event.
-    pub event: Arc<Inbound>,
-}
 
 /// Connections are opened on demand and kept for reuse. At most `MAX_READERS` reads
 /// run at once, each on its own connection on the blocking pool: a flood of rooms
@@ -90,32 +75,33 @@ impl ReadPool {
 pub fn pending_after(
     conn: &Connection,
     room: &RoomKey,
-    after_id: i64,
+    after_seq: i64,
     limit: usize,
 ) -> Result<Vec<PendingRow>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT o.id, o.bridged_id, o.route, o.created_ms, o.attempts, b.target_id, b.reply_to_id, b.thread_id, b.event \
+        "SELECT o.id, o.seq, o.bridged_id, o.route, o.created_ms, o.attempts, b.target_id, b.reply_to_id, b.thread_id, b.event \
          FROM outbox o JOIN bridged_message b ON b.id = o.bridged_id \
-         WHERE o.network = ?1 AND o.room = ?2 AND o.id > ?3 ORDER BY o.id LIMIT ?4",
+         WHERE o.network = ?1 AND o.room = ?2 AND o.seq > ?3 ORDER BY o.seq LIMIT ?4",
     )?;
     let mut rows = stmt.query(params![
         room.network.as_str(),
         room.room.as_str(),
-        after_id,
+        after_seq,
         limit as i64
     ])?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
-        let json: String = row.get(8)?;
+        let json: String = row.get(9)?;
         out.push(PendingRow {
             outbox_id: row.get(0)?,
-            bridged_id: row.get(1)?,
-            route: row.get(2)?,
-            created_ms: row.get(3)?,
-            attempts: row.get(4)?,
-            target_id: row.get(5)?,
-            reply_to_id: row.get(6)?,
-            thread_id: row.get(7)?,
+            seq: row.get(1)?,
+            bridged_id: row.get(2)?,
+            route: row.get(3)?,
+            created_ms: row.get(4)?,
+            attempts: row.get(5)?,
+            target_id: row.get(6)?,
+            reply_to_id: row.get(7)?,
+            thread_id: row.get(8)?,
             event: Arc::new(serde_json::from_str(&json)?),
         });
     }

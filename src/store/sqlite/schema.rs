@@ -2,9 +2,10 @@
 
 use rusqlite::Connection;
 
-const MIGRATIONS: &[(i64, &str)] = &[
+pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_init.sql")),
     (2, include_str!("migrations/0002_adapter_state.sql")),
+    (3, include_str!("migrations/0003_room_sequence.sql")),
 ];
 
 /// WAL pages written before the writer copies them back into the database (SQLite's

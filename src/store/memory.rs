@@ -1,0 +1,354 @@
+//! A `Store` held in memory: the same contract as the SQLite store (per-room
+//! sequence, dedup on the native-id map, committed rows handed to delivery) without
+//! files, threads or blocking reads, so that delivery tests run on a paused tokio
+//! clock. Nothing survives the process; durability tests use `SqliteStore`.
+
+use super::{
+    AcceptOutcome, Clock, CommittedRows, CommittedRowsReceiver, Completion, DeadLetter,
+    Destination, PendingRow, PruneBefore, Pruned, Store, StoreError,
+};
+use async_trait::async_trait;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use switchboard_sdk::{EventKind, Inbound, NativeMsgId, NetworkId, RoomKey};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::oneshot;
+
+pub struct MemoryStore {
+    state: Mutex<State>,
+    delivery: UnboundedSender<CommittedRows>,
+    clock: Clock,
+}
+
+/// One bridged message as the id map and reply quotes need it.
+struct Message {
+    sender_name: String,
+    event: Arc<Inbound>,
+    created_ms: i64,
+}
+
+/// One outbox row with what it needs to become a `PendingRow` again.
+struct OutboxRow {
+    room: RoomKey,
+    row: PendingRow,
+}
+
+#[derive(Default)]
+struct State {
+    messages: BTreeMap<i64, Message>,
+    next_bridged_id: i64,
+    /// (room, native id) -> (bridged id, part); the origin is part -1.
+    native_ids: HashMap<(RoomKey, NativeMsgId), (i64, i64)>,
+    room_sequence: HashMap<RoomKey, i64>,
+    outbox: BTreeMap<i64, OutboxRow>,
+    next_outbox_id: i64,
+    dead_letters: BTreeMap<i64, (DeadLetter, i64)>,
+    adapter_state: HashMap<(NetworkId, String), String>,
+}
+
+impl MemoryStore {
+    /// An empty store; committed rows arrive on the returned receiver.
+    pub fn new() -> (Self, CommittedRowsReceiver) {
+        Self::with_clock(super::system_clock())
+    }
+
+    pub fn with_clock(clock: Clock) -> (Self, CommittedRowsReceiver) {
+        let (delivery, committed) = tokio::sync::mpsc::unbounded_channel();
+        let store = Self {
+            state: Mutex::new(State::default()),
+            delivery,
+            clock,
+        };
+        (store, committed)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl State {
+    fn lookup(&self, room: &RoomKey, native_id: &NativeMsgId) -> Option<i64> {
+        self.native_ids
+            .get(&(room.clone(), native_id.clone()))
+            .map(|(bridged_id, _)| *bridged_id)
+    }
+
+    fn accept(
+        &mut self,
+        event: Inbound,
+        destinations: Vec<Destination>,
+        now: i64,
+    ) -> (AcceptOutcome, CommittedRows) {
+        let target_id = match &event.kind {
+            EventKind::Edit { target } | EventKind::Delete { target } => {
+                match self.lookup(&event.room, target) {
+                    Some(id) => Some(id),
+                    None => return (AcceptOutcome::UnknownTarget, Vec::new()),
+                }
+            }
+            _ => None,
+        };
+        let reply_to_id = event
+            .reply_to
+            .as_ref()
+            .and_then(|id| self.lookup(&event.room, id));
+        let thread_id = event
+            .thread
+            .as_ref()
+            .and_then(|id| self.lookup(&event.room, id));
+        let bridged_id = self.next_bridged_id + 1;
+        if let Some(native_id) = &event.native_id {
+            let key = (event.room.clone(), native_id.clone());
+            if self.native_ids.contains_key(&key) {
+                return (AcceptOutcome::Duplicate, Vec::new());
+            }
+            self.native_ids.insert(key, (bridged_id, -1));
+        }
+        self.next_bridged_id = bridged_id;
+        let event = Arc::new(event);
+        self.messages.insert(
+            bridged_id,
+            Message {
+                sender_name: event.sender.display_name.clone(),
+                event: event.clone(),
+                created_ms: now,
+            },
+        );
+        let mut outbox = Vec::with_capacity(destinations.len());
+        let mut rows = Vec::with_capacity(destinations.len());
+        for destination in destinations {
+            let seq = self
+                .room_sequence
+                .entry(destination.room.clone())
+                .or_insert(0);
+            *seq += 1;
+            self.next_outbox_id += 1;
+            let row = PendingRow {
+                outbox_id: self.next_outbox_id,
+                seq: *seq,
+                bridged_id,
+                route: destination.route.to_string(),
+                created_ms: now,
+                attempts: 0,
+                target_id,
+                reply_to_id,
+                thread_id,
+                event: event.clone(),
+            };
+            self.outbox.insert(
+                row.outbox_id,
+                OutboxRow {
+                    room: destination.room.clone(),
+                    row: row.clone(),
+                },
+            );
+            outbox.push((destination.room.clone(), row.outbox_id));
+            rows.push((destination.room, row));
+        }
+        (AcceptOutcome::Accepted { bridged_id, outbox }, rows)
+    }
+
+    fn complete(&mut self, completion: Completion, now: i64) {
+        match completion {
+            Completion::Delivered {
+                outbox_id,
+                bridged_id,
+                room,
+                native_ids,
+            } => {
+                for (part, native_id) in native_ids.into_iter().enumerate() {
+                    self.native_ids
+                        .entry((room.clone(), native_id))
+                        .or_insert((bridged_id, part as i64));
+                }
+                self.outbox.remove(&outbox_id);
+            }
+            Completion::Skipped { outbox_id } => {
+                self.outbox.remove(&outbox_id);
+            }
+            Completion::Dead { outbox_id, reason } => {
+                if let Some(OutboxRow { room, row }) = self.outbox.remove(&outbox_id) {
+                    let letter = DeadLetter {
+                        outbox_id,
+                        bridged_id: row.bridged_id,
+                        route: row.route,
+                        room,
+                        attempts: row.attempts,
+                        reason,
+                    };
+                    self.dead_letters.insert(outbox_id, (letter, now));
+                }
+            }
+        }
+    }
+
+    fn prune(&mut self, before: PruneBefore, limit: usize) -> Pruned {
+        let mut needed = std::collections::HashSet::new();
+        for OutboxRow { row, .. } in self.outbox.values() {
+            needed.extend([
+                Some(row.bridged_id),
+                row.target_id,
+                row.reply_to_id,
+                row.thread_id,
+            ]);
+        }
+        needed.extend(
+            self.dead_letters
+                .values()
+                .map(|(letter, _)| Some(letter.bridged_id)),
+        );
+        let old: Vec<i64> = self
+            .messages
+            .iter()
+            .filter(|(id, message)| {
+                message.created_ms < before.id_map_ms && !needed.contains(&Some(**id))
+            })
+            .map(|(id, _)| *id)
+            .take(limit)
+            .collect();
+        for id in &old {
+            self.messages.remove(id);
+        }
+        self.native_ids
+            .retain(|_, (bridged_id, _)| self.messages.contains_key(bridged_id));
+        let dead: Vec<i64> = self
+            .dead_letters
+            .iter()
+            .filter(|(_, (_, dead_ms))| *dead_ms < before.dead_letters_ms)
+            .map(|(id, _)| *id)
+            .take(limit)
+            .collect();
+        for id in &dead {
+            self.dead_letters.remove(id);
+        }
+        Pruned {
+            messages: old.len(),
+            dead_letters: dead.len(),
+            done: old.len() < limit && dead.len() < limit,
+        }
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn accept(
+        &self,
+        event: Inbound,
+        destinations: Vec<Destination>,
+    ) -> Result<AcceptOutcome, StoreError> {
+        let mut state = self.lock();
+        let (outcome, rows) = state.accept(event, destinations, (self.clock)());
+        if !rows.is_empty() {
+            // Sent under the lock, so commits reach delivery in their order.
+            let _ = self.delivery.send(rows);
+        }
+        Ok(outcome)
+    }
+
+    async fn pending_after(
+        &self,
+        room: &RoomKey,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<PendingRow>, StoreError> {
+        let state = self.lock();
+        let mut rows: Vec<PendingRow> = state
+            .outbox
+            .values()
+            .filter(|pending| &pending.room == room && pending.row.seq > after_seq)
+            .map(|pending| pending.row.clone())
+            .collect();
+        rows.sort_by_key(|row| row.seq);
+        rows.truncate(limit);
+        Ok(rows)
+    }
+
+    async fn pending_rooms(&self) -> Result<Vec<(RoomKey, i64)>, StoreError> {
+        let mut counts: BTreeMap<RoomKey, i64> = BTreeMap::new();
+        for pending in self.lock().outbox.values() {
+            *counts.entry(pending.room.clone()).or_default() += 1;
+        }
+        Ok(counts.into_iter().collect())
+    }
+
+    fn complete(&self, completion: Completion) -> Result<oneshot::Receiver<()>, StoreError> {
+        self.lock().complete(completion, (self.clock)());
+        let (done, committed) = oneshot::channel();
+        let _ = done.send(());
+        Ok(committed)
+    }
+
+    fn record_failure(&self, outbox_id: i64, _error: String) -> Result<(), StoreError> {
+        if let Some(pending) = self.lock().outbox.get_mut(&outbox_id) {
+            pending.row.attempts += 1;
+        }
+        Ok(())
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
+        Ok(self
+            .lock()
+            .dead_letters
+            .values()
+            .map(|(letter, _)| letter.clone())
+            .collect())
+    }
+
+    async fn native_ids_in(
+        &self,
+        bridged_id: i64,
+        room: &RoomKey,
+    ) -> Result<Vec<NativeMsgId>, StoreError> {
+        let state = self.lock();
+        let mut parts: Vec<(i64, NativeMsgId)> = state
+            .native_ids
+            .iter()
+            .filter(|((in_room, _), (id, _))| in_room == room && *id == bridged_id)
+            .map(|((_, native_id), (_, part))| (*part, native_id.clone()))
+            .collect();
+        parts.sort();
+        Ok(parts.into_iter().map(|(_, native_id)| native_id).collect())
+    }
+
+    async fn summary(&self, bridged_id: i64) -> Result<Option<(String, String)>, StoreError> {
+        Ok(self.lock().messages.get(&bridged_id).map(|message| {
+            (
+                message.sender_name.clone(),
+                message.event.content.to_plain(),
+            )
+        }))
+    }
+
+    async fn adapter_state(
+        &self,
+        network: &NetworkId,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .lock()
+            .adapter_state
+            .get(&(network.clone(), key.to_owned()))
+            .cloned())
+    }
+
+    async fn save_adapter_state(
+        &self,
+        network: &NetworkId,
+        key: &str,
+        value: &str,
+    ) -> Result<(), StoreError> {
+        self.lock()
+            .adapter_state
+            .insert((network.clone(), key.to_owned()), value.to_owned());
+        Ok(())
+    }
+
+    async fn prune(&self, before: PruneBefore, limit: usize) -> Result<Pruned, StoreError> {
+        Ok(self.lock().prune(before, limit))
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
