@@ -10,7 +10,6 @@
 mod private;
 mod read;
 mod schema;
-mod wal_vfs;
 mod writer;
 
 use crate::router::Destination;
@@ -231,20 +230,9 @@ impl Store {
     }
 }
 
-/// The writer's connection, configured, through the WAL-gathering VFS (which needs
-/// the `synchronous = FULL` that `schema::configure` sets; see `wal_vfs`).
+/// The writer's connection, configured (WAL, `synchronous = FULL`: see `schema`).
 fn open_writer(path: &Path) -> Result<Connection, StoreError> {
-    let conn = match wal_vfs::register() {
-        Ok(()) => Connection::open_with_flags_and_vfs(
-            path,
-            rusqlite::OpenFlags::default(),
-            wal_vfs::NAME,
-        )?,
-        Err(error) => {
-            tracing::warn!(%error, "store: writing the WAL without gathering its frames");
-            Connection::open(path)?
-        }
-    };
+    let conn = Connection::open(path)?;
     schema::configure(&conn)?;
     Ok(conn)
 }
