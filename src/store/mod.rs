@@ -12,7 +12,6 @@ mod memory;
 mod private;
 pub mod retention;
 pub mod sqlite;
-mod wal_vfs;
 
 use async_trait::async_trait;
 use std::path::PathBuf;
@@ -24,8 +23,6 @@ use tokio::sync::oneshot;
 pub use memory::MemoryStore;
 pub use private::private_dir;
 pub use retention::Retention;
-#[cfg(test)]
-use sqlite::open_writer;
 pub use sqlite::{DATABASE_FILE, SqliteStore};
 
 #[derive(Debug, Error)]

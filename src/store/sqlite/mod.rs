@@ -12,7 +12,7 @@ mod writer;
 
 use super::{
     AcceptOutcome, Clock, CommittedRowsReceiver, Completion, DeadLetter, Destination, PendingRow,
-    PruneBefore, Pruned, Store, StoreError, private, wal_vfs,
+    PruneBefore, Pruned, Store, StoreError, private,
 };
 use async_trait::async_trait;
 use rusqlite::Connection;
@@ -171,20 +171,9 @@ impl Store for SqliteStore {
     }
 }
 
-/// The writer's connection, configured, through the WAL-gathering VFS (which needs
-/// the `synchronous = FULL` that `schema::configure` sets; see `wal_vfs`).
+/// The writer's connection, configured (WAL, `synchronous = FULL`: see `schema`).
 pub(super) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
-    let conn = match wal_vfs::register() {
-        Ok(()) => Connection::open_with_flags_and_vfs(
-            path,
-            rusqlite::OpenFlags::default(),
-            wal_vfs::NAME,
-        )?,
-        Err(error) => {
-            tracing::warn!(%error, "store: writing the WAL without gathering its frames");
-            Connection::open(path)?
-        }
-    };
+    let conn = Connection::open(path)?;
     schema::configure(&conn)?;
     Ok(conn)
 }

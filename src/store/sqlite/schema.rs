@@ -40,3 +40,19 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_store_writer_syncs_every_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = super::super::open_writer(&dir.path().join("db.sqlite3")).unwrap();
+        let synchronous: i64 = conn
+            .pragma_query_value(None, "synchronous", |row| row.get(0))
+            .unwrap();
+        assert_eq!(
+            synchronous, 2,
+            "FULL: a commit is on disk before the messages in it are acknowledged"
+        );
+    }
+}
