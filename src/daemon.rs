@@ -121,7 +121,7 @@ impl Daemon {
         let adapters: Adapters = Arc::new(adapters);
         let table = RoutingTable::build(&options.routes, |network, room| {
             match adapters.get(network) {
-                Some(entry) => entry.adapter.canonical_room(room),
+                Some(entry) => crate::protocols::canonical_room(entry.protocol, room),
                 None => RoomId::new(room),
             }
         });

@@ -11,6 +11,7 @@ pub mod logging;
 pub mod matrix_registration;
 pub mod metrics;
 pub mod networks;
+pub mod protocols;
 pub mod router;
 pub mod store;
 pub mod supervisor;

@@ -3,13 +3,13 @@
 //! in it are generated on the first call and kept in the state database, so the
 //! command prints the same file every time and the daemon finds the tokens there.
 
-use crate::config::{self, Config, NetworkConfig};
+use crate::config::{self, Config};
 use crate::store::{SharedStore, SqliteStore};
 use std::path::Path;
 use std::sync::Arc;
 use switchboard_matrix::MatrixConfig;
 use switchboard_matrix::appservice::registration;
-use switchboard_sdk::NetworkId;
+use switchboard_sdk::{AdapterError, NetworkId};
 
 /// The exit code; the registration goes to stdout, problems to stderr.
 pub fn command(path: &Path, network: Option<&str>) -> i32 {
@@ -37,14 +37,22 @@ pub fn appservice_networks(config: &Config) -> Vec<(&str, &MatrixConfig)> {
     config
         .networks
         .iter()
-        .filter_map(|(name, network)| match network {
-            NetworkConfig::Matrix(matrix) if matrix.appservice.is_some() => {
-                Some((name.as_str(), matrix))
-            }
-            #[allow(unreachable_patterns)]
-            _ => None,
+        .filter_map(|(name, network)| {
+            let matrix = network.section.downcast_ref::<MatrixConfig>()?;
+            matrix
+                .appservice
+                .is_some()
+                .then_some((name.as_str(), matrix))
         })
         .collect()
+}
+
+/// Refuses to start an appservice network that its homeserver could not reach.
+pub fn check_registration_urls(config: &Config) -> Result<(), AdapterError> {
+    for (name, matrix) in appservice_networks(config) {
+        registration_url(config, name, matrix).map_err(AdapterError::Config)?;
+    }
+    Ok(())
 }
 
 /// Where the homeserver reaches the network's transactions endpoint.

@@ -1,7 +1,6 @@
-//! Builds one adapter per configured network: the only place that knows every
-//! protocol. Each protocol is behind its own cargo feature.
+//! Builds one adapter per configured network, each by its protocol's connector.
 
-use crate::config::{Config, NetworkConfig};
+use crate::config::Config;
 use crate::daemon::DaemonOptions;
 use crate::supervisor::RestartPolicy;
 use std::sync::Arc;
@@ -10,11 +9,10 @@ use switchboard_sdk::{Adapter, AdapterError, NetworkId};
 impl DaemonOptions {
     /// The options a config file describes, with its networks' adapters built.
     pub fn from_config(config: Config) -> Result<Self, AdapterError> {
+        // The one protocol with a command of its own (the registration file) checks
+        // here, before anything starts, that its homeserver will be able to reach it.
         #[cfg(feature = "matrix")]
-        for (name, matrix) in crate::matrix_registration::appservice_networks(&config) {
-            crate::matrix_registration::registration_url(&config, name, matrix)
-                .map_err(AdapterError::Config)?;
-        }
+        crate::matrix_registration::check_registration_urls(&config)?;
         Ok(Self {
             adapters: build_adapters(&config)?,
             state_dir: config.state_dir,
@@ -34,20 +32,6 @@ pub fn build_adapters(config: &Config) -> Result<NamedAdapters, AdapterError> {
     config
         .networks
         .iter()
-        .map(|(name, network)| {
-            let adapter: Arc<dyn Adapter> = match network {
-                #[cfg(feature = "irc")]
-                NetworkConfig::Irc(irc) => switchboard_irc::IrcAdapter::new(irc.clone()),
-                #[cfg(feature = "mattermost")]
-                NetworkConfig::Mattermost(mattermost) => {
-                    switchboard_mattermost::MattermostAdapter::new(mattermost.clone())?
-                }
-                #[cfg(feature = "matrix")]
-                NetworkConfig::Matrix(matrix) => {
-                    switchboard_matrix::MatrixAdapter::new(matrix.clone())
-                }
-            };
-            Ok((NetworkId::new(name.clone()), adapter))
-        })
+        .map(|(name, network)| Ok((NetworkId::new(name.clone()), network.build()?)))
         .collect()
 }

@@ -70,7 +70,7 @@ impl InboundHandler for DirectRelay {
 /// prints `ready HTTP_ADDRESS RSS_KB` and serves until stdin says `stop` or closes.
 pub async fn run(routes: u64, from: Arc<dyn Adapter>, to: Arc<dyn Adapter>, rss_before_kb: u64) {
     let rooms: Vec<RoomId> = (0..routes)
-        .map(|i| from.canonical_room(&format!("chan-{i}")))
+        .map(|i| switchboard::protocols::canonical_room(from.protocol(), &format!("chan-{i}")))
         .collect();
     let relay = DirectRelay {
         to,

@@ -4,13 +4,14 @@ use super::env::EnvValues;
 use super::errors::{ConfigError, ConfigErrors, did_you_mean, suggest};
 use super::tree::{Node, Pos, Value};
 use super::types::*;
-use super::{duration, protocols, yaml};
+use super::{duration, yaml};
+use crate::protocols;
 use regex::Regex;
-use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use switchboard_sdk::{NetworkConnector, SectionError};
 
 const TOP_KEYS: &[&str] = &[
     "state_dir",
@@ -131,28 +132,23 @@ impl Loader {
         );
     }
 
-    /// Deserialises a section with serde, mapping its errors to positions.
+    /// Reads a section with `read` (serde underneath), mapping its errors to positions.
     ///
     /// Serde stops at the first problem, so the offending key is removed and the
     /// section read again: one typo does not hide the next problem. Returns the value
     /// (with defaults where keys were removed) and the paths that were removed.
-    fn typed<T: DeserializeOwned>(
+    fn typed<T>(
         &mut self,
         owner: &Node,
         node: &Node,
+        read: impl Fn(serde_json::Value) -> Result<T, SectionError>,
     ) -> Option<(T, Vec<Vec<String>>)> {
         let mut json = node.to_json();
         let mut removed: Vec<Vec<String>> = Vec::new();
         for _ in 0..32 {
-            match serde_path_to_error::deserialize::<_, T>(json.clone()) {
+            match read(json.clone()) {
                 Ok(value) => return Some((value, removed)),
-                Err(error) => {
-                    let path: Vec<String> = error
-                        .path()
-                        .iter()
-                        .map(|segment| segment.to_string())
-                        .collect();
-                    let message = error.inner().to_string();
+                Err(SectionError { path, message }) => {
                     // A required key we removed ourselves, or one already suggested for
                     // a misspelt key ("nik": did you mean "nick"?), is not a new problem.
                     if let Some(missing) = message
@@ -476,41 +472,44 @@ impl Loader {
                         key.pos,
                         format!("network \"{name}\" must have exactly one protocol section"),
                     )
-                    .hint(format!("known protocols: {}", protocols::NAMES.join(", "))),
+                    .hint(format!(
+                        "known protocols: {}",
+                        protocols::names().join(", ")
+                    )),
                 );
                 continue;
             };
             let protocol = protocol_key.key_text();
-            if !protocols::NAMES.contains(&protocol.as_str()) {
+            let Some(connector) = protocols::connector(&protocol) else {
+                let known = protocols::names();
                 self.error(
                     ConfigError::at(protocol_key.pos, format!("unknown protocol \"{protocol}\""))
                         .hint(format!(
                             "{}known protocols: {}",
-                            did_you_mean(&protocol, protocols::NAMES.iter().copied())
+                            did_you_mean(&protocol, known.iter().copied())
                                 .map_or(String::new(), |h| format!("{h} ")),
-                            protocols::NAMES.join(", ")
+                            known.join(", ")
                         )),
                 );
                 continue;
-            }
-            if let Some(network) = protocols::parse(self, &protocol, protocol_key, protocol_section)
-            {
+            };
+            if let Some(network) = self.section(connector, protocol_key, protocol_section) {
                 networks.insert(name, network);
             }
         }
         networks
     }
 
-    /// Used by protocol parsers: deserialise and validate a section.
-    pub(super) fn section<T: DeserializeOwned>(
+    /// Reads and validates one network's section with its protocol's connector.
+    fn section(
         &mut self,
+        connector: &'static dyn NetworkConnector,
         owner: &Node,
         node: &Node,
-        validate: impl FnOnce(&T) -> Vec<switchboard_sdk::ConfigProblem>,
-    ) -> Option<T> {
-        let (value, removed) = self.typed::<T>(owner, node)?;
+    ) -> Option<NetworkConfig> {
+        let (section, removed) = self.typed(owner, node, |json| connector.read_section(json))?;
         let mut clean = removed.is_empty();
-        for problem in validate(&value) {
+        for problem in section.validate() {
             // A key that was removed for being wrong is already reported.
             if removed.iter().any(|gone| problem.path.starts_with(gone)) {
                 continue;
@@ -527,7 +526,7 @@ impl Loader {
             };
             self.error(ConfigError::at(pos, message).maybe_hint(problem.hint));
         }
-        clean.then_some(value)
+        clean.then_some(NetworkConfig { connector, section })
     }
 
     fn routes(
@@ -574,18 +573,24 @@ impl Loader {
                 let shown =
                     room_value.map_or_else(|| format!("{:?}", room.room), |v| self.subject(v));
                 let protocol = networks.get(&room.network).cloned().flatten();
-                if let Some((predicate, hint)) =
-                    protocols::room_problem(protocol.as_deref(), &room.room)
-                {
+                let problem = protocol
+                    .as_deref()
+                    .and_then(protocols::connector)
+                    .and_then(|connector| connector.room_problem(&room.room));
+                if let Some(problem) = problem {
                     self.error(
-                        ConfigError::at(pos, format!("room {}: {shown} {predicate}", room.network))
-                            .hint(hint),
+                        ConfigError::at(
+                            pos,
+                            format!("room {}: {shown} {}", room.network, problem.predicate),
+                        )
+                        .hint(problem.hint),
                     );
                 }
-                let key = (
-                    room.network.clone(),
-                    protocols::canonical_room(protocol.as_deref(), &room.room),
-                );
+                let canonical = match protocol.as_deref() {
+                    Some(protocol) => protocols::canonical_room(protocol, &room.room),
+                    None => switchboard_sdk::RoomId::new(room.room.clone()),
+                };
+                let key = (room.network.clone(), canonical.as_str().to_owned());
                 match seen.get(&key) {
                     Some((first_route, first_pos, _, _)) if *first_route == route.name => self
                         .error(

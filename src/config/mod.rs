@@ -9,7 +9,6 @@ mod duration;
 mod env;
 mod errors;
 mod load;
-mod protocols;
 mod tree;
 mod types;
 mod yaml;

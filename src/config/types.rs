@@ -4,7 +4,9 @@ use regex::Regex;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+use switchboard_sdk::{Adapter, AdapterError, NetworkConnector, NetworkSection};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -41,14 +43,33 @@ pub struct StoreConfig {
     pub retention: crate::store::Retention,
 }
 
-#[derive(Debug, Clone)]
-pub enum NetworkConfig {
-    #[cfg(feature = "irc")]
-    Irc(switchboard_irc::IrcConfig),
-    #[cfg(feature = "mattermost")]
-    Mattermost(switchboard_mattermost::MattermostConfig),
-    #[cfg(feature = "matrix")]
-    Matrix(switchboard_matrix::MatrixConfig),
+/// One network's protocol section, read and validated by the protocol's connector.
+#[derive(Clone)]
+pub struct NetworkConfig {
+    pub connector: &'static dyn NetworkConnector,
+    /// Only `connector` looks inside (to build the network).
+    pub section: Arc<dyn NetworkSection>,
+}
+
+impl NetworkConfig {
+    /// The section key, e.g. `irc`.
+    pub fn protocol(&self) -> &'static str {
+        self.connector.protocol()
+    }
+
+    /// The running network this section describes.
+    pub fn build(&self) -> Result<Arc<dyn Adapter>, AdapterError> {
+        self.connector.build(&*self.section)
+    }
+}
+
+impl std::fmt::Debug for NetworkConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetworkConfig")
+            .field("protocol", &self.protocol())
+            .field("section", &self.section)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

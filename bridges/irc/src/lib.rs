@@ -5,19 +5,20 @@
 
 pub mod config;
 mod connection;
+mod connector;
 pub mod format;
 pub mod inbound;
 pub mod outbound;
 mod session;
 
 pub use config::IrcConfig;
-pub use inbound::canonical_channel;
+pub use connector::IrcConnector;
 
 use async_trait::async_trait;
 use session::Session;
 use std::sync::Arc;
 use switchboard_sdk::{
-    Adapter, AdapterContext, AdapterError, Capabilities, CurrentRun, Outbound, RoomId, SendError,
+    Adapter, AdapterContext, AdapterError, Capabilities, CurrentRun, Outbound, SendError,
     SendReceipt,
 };
 use tokio_util::sync::CancellationToken;
@@ -42,7 +43,7 @@ impl IrcAdapter {
 #[async_trait]
 impl Adapter for IrcAdapter {
     fn protocol(&self) -> &'static str {
-        "irc"
+        connector::PROTOCOL
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -50,10 +51,6 @@ impl Adapter for IrcAdapter {
             rich_text: true,
             ..Capabilities::default()
         }
-    }
-
-    fn canonical_room(&self, room: &str) -> RoomId {
-        RoomId::new(canonical_channel(room))
     }
 
     fn guard_name(&self, name: &str) -> String {

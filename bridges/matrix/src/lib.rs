@@ -9,12 +9,14 @@
 
 pub mod appservice;
 pub mod config;
+mod connector;
 pub mod format;
 mod inbound;
 mod outbound;
 mod session;
 
 pub use config::MatrixConfig;
+pub use connector::MatrixConnector;
 
 use async_trait::async_trait;
 use matrix_sdk::ruma::OwnedRoomId;
@@ -57,7 +59,7 @@ impl MatrixAdapter {
 #[async_trait]
 impl Adapter for MatrixAdapter {
     fn protocol(&self) -> &'static str {
-        "matrix"
+        connector::PROTOCOL
     }
 
     fn capabilities(&self) -> Capabilities {

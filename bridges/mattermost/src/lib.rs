@@ -7,6 +7,7 @@
 mod api;
 mod client;
 pub mod config;
+mod connector;
 pub mod format;
 mod inbound;
 mod incoming_hook;
@@ -15,6 +16,7 @@ mod session;
 mod webhook;
 
 pub use config::MattermostConfig;
+pub use connector::MattermostConnector;
 
 use async_trait::async_trait;
 use config::Mode;
@@ -110,15 +112,16 @@ impl MattermostAdapter {
     }
 }
 
-/// Channel names are lower case in Mattermost; ids too.
-pub fn canonical_channel(room: &str) -> String {
+/// Channel names are lower case in Mattermost; ids too. The daemon canonicalises
+/// through [`MattermostConnector`].
+pub(crate) fn canonical_channel(room: &str) -> String {
     room.trim().to_lowercase()
 }
 
 #[async_trait]
 impl Adapter for MattermostAdapter {
     fn protocol(&self) -> &'static str {
-        "mattermost"
+        connector::PROTOCOL
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -133,10 +136,6 @@ impl Adapter for MattermostAdapter {
             attachments: bot,
             max_message_bytes: None,
         }
-    }
-
-    fn canonical_room(&self, room: &str) -> RoomId {
-        RoomId::new(canonical_channel(room))
     }
 
     fn guard_name(&self, name: &str) -> String {

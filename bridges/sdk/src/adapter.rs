@@ -218,12 +218,6 @@ pub trait Adapter: Send + Sync + 'static {
 
     fn capabilities(&self) -> Capabilities;
 
-    /// The canonical form of a room name written in the config (IRC lower-cases
-    /// channels), so inbound events and routes agree on the key.
-    fn canonical_room(&self, room: &str) -> RoomId {
-        RoomId::new(room)
-    }
-
     /// Makes a relayed name safe to show on this network without notifying the
     /// local user who has the same name (IRC inserts a zero-width character).
     fn guard_name(&self, name: &str) -> String {

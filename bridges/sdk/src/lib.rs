@@ -2,10 +2,12 @@
 //!
 //! Adapters depend on this crate only. It owns the typed ids, the normalised event
 //! model, the small rich-text model, the `Adapter` trait with its declared
-//! capabilities, the errors an adapter may return, text helpers every adapter needs
+//! capabilities, the `NetworkConnector` through which each protocol registers with
+//! the daemon, the errors an adapter may return, text helpers every adapter needs
 //! (byte-budget splitting), and `testing`: a fake adapter and a conformance suite.
 
 pub mod adapter;
+pub mod connector;
 pub mod error;
 pub mod event;
 pub mod ids;
@@ -18,6 +20,7 @@ pub use adapter::{
     Adapter, AdapterContext, AdapterState, Capabilities, ConnectionState, CurrentRun,
     HealthReporter, InboundSink, StateHandle, SubmitOutcome, WebhookRequest, WebhookResponse,
 };
+pub use connector::{NetworkConnector, NetworkSection, RoomProblem, SectionError};
 pub use error::{AdapterError, ConfigProblem, SendError, SubmitError};
 pub use event::{
     Attachment, EventKind, Inbound, MessageStyle, Origin, Outbound, OutboundKind, SendReceipt,
