@@ -18,12 +18,11 @@ pub mod supervisor;
 
 pub use daemon::{Daemon, DaemonError, DaemonOptions};
 
-/// jemalloc, for everything the daemon allocates (SQLite keeps the system's malloc).
-/// Measured with the webhook relay benchmark against glibc's malloc: 11-19% more
-/// messages per second and 14-20% less CPU per message, for ~3 MB more peak RSS;
-/// glibc spent much of its time consolidating fastbins and in cross-thread frees.
-/// mimalloc was as fast but took 35 MB at peak. Declared in the library so that
-/// tests and benchmarks run the allocator the daemon ships with.
+/// jemalloc, for everything the daemon allocates (SQLite keeps the system's malloc):
+/// glibc's malloc spends much of its time consolidating fastbins and in frees across
+/// threads, which is most of what the relay does (docs/benchmarks.md has the figures).
+/// Declared in the library so that tests and benchmarks run the allocator the daemon
+/// ships with.
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

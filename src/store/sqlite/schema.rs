@@ -12,10 +12,9 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
 /// default is 1,000). A checkpoint writes each page back once however often it changed
 /// since the last one, and most commits change the same pages again (the outbox, its
 /// index, the newest messages) or a leaf of the native-id index that an earlier commit
-/// changed too. With 4,000 pages, fewer checkpoints write back fewer pages per message:
-/// in the webhook benchmark (16 routes, realistic ids) 8,319 -> 9,235 messages/s
-/// (median of 5 alternations), with the p99 at 500/s no worse. The WAL file grows to
-/// ~16 MB and is normally reused from its start after each checkpoint.
+/// changed too. With 4,000 pages, fewer checkpoints write back fewer pages per message
+/// (docs/benchmarks.md). The WAL file grows to ~16 MB and is normally reused from its
+/// start after each checkpoint.
 const WAL_AUTOCHECKPOINT_PAGES: i64 = 4_000;
 
 /// WAL with full fsync on commit: a committed event survives a crash or power loss.
