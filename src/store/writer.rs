@@ -342,7 +342,9 @@ fn accept(
         return Ok((AcceptOutcome::Duplicate, Vec::new()));
     }
     let target_id = match &event.kind {
-        EventKind::Edit { target } | EventKind::Delete { target } => {
+        EventKind::Edit { target }
+        | EventKind::Delete { target }
+        | EventKind::Reaction { target, .. } => {
             match lookup(conn, &event.room, target)? {
                 Some(id) => Some(id),
                 None => return Ok((AcceptOutcome::UnknownTarget, Vec::new())),
