@@ -15,6 +15,7 @@ mod session;
 mod webhook;
 
 pub use config::MattermostConfig;
+pub use outbound::MAX_POST_BYTES;
 
 use async_trait::async_trait;
 use config::Mode;
