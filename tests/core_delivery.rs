@@ -542,7 +542,10 @@ async fn each_room_is_delivered_to_as_its_own_capabilities_say() {
     let named = to("#named");
     assert!(named.per_message_sender);
     assert_eq!(named.sender_name, "alice");
-    assert_eq!(named.parts, vec![switchboard_sdk::FinalText::plain("hello")]);
+    assert_eq!(
+        named.parts,
+        vec![switchboard_sdk::FinalText::plain("hello")]
+    );
     let plain = to("#plain");
     assert!(!plain.per_message_sender);
     assert_eq!(
@@ -607,9 +610,6 @@ async fn each_room_is_delivered_to_as_its_own_capabilities_say() {
         target: NativeMsgId::new("never-seen"),
         key: "👍".into(),
     };
-    assert_eq!(
-        f[0].submit(unknown).await.unwrap(),
-        SubmitOutcome::Ignored
-    );
+    assert_eq!(f[0].submit(unknown).await.unwrap(), SubmitOutcome::Ignored);
     daemon.shutdown().await;
 }

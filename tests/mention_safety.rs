@@ -240,7 +240,10 @@ fn capabilities(to: Net, per_message_sender: bool) -> Capabilities {
             TextFormat::new(switchboard_irc::outbound::IrcText { name_guard: None }),
             Some(switchboard_irc::outbound::text_budget("#d", 64)),
         ),
-        Net::Matrix => (TextFormat::new(switchboard_matrix::format::MatrixText), None),
+        Net::Matrix => (
+            TextFormat::new(switchboard_matrix::format::MatrixText),
+            None,
+        ),
         Net::Mattermost => (
             TextFormat::new(switchboard_mattermost::format::MattermostText),
             Some(switchboard_mattermost::MAX_POST_BYTES),

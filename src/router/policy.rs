@@ -127,10 +127,7 @@ mod tests {
         let text = "abcdefghijklmnopqrstuvwxyz0123456789";
         let named = present(message(text), &capabilities(true)).unwrap();
         let marker = truncation_marker(2);
-        assert_eq!(
-            bodies(&named),
-            ["abcdefghij", "klmnopqrst", &marker[..10]]
-        );
+        assert_eq!(bodies(&named), ["abcdefghij", "klmnopqrst", &marker[..10]]);
     }
 
     #[test]
@@ -155,6 +152,11 @@ mod tests {
         delete.kind = OutboundKind::Delete {
             targets: Vec::new(),
         };
-        assert!(present(delete, &capabilities(true)).unwrap().parts.is_empty());
+        assert!(
+            present(delete, &capabilities(true))
+                .unwrap()
+                .parts
+                .is_empty()
+        );
     }
 }

@@ -385,7 +385,8 @@ fn membership_lines_are_spoken_by_the_bridge() {
 #[test]
 fn the_label_is_in_the_text_unless_the_room_names_senders_per_message() {
     let hello = said("a", "#a", "alice", "hello");
-    let Rendered::Send(labelled) = render_for(&hello, &Resolved::default(), Capabilities::default())
+    let Rendered::Send(labelled) =
+        render_for(&hello, &Resolved::default(), Capabilities::default())
     else {
         panic!("expected a send");
     };

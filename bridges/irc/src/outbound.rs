@@ -90,8 +90,7 @@ fn framing(style: MessageStyle) -> (&'static str, &'static str, &'static str) {
 pub fn lines(message: &Outbound) -> Result<Vec<String>, SendError> {
     let OutboundKind::Message { style, .. } = &message.kind else {
         return Err(SendError::Permanent(
-            "IRC has no edits, deletes or reactions; the core sends corrections as messages"
-                .into(),
+            "IRC has no edits, deletes or reactions; the core sends corrections as messages".into(),
         ));
     };
     let channel = message.room.as_str();

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use switchboard_irc::{IrcAdapter, IrcConfig};
 use switchboard_sdk::testing::{
-    ConformanceHarness, RunningAdapter, message_from_alice, planned, run_conformance, spawn_adapter,
-    wait_connected,
+    ConformanceHarness, RunningAdapter, message_from_alice, planned, run_conformance,
+    spawn_adapter, wait_connected,
 };
 use switchboard_sdk::{Adapter, MessageStyle, NetworkId, Outbound, OutboundKind, RoomId};
 use switchboard_testkit::{Inspircd, IrcPeer, Ngircd, NgircdOptions};
@@ -155,7 +155,10 @@ async fn split_lines_join_back_to_the_original_on_ngircd() {
         .map(|i| ["é", "crème", "brûlée", "à", "la", "mode"][i % 6])
         .collect::<Vec<_>>()
         .join(" ");
-    adapter.send(&message(&adapter, "#split", &text)).await.unwrap();
+    adapter
+        .send(&message(&adapter, "#split", &text))
+        .await
+        .unwrap();
     adapter
         .send(&message(&adapter, "#split", "end of split"))
         .await
@@ -263,7 +266,10 @@ async fn after_a_server_restart_run_again_rejoins_and_sends() {
         ..
     } = start(&adapter, &["#back"]);
     wait_connected(&mut health, WAIT).await;
-    adapter.send(&message(&adapter, "#back", "i am back")).await.unwrap();
+    adapter
+        .send(&message(&adapter, "#back", "i am back"))
+        .await
+        .unwrap();
     peer.expect("#back", "i am back", WAIT).await;
     cancel.cancel();
     task.await.unwrap().unwrap();
@@ -368,7 +374,10 @@ async fn inspircd_echoes_are_our_own_and_carry_msgid() {
         ..
     } = start(&adapter, &["#v3"]);
     wait_connected(&mut health, WAIT).await;
-    adapter.send(&message(&adapter, "#v3", "echo check")).await.unwrap();
+    adapter
+        .send(&message(&adapter, "#v3", "echo check"))
+        .await
+        .unwrap();
     peer.expect("#v3", "echo check", WAIT).await;
     peer.say("#v3", "from the peer").await;
     let (mut echo, mut theirs) = (None, None);

@@ -123,7 +123,10 @@ async fn password_login_works_and_a_bad_token_is_an_auth_failure() {
     });
     let adapter = MattermostAdapter::new(login).unwrap();
     let (_inbound, cancel) = running(&adapter).await;
-    let receipt = adapter.send(&message(&*adapter, "after login")).await.unwrap();
+    let receipt = adapter
+        .send(&message(&*adapter, "after login"))
+        .await
+        .unwrap();
     assert_eq!(receipt.native_ids.len(), 1);
     cancel.cancel();
 
@@ -224,7 +227,11 @@ async fn thread_replies_multi_part_edits_and_uploads_on_the_way_out() {
 
     // A message too long for one post becomes several; an edit keeps the first.
     let long = "word ".repeat(7_000);
-    let parts = adapter.send(&message(&*adapter, &long)).await.unwrap().native_ids;
+    let parts = adapter
+        .send(&message(&*adapter, &long))
+        .await
+        .unwrap()
+        .native_ids;
     assert!(parts.len() >= 2, "{parts:?}");
     let mut edit = message(&*adapter, "short now");
     edit.kind = OutboundKind::Edit {
@@ -332,7 +339,10 @@ async fn edits_deletes_replies_actions_and_own_posts_on_the_way_in() {
     assert_eq!(event.content.to_plain(), "waves");
 
     // What the bridge itself posts comes back marked as its own.
-    adapter.send(&message(&*adapter, "from the bridge")).await.unwrap();
+    adapter
+        .send(&message(&*adapter, "from the bridge"))
+        .await
+        .unwrap();
     let event = next_event(&mut inbound, "the bridge's own post").await;
     assert!(event.sender.is_self, "{event:?}");
 
@@ -461,7 +471,10 @@ async fn incoming_webhook_posts_and_classes_its_errors() {
     let hook_id = incoming.rsplit('/').next().unwrap().to_owned();
     let adapter = MattermostAdapter::new(webhook_config(&server.mm.url(), &incoming)).unwrap();
 
-    let receipt = adapter.send(&message(&*adapter, "through the hook")).await.unwrap();
+    let receipt = adapter
+        .send(&message(&*adapter, "through the hook"))
+        .await
+        .unwrap();
     assert!(
         receipt.native_ids.is_empty(),
         "a webhook returns no post ids"

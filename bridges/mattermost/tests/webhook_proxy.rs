@@ -53,7 +53,10 @@ async fn posts_go_through_the_proxy_the_environment_names() {
         max_upload_bytes: 1024,
     };
     let adapter = MattermostAdapter::new(config).unwrap();
-    let message = planned(&*adapter, message_from_alice("town-square", "via the proxy"));
+    let message = planned(
+        &*adapter,
+        message_from_alice("town-square", "via the proxy"),
+    );
 
     let sent = tokio::time::timeout(Duration::from_secs(20), adapter.send(&message))
         .await

@@ -68,7 +68,9 @@ fn is_break(c: char) -> bool {
 pub fn name_without_ping(name: &str, invisible: char) -> String {
     let mut chars = name.chars();
     match chars.next() {
-        Some(first) if !chars.as_str().is_empty() => format!("{first}{invisible}{}", chars.as_str()),
+        Some(first) if !chars.as_str().is_empty() => {
+            format!("{first}{invisible}{}", chars.as_str())
+        }
         _ => name.to_owned(),
     }
 }

@@ -333,4 +333,3 @@ async fn redact(
     }
     Ok(SendReceipt::default())
 }
-

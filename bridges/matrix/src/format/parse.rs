@@ -5,8 +5,8 @@ use std::mem;
 use matrix_sdk::ruma::matrix_uri::MatrixId;
 use matrix_sdk::ruma::{MatrixToUri, MatrixUri};
 use ruma_html::{ElementData, Html, NodeData, NodeRef};
-use switchboard_sdk::text::link_bare_urls;
 use switchboard_sdk::rich::LinkText;
+use switchboard_sdk::text::link_bare_urls;
 use switchboard_sdk::{RichText, Span, Style};
 
 /// See [`super::parse`].
@@ -349,7 +349,10 @@ impl Reader {
     fn visible(&mut self, text: &str, style: Style) {
         if self.link.is_some() {
             if let Some(gap) = self.gap.take() {
-                let empty = self.link.as_ref().is_some_and(|link| link.label.text.is_empty());
+                let empty = self
+                    .link
+                    .as_ref()
+                    .is_some_and(|link| link.label.text.is_empty());
                 if empty {
                     // Whitespace at the start of the link shows before it.
                     self.space_before_link(gap);

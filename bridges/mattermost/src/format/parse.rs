@@ -3,8 +3,8 @@
 use std::mem;
 
 use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
-use switchboard_sdk::text::link_bare_urls;
 use switchboard_sdk::rich::LinkText;
+use switchboard_sdk::text::link_bare_urls;
 use switchboard_sdk::{RichText, Span, Style};
 
 /// Parses a Mattermost post message (Mattermost-flavoured markdown) into rich text.
