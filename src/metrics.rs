@@ -29,7 +29,8 @@ pub const DELIVERIES_QUEUED: &str = "switchboard_deliveries_queued_total";
 pub const IGNORED: &str = "switchboard_events_ignored_total";
 /// Deliveries sent to their destination (`network`, `route`: the destination's).
 pub const DELIVERED: &str = "switchboard_events_delivered_total";
-/// Deliveries with nothing to send on their destination (e.g. a delete on IRC).
+/// Deliveries with nothing to send on their destination, by `reason` (e.g. a delete
+/// or a reaction on IRC).
 pub const SKIPPED: &str = "switchboard_events_skipped_total";
 /// Failed send attempts that will be retried (one delivery may fail many times).
 pub const FAILED: &str = "switchboard_delivery_failures_total";
@@ -180,8 +181,9 @@ pub fn delivered(room: &RoomKey, route: &str, latency: Duration) {
     });
 }
 
-pub fn skipped(room: &RoomKey, route: &str) {
-    counter!(SKIPPED, "network" => room.network.to_string(), "route" => route.to_owned())
+/// `reason` is a short class (`deletes_unsupported`, `reactions_unsupported`, `no_copy`).
+pub fn skipped(room: &RoomKey, route: &str, reason: &'static str) {
+    counter!(SKIPPED, "network" => room.network.to_string(), "route" => route.to_owned(), "reason" => reason)
         .increment(1);
 }
 

@@ -514,3 +514,107 @@ async fn a_backlog_larger_than_memory_is_read_back_in_order_exactly_once() {
     );
     daemon.shutdown().await;
 }
+
+/// Two rooms of one network that differ: one names senders per message and shows
+/// reactions, the other does neither. The label, and whether a reaction is sent or
+/// skipped (and counted), follow each room, not the network.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_room_is_delivered_to_as_its_own_capabilities_say() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fakes(2, false);
+    f[1].set_room_capabilities(
+        "#named",
+        Capabilities {
+            per_message_sender: true,
+            reactions: true,
+            ..Capabilities::default()
+        },
+    );
+    let daemon = start(
+        dir.path(),
+        vec![route("r", &[("a", "#a"), ("b", "#named"), ("b", "#plain")])],
+        vec![("a", dyn_adapter(&f[0])), ("b", dyn_adapter(&f[1]))],
+    )
+    .await;
+    f[0].receive("#a", "alice", "m1", "hello").await.unwrap();
+    let sent = f[1].wait_for_sent(2, WAIT).await;
+    let to = |room: &str| {
+        sent.iter()
+            .find(|out| out.room.as_str() == room)
+            .unwrap_or_else(|| panic!("nothing sent to {room}: {sent:?}"))
+            .clone()
+    };
+    let named = to("#named");
+    assert!(named.per_message_sender);
+    assert_eq!(named.sender_name, "alice");
+    assert_eq!(
+        named.parts,
+        vec![switchboard_sdk::FinalText::plain("hello")]
+    );
+    let plain = to("#plain");
+    assert!(!plain.per_message_sender);
+    assert_eq!(
+        plain.parts,
+        vec![switchboard_sdk::FinalText::plain("<alice> hello")]
+    );
+
+    // A reaction to it: shown in #named on that room's copy, skipped in #plain.
+    let named_copy = f[1]
+        .sent()
+        .iter()
+        .position(|out| out.room.as_str() == "#named")
+        .map(|index| NativeMsgId::new(format!("fake-{}", index + 1)))
+        .unwrap();
+    let b_named = RoomKey::new("b", "#named");
+    eventually("the copy in #named is in the id map", || async {
+        daemon.store().native_ids_in(1, &b_named).await.unwrap() == vec![named_copy.clone()]
+    })
+    .await;
+    let mut reaction = Inbound::message(
+        RoomKey::new("a", "#a"),
+        Sender::user("bob", "bob"),
+        Some(NativeMsgId::new("r1")),
+        RichText::default(),
+    );
+    reaction.kind = EventKind::Reaction {
+        target: NativeMsgId::new("m1"),
+        key: "👍".into(),
+    };
+    assert_eq!(
+        f[0].submit(reaction).await.unwrap(),
+        SubmitOutcome::Accepted { destinations: 2 }
+    );
+    let sent = f[1].wait_for_sent(3, WAIT).await;
+    assert_eq!(sent[2].room.as_str(), "#named");
+    assert_eq!(
+        sent[2].kind,
+        OutboundKind::Reaction {
+            target: named_copy,
+            key: "👍".into()
+        }
+    );
+    let addr = daemon.http_addr().unwrap();
+    eventually("the skipped reaction is counted", || async {
+        http_get(addr, "/metrics").await.1.lines().any(|line| {
+            line.starts_with("switchboard_events_skipped_total{")
+                && line.contains("reason=\"reactions_unsupported\"")
+                && line.ends_with(" 1")
+        })
+    })
+    .await;
+    assert_eq!(f[1].sent().len(), 3, "nothing else was sent");
+
+    // A reaction to a message the bridge never saw is not accepted at all.
+    let mut unknown = Inbound::message(
+        RoomKey::new("a", "#a"),
+        Sender::user("bob", "bob"),
+        Some(NativeMsgId::new("r2")),
+        RichText::default(),
+    );
+    unknown.kind = EventKind::Reaction {
+        target: NativeMsgId::new("never-seen"),
+        key: "👍".into(),
+    };
+    assert_eq!(f[0].submit(unknown).await.unwrap(), SubmitOutcome::Ignored);
+    daemon.shutdown().await;
+}

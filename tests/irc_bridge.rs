@@ -181,7 +181,7 @@ async fn a_1500_byte_multibyte_message_arrives_split_and_whole() {
     eventually("the delete is skipped for IRC and counted", || async {
         metric(
             addr,
-            "switchboard_events_skipped_total{network=\"west\",route=\"long\"}",
+            "switchboard_events_skipped_total{network=\"west\",route=\"long\",reason=\"deletes_unsupported\"}",
         )
         .await
             == Some(1.0)

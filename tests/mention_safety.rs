@@ -3,9 +3,10 @@
 //! in and split by `_ * ~ \` and backticks, IRC bold/colour/underline codes, Matrix
 //! HTML and character references, and inside URLs, sent from each network the way
 //! its users write it and rendered for every network (its own included: routes may
-//! join two rooms of one kind) as the daemon does (the core's render, then the
-//! destination adapter's public renderer). The final text
-//! is checked by each destination's own rule:
+//! join two rooms of one kind) as the daemon does (the core's render and delivery
+//! policy, with each destination adapter's own text rules): the parts checked are
+//! exactly what the adapter is handed to send. The final text is checked by each
+//! destination's own rule:
 //!
 //! - Mattermost: the server's rule (its markdown package's text, words split at
 //!   anything but letters, digits and `: . - _ @`, `: . - _` trimmed or split off),
@@ -28,7 +29,7 @@ use std::sync::{Arc, LazyLock};
 use switchboard::config::{Direction, IgnoreRules};
 use switchboard::router::render::{Rendered, Resolved, Target, render};
 use switchboard::router::{Member, Route};
-use switchboard_sdk::{Capabilities, Inbound, OutboundKind, RichText, RoomKey, Sender};
+use switchboard_sdk::{Capabilities, FinalText, Inbound, RichText, RoomKey, Sender, TextFormat};
 use switchboard_testkit::mattermost::{FakeMattermost, Post};
 use switchboard_testkit::synapse::{MatrixPeer, Synapse, SynapseOptions};
 use switchboard_testkit::{IrcPeer, Ngircd, NgircdOptions};
@@ -230,9 +231,37 @@ fn html_escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// What a room on `to` can do, as its adapter declares it; `per_message_sender`:
+/// the room shows the author's name per message (Mattermost name overrides, Matrix
+/// ghosts), so no label goes into the text.
+fn capabilities(to: Net, per_message_sender: bool) -> Capabilities {
+    let (text, max_message_bytes) = match to {
+        Net::Irc => (
+            TextFormat::new(switchboard_irc::outbound::IrcText { name_guard: None }),
+            Some(switchboard_irc::outbound::text_budget("#d", 64)),
+        ),
+        Net::Matrix => (
+            TextFormat::new(switchboard_matrix::format::MatrixText),
+            None,
+        ),
+        Net::Mattermost => (
+            TextFormat::new(switchboard_mattermost::format::MattermostText),
+            Some(switchboard_mattermost::MAX_POST_BYTES),
+        ),
+    };
+    Capabilities {
+        per_message_sender,
+        max_message_bytes,
+        text,
+        ..Capabilities::default()
+    }
+}
+
+const LABEL: &str = "<mallory> ";
+
 /// The event as the origin adapter hands it to the core, rendered by the core for a
-/// room on `to`: the content and label the destination adapter gets.
-fn through_core(case: &Case, to: Net) -> (RichText, String) {
+/// room on `to`: the final parts the destination adapter sends.
+fn through_core(case: &Case, to: Net, per_message_sender: bool) -> Vec<FinalText> {
     let origin = RoomKey::new("origin", "#o");
     let target = RoomKey::new(format!("{to:?}").to_lowercase(), "#d");
     let member = |room: RoomKey| Member {
@@ -259,7 +288,6 @@ fn through_core(case: &Case, to: Net) -> (RichText, String) {
         None,
         case.content.clone(),
     );
-    let guard = |name: &str| name.to_owned();
     let Rendered::Send(out) = render(
         &event,
         1,
@@ -267,23 +295,33 @@ fn through_core(case: &Case, to: Net) -> (RichText, String) {
         &Target {
             route: &route,
             member: &route.members[1],
-            capabilities: &Capabilities::default(),
+            capabilities: &capabilities(to, per_message_sender),
             origin_protocol: "irc",
-            guard_name: &guard,
         },
     ) else {
         panic!("{case:?}: not sent");
     };
-    let OutboundKind::Message { content, .. } = out.kind else {
-        panic!("{case:?}: not a message");
-    };
-    (content, out.sender_label)
+    out.parts
 }
 
-fn labelled(content: &RichText, label: &str) -> RichText {
-    let mut content = content.clone();
-    content.prepend_plain(label);
-    content
+/// The one part of a short message.
+fn only(parts: Vec<FinalText>, case: &Case) -> FinalText {
+    assert_eq!(parts.len(), 1, "{case:?}: {parts:?}");
+    parts.into_iter().next().expect("one part")
+}
+
+/// The IRC lines of a case as sent, each without the label the core put first
+/// (names go as they are on IRC here: no name guard configured).
+fn irc_lines(case: &Case) -> Vec<String> {
+    through_core(case, Net::Irc, false)
+        .into_iter()
+        .map(|part| {
+            part.body
+                .strip_prefix(LABEL)
+                .unwrap_or_else(|| panic!("{case:?}: no label on IRC line {:?}", part.body))
+                .to_owned()
+        })
+        .collect()
 }
 
 // --- the destinations' rules, written from their servers' code -------------------
@@ -437,12 +475,13 @@ fn problems(case: &Case) -> Vec<String> {
     let shown = case.content.to_plain();
 
     {
-        let (content, label) = through_core(case, Net::Mattermost);
         // Bot mode with names in the text, and with name overrides (also webhook mode).
-        for message in [
-            switchboard_mattermost::format::render(&labelled(&content, &label)),
-            switchboard_mattermost::format::render(&content),
-        ] {
+        for per_message_sender in [false, true] {
+            let message = only(
+                through_core(case, Net::Mattermost, per_message_sender),
+                case,
+            )
+            .body;
             if mattermost_notifies_channel(&message) {
                 problem(format!(
                     "Mattermost message notifies the channel: {message:?}"
@@ -470,8 +509,7 @@ fn problems(case: &Case) -> Vec<String> {
     }
 
     {
-        let (content, label) = through_core(case, Net::Matrix);
-        let (body, html) = switchboard_matrix::format::render(&labelled(&content, &label));
+        let FinalText { body, html } = only(through_core(case, Net::Matrix, false), case);
         if matrix_notifies_room(&body) {
             problem(format!("Matrix body notifies the room: {body:?}"));
         }
@@ -505,11 +543,7 @@ fn problems(case: &Case) -> Vec<String> {
     }
 
     {
-        let (content, _) = through_core(case, Net::Irc);
-        let lines: Vec<String> = switchboard_irc::format::to_lines(&content)
-            .iter()
-            .map(switchboard_irc::format::render_runs)
-            .collect();
+        let lines = irc_lines(case);
         let wire = lines.join("\n");
         if wire.contains(ZWSP) {
             problem(format!("IRC: changed where nothing pings: {wire:?}"));
@@ -596,10 +630,7 @@ fn the_issue_cases_render_exactly() {
         url: None,
         content: switchboard_irc::format::parse(text),
     };
-    let mattermost = |case: &Case| {
-        let (content, _) = through_core(case, Net::Mattermost);
-        switchboard_mattermost::format::render(&content)
-    };
+    let mattermost = |case: &Case| only(through_core(case, Net::Mattermost, true), case).body;
     let z = ZWSP;
     for (written, sent) in [
         ("@channel_", format!("@{z}channel\\_")),
@@ -626,32 +657,22 @@ fn the_issue_cases_render_exactly() {
         content: switchboard_matrix::format::parse("@all", Some("<b>@</b>all"), false),
     };
     assert_eq!(mattermost(&bold_at), format!("@{z}all"));
-    let (content, _) = through_core(&irc("\x02@\x02room now"), Net::Matrix);
-    let (body, html) = switchboard_matrix::format::render(&content);
+    let room_now = irc("\x02@\x02room now");
+    let FinalText { body, html } = only(through_core(&room_now, Net::Matrix, true), &room_now);
     assert_eq!(body, format!("@{z}room now"));
     assert_eq!(
         html.as_deref(),
         Some(format!("<strong>@{z}</strong>room now").as_str())
     );
     // IRC gets what was written, and a URL is one clickable copy, not two.
-    let (content, _) = through_core(
-        &Case {
-            from: Net::Mattermost,
-            written: "@channel https://social.example/@all".into(),
-            word: "@all",
-            url: None,
-            content: switchboard_mattermost::format::parse("@channel https://social.example/@all"),
-        },
-        Net::Irc,
-    );
-    let lines = switchboard_irc::format::to_lines(&content);
-    assert_eq!(
-        lines
-            .iter()
-            .map(switchboard_irc::format::render_runs)
-            .collect::<Vec<_>>(),
-        ["@channel https://social.example/@all"]
-    );
+    let lines = irc_lines(&Case {
+        from: Net::Mattermost,
+        written: "@channel https://social.example/@all".into(),
+        word: "@all",
+        url: None,
+        content: switchboard_mattermost::format::parse("@channel https://social.example/@all"),
+    });
+    assert_eq!(lines, ["@channel https://social.example/@all"]);
 }
 
 // --- end to end --------------------------------------------------------------------

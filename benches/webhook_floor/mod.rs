@@ -48,6 +48,7 @@ impl InboundHandler for DirectRelay {
             sender_name: event.sender.display_name,
             sender_avatar: event.sender.avatar_url,
             sender_label: String::new(),
+            per_message_sender: false,
             origin: Origin::default(),
             kind: OutboundKind::Message {
                 style,
@@ -56,7 +57,10 @@ impl InboundHandler for DirectRelay {
                 thread: None,
                 attachments: Vec::new(),
             },
+            parts: Vec::new(),
         };
+        // The text work the core's delivery policy does (render, split, guard).
+        let outbound = switchboard_sdk::testing::planned(&*self.to, outbound);
         let _turn = turn.lock().await;
         self.to
             .send(&outbound)

@@ -368,26 +368,25 @@ impl Worker<'_> {
             .adapters
             .get(&row.event.room.network)
             .map_or("unknown", |origin| origin.protocol);
-        let rendered = {
-            let guard = |name: &str| entry.adapter.guard_name(name);
-            let target = Target {
-                route,
-                member,
-                capabilities: &entry.capabilities,
-                origin_protocol,
-                guard_name: &guard,
-            };
-            render(&row.event, row.outbox_id, &resolved, &target)
+        // Asked per delivery: a room may differ from its network, and what the
+        // running connection learned (e.g. whether names may be overridden) counts.
+        let capabilities = entry.adapter.room_capabilities(&key.room);
+        let target = Target {
+            route,
+            member,
+            capabilities: &capabilities,
+            origin_protocol,
         };
-        let outbound = match rendered {
+        let outbound = match render(&row.event, row.outbox_id, &resolved, &target) {
             Rendered::Send(outbound) => *outbound,
-            Rendered::Skip(reason) => {
-                tracing::debug!(room = %key, outbox_id = row.outbox_id, reason, "delivery: nothing to send");
-                m::skipped(key, &row.route);
+            Rendered::Skip(skip) => {
+                tracing::debug!(room = %key, outbox_id = row.outbox_id, reason = skip.reason, "delivery: nothing to send");
+                m::skipped(key, &row.route, skip.class);
                 return self.finish(Completion::Skipped {
                     outbox_id: row.outbox_id,
                 });
             }
+            Rendered::Refuse(reason) => return self.dead(&row, "mention_guard", reason),
         };
         let route_name = row.route.clone();
         drop(table);
@@ -453,7 +452,7 @@ impl Worker<'_> {
         }
     }
 
-    /// Looks up, in this room, the copies an edit/delete/reply refers to.
+    /// Looks up, in this room, the copies an edit/delete/reaction/reply refers to.
     async fn resolve(&mut self, row: &PendingRow) -> Result<Resolved, StoreError> {
         let mut resolved = Resolved::default();
         let needs_lookup =
@@ -469,7 +468,7 @@ impl Worker<'_> {
         if let Some(target) = row.target_id
             && matches!(
                 row.event.kind,
-                EventKind::Edit { .. } | EventKind::Delete { .. }
+                EventKind::Edit { .. } | EventKind::Delete { .. } | EventKind::Reaction { .. }
             )
         {
             resolved.target_copies = store.native_ids_in(target, room).await?;

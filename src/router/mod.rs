@@ -6,6 +6,7 @@
 
 pub mod delivery;
 mod ingest;
+pub mod policy;
 pub mod render;
 
 use crate::config::{Direction, IgnoreRules, RouteConfig};

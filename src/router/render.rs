@@ -1,15 +1,12 @@
-//! Rendering one stored event for one destination room: nick template and the
-//! fallbacks for what the target network cannot do (edits become correction lines,
-//! replies become quotes, files become links, deletes are skipped).
-//!
-//! Mass mentions are not touched here. Whether `@all` notifies anyone depends on the
-//! destination's own rules and on the exact text it is sent as (Mattermost decodes
-//! escapes and trims `_` before it looks; IRC has no such thing), so each adapter's
-//! renderer guards its final text: `format::render` of the Mattermost and Matrix
-//! adapters. Text reaches the adapter as written.
+//! Rendering one stored event for one destination room: what to send there, with
+//! the fallbacks for what the target network (or room) cannot do (edits become
+//! correction lines, replies become quotes, files become links, deletes and
+//! reactions are skipped). How it is then shown (the label or the network's own
+//! sender name, splitting, mention safety on the final text) is `policy`'s part.
 //!
 //! Pure functions: the delivery worker looks up the ids first and passes them in.
 
+use super::policy;
 use super::{Member, Route};
 use switchboard_sdk::{
     Capabilities, EventKind, Inbound, MessageStyle, NativeMsgId, Origin, Outbound, OutboundKind,
@@ -19,7 +16,7 @@ use switchboard_sdk::{
 /// What the id map says about the event's references in the destination room.
 #[derive(Debug, Default, Clone)]
 pub struct Resolved {
-    /// Copies of the edited/deleted message in the destination room (all parts).
+    /// Copies of the edited/deleted/reacted-to message in the destination room (all parts).
     pub target_copies: Vec<NativeMsgId>,
     /// The native id of the answered message in the destination room.
     pub reply_target: Option<NativeMsgId>,
@@ -33,19 +30,41 @@ pub struct Resolved {
 pub struct Target<'a> {
     pub route: &'a Route,
     pub member: &'a Member,
+    /// What the destination room can do (its network's, unless the room differs).
     pub capabilities: &'a Capabilities,
     /// The origin network's protocol name, for `{protocol}`.
     pub origin_protocol: &'a str,
-    /// The destination adapter's name guard.
-    pub guard_name: &'a dyn Fn(&str) -> String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rendered {
     Send(Box<Outbound>),
-    /// Nothing to send there; the reason is recorded.
-    Skip(&'static str),
+    /// Nothing to send there.
+    Skip(Skip),
+    /// Must not be sent at all (dead-lettered with the reason): the destination's
+    /// mention guard could not make the final text safe.
+    Refuse(String),
 }
+
+/// Why a delivery has nothing to send: `class` is the metric's `reason` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Skip {
+    pub class: &'static str,
+    pub reason: &'static str,
+}
+
+const NO_DELETES: Skip = Skip {
+    class: "deletes_unsupported",
+    reason: "the target network has no deletes",
+};
+const NO_REACTIONS: Skip = Skip {
+    class: "reactions_unsupported",
+    reason: "the target network or room shows no reactions",
+};
+const NO_COPY: Skip = Skip {
+    class: "no_copy",
+    reason: "no copy of the target message in this room",
+};
 
 const QUOTE_CHARS: usize = 50;
 
@@ -56,8 +75,8 @@ pub fn render(
     target: &Target<'_>,
 ) -> Rendered {
     let caps = target.capabilities;
-    let name = event.sender.display_name.clone();
-    let guarded = (target.guard_name)(&name);
+    let name = &event.sender.display_name;
+    let shown_name = caps.text.name_without_ping(name);
     let label = render_template(
         target
             .member
@@ -65,95 +84,104 @@ pub fn render(
             .as_deref()
             .unwrap_or(&target.route.nick_template),
         event,
-        &guarded,
+        &shown_name,
         target.origin_protocol,
     );
+    let kind = match what_to_send(event, resolved, caps, &shown_name) {
+        Ok(kind) => kind,
+        Err(skip) => return Rendered::Skip(skip),
+    };
+    // Lines the bridge speaks itself (membership, topics) carry no label.
+    let label = if event.kind.is_membership() || event.kind == EventKind::Topic {
+        String::new()
+    } else {
+        label
+    };
+    let outbound = Outbound {
+        room: target.member.room.room.clone(),
+        delivery_id,
+        sender_name: name.clone(),
+        sender_avatar: event.sender.avatar_url.clone(),
+        // Lines the bridge speaks itself (no label) have no remote author.
+        origin: if label.is_empty() {
+            Origin::default()
+        } else {
+            Origin {
+                network: event.room.network.clone(),
+                protocol: target.origin_protocol.to_owned(),
+                sender_id: event.sender.id.clone(),
+            }
+        },
+        sender_label: label,
+        per_message_sender: false,
+        kind,
+        parts: Vec::new(),
+    };
+    match policy::present(outbound, caps) {
+        Ok(outbound) => Rendered::Send(Box::new(outbound)),
+        Err(refusal) => Rendered::Refuse(refusal),
+    }
+}
+
+/// The native operation for this event in a room with `caps`, with the fallbacks for
+/// what the room cannot do.
+fn what_to_send(
+    event: &Inbound,
+    resolved: &Resolved,
+    caps: &Capabilities,
+    shown_name: &str,
+) -> Result<OutboundKind, Skip> {
     let mut content = event.content.clone();
-    let outbound = |kind: OutboundKind, sender_label: String| {
-        Box::new(Outbound {
-            room: target.member.room.room.clone(),
-            delivery_id,
-            sender_name: name.clone(),
-            sender_avatar: event.sender.avatar_url.clone(),
-            // Lines the bridge speaks itself (no label) have no remote author.
-            origin: if sender_label.is_empty() {
-                Origin::default()
-            } else {
-                Origin {
-                    network: event.room.network.clone(),
-                    protocol: target.origin_protocol.to_owned(),
-                    sender_id: event.sender.id.clone(),
-                }
-            },
-            sender_label,
-            kind,
-        })
-    };
-    let message = |style: MessageStyle, content: RichText, reply_to, thread, attachments| {
-        OutboundKind::Message {
-            style,
-            content,
-            reply_to,
-            thread,
-            attachments,
-        }
-    };
     let style = match &event.kind {
         EventKind::Message => MessageStyle::Normal,
         EventKind::Action => MessageStyle::Action,
         EventKind::Notice => MessageStyle::Notice,
         EventKind::Edit { .. } => {
             if caps.edits && !resolved.target_copies.is_empty() {
-                return Rendered::Send(outbound(
-                    OutboundKind::Edit {
-                        targets: resolved.target_copies.clone(),
-                        content,
-                    },
-                    label,
-                ));
+                return Ok(OutboundKind::Edit {
+                    targets: resolved.target_copies.clone(),
+                    content,
+                });
             }
             content.prepend_plain("(correction) ");
-            return Rendered::Send(outbound(
-                message(MessageStyle::Normal, content, None, None, Vec::new()),
-                label,
-            ));
+            return Ok(plain_message(MessageStyle::Normal, content));
         }
         EventKind::Delete { .. } => {
             if !caps.deletes {
-                return Rendered::Skip("the target network has no deletes");
+                return Err(NO_DELETES);
             }
             if resolved.target_copies.is_empty() {
-                return Rendered::Skip("no copy of the deleted message in this room");
+                return Err(NO_COPY);
             }
-            return Rendered::Send(outbound(
-                OutboundKind::Delete {
-                    targets: resolved.target_copies.clone(),
-                },
-                label,
-            ));
+            return Ok(OutboundKind::Delete {
+                targets: resolved.target_copies.clone(),
+            });
+        }
+        EventKind::Reaction { key, .. } => {
+            if !caps.reactions {
+                return Err(NO_REACTIONS);
+            }
+            // A reaction belongs on the message itself: its first part.
+            let Some(first) = resolved.target_copies.first() else {
+                return Err(NO_COPY);
+            };
+            return Ok(OutboundKind::Reaction {
+                target: first.clone(),
+                key: key.clone(),
+            });
         }
         kind => {
-            let line = membership_line(kind, &guarded, event);
-            return Rendered::Send(outbound(
-                message(
-                    MessageStyle::Notice,
-                    RichText::plain(line),
-                    None,
-                    None,
-                    Vec::new(),
-                ),
-                String::new(),
-            ));
+            let line = membership_line(kind, shown_name, event);
+            return Ok(plain_message(MessageStyle::Notice, RichText::plain(line)));
         }
     };
-
     let reply_to = resolved.reply_target.clone().filter(|_| caps.replies);
     let thread = resolved.thread_root.clone().filter(|_| caps.threads);
     if reply_to.is_none()
         && thread.is_none()
         && let Some((author, text)) = &resolved.reply_quote
     {
-        content.prepend_plain(&quote(&(target.guard_name)(author), text));
+        content.prepend_plain(&quote(&caps.text.name_without_ping(author), text));
     }
     let mut attachments = event.attachments.clone();
     if !caps.attachments {
@@ -168,10 +196,23 @@ pub fn render(
             });
         }
     }
-    Rendered::Send(outbound(
-        message(style, content, reply_to, thread, attachments),
-        label,
-    ))
+    Ok(OutboundKind::Message {
+        style,
+        content,
+        reply_to,
+        thread,
+        attachments,
+    })
+}
+
+fn plain_message(style: MessageStyle, content: RichText) -> OutboundKind {
+    OutboundKind::Message {
+        style,
+        content,
+        reply_to: None,
+        thread: None,
+        attachments: Vec::new(),
+    }
 }
 
 /// `(re alice: "the first words…") `

@@ -4,7 +4,10 @@ use super::render::{Rendered, Resolved, Target, render, render_template};
 use super::*;
 use crate::config::RouteRoom;
 use regex::Regex;
-use switchboard_sdk::{Capabilities, MessageStyle, NativeMsgId, OutboundKind, RichText, Sender};
+use switchboard_sdk::{
+    Capabilities, FinalText, MessageStyle, NativeMsgId, OutboundKind, PlainText, RichText, Sender,
+    TextFormat, TextRules,
+};
 
 fn room(network: &str, room: &str, direction: Direction) -> RouteRoom {
     RouteRoom {
@@ -162,10 +165,36 @@ fn target_fixture(caps: Capabilities) -> (Route, Capabilities) {
     (t.route("r").unwrap().clone(), caps)
 }
 
+/// Plain text where a relayed name is kept from pinging by a trailing `~`.
+struct TildeNames;
+
+impl TextRules for TildeNames {
+    fn name(&self) -> &'static str {
+        "tilde"
+    }
+
+    fn render(
+        &self,
+        content: &RichText,
+        style: MessageStyle,
+        label: &str,
+        budget: Option<usize>,
+    ) -> Vec<FinalText> {
+        PlainText.render(content, style, label, budget)
+    }
+
+    fn name_without_ping(&self, name: &str) -> String {
+        format!("{name}~")
+    }
+}
+
 fn render_for(event: &Inbound, resolved: &Resolved, caps: Capabilities) -> Rendered {
     let (route, caps) = target_fixture(caps);
+    let caps = Capabilities {
+        text: TextFormat::new(TildeNames),
+        ..caps
+    };
     let member = route.members[1].clone();
-    let guard = |name: &str| format!("{name}~");
     render(
         event,
         7,
@@ -175,7 +204,6 @@ fn render_for(event: &Inbound, resolved: &Resolved, caps: Capabilities) -> Rende
             member: &member,
             capabilities: &caps,
             origin_protocol: "irc",
-            guard_name: &guard,
         },
     )
 }
@@ -352,4 +380,62 @@ fn membership_lines_are_spoken_by_the_bridge() {
         content.to_plain(),
         "*** troll was kicked from #a on a by op~ (spam @here)"
     );
+}
+
+#[test]
+fn the_label_is_in_the_text_unless_the_room_names_senders_per_message() {
+    let hello = said("a", "#a", "alice", "hello");
+    let Rendered::Send(labelled) =
+        render_for(&hello, &Resolved::default(), Capabilities::default())
+    else {
+        panic!("expected a send");
+    };
+    assert!(!labelled.per_message_sender);
+    assert_eq!(labelled.parts, vec![FinalText::plain("<alice~> hello")]);
+    let caps = Capabilities {
+        per_message_sender: true,
+        ..Capabilities::default()
+    };
+    let Rendered::Send(named) = render_for(&hello, &Resolved::default(), caps) else {
+        panic!("expected a send");
+    };
+    assert!(named.per_message_sender);
+    assert_eq!(named.sender_name, "alice");
+    assert_eq!(named.parts, vec![FinalText::plain("hello")]);
+}
+
+#[test]
+fn reactions_go_to_the_first_copy_where_shown_and_are_skipped_elsewhere() {
+    let mut reaction = said("a", "#a", "alice", "");
+    reaction.kind = EventKind::Reaction {
+        target: NativeMsgId::new("n0"),
+        key: "👍".into(),
+    };
+    let resolved = Resolved {
+        target_copies: vec![NativeMsgId::new("copy-1"), NativeMsgId::new("copy-2")],
+        ..Resolved::default()
+    };
+    let Rendered::Skip(skip) = render_for(&reaction, &resolved, Capabilities::default()) else {
+        panic!("a reaction where none are shown must be skipped");
+    };
+    assert_eq!(skip.class, "reactions_unsupported");
+    let caps = Capabilities {
+        reactions: true,
+        ..Capabilities::default()
+    };
+    let Rendered::Send(out) = render_for(&reaction, &resolved, caps.clone()) else {
+        panic!("expected a send");
+    };
+    assert_eq!(
+        out.kind,
+        OutboundKind::Reaction {
+            target: NativeMsgId::new("copy-1"),
+            key: "👍".into()
+        }
+    );
+    assert!(out.parts.is_empty());
+    let Rendered::Skip(skip) = render_for(&reaction, &Resolved::default(), caps) else {
+        panic!("a reaction to a message never copied here must be skipped");
+    };
+    assert_eq!(skip.class, "no_copy");
 }

@@ -18,8 +18,8 @@ use async_trait::async_trait;
 use session::Session;
 use std::sync::Arc;
 use switchboard_sdk::{
-    Adapter, AdapterContext, AdapterError, Capabilities, CurrentRun, Outbound, SendError,
-    SendReceipt,
+    Adapter, AdapterContext, AdapterError, Capabilities, CurrentRun, Outbound, RoomId, SendError,
+    SendReceipt, TextFormat,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -28,11 +28,19 @@ pub struct IrcAdapter {
     /// The live connection, while there is one; `send` fails transiently without it.
     session: CurrentRun<Session>,
     ids: inbound::IdMinter,
+    /// How relayed text is written here (one instance: capabilities share it).
+    text: TextFormat,
 }
 
 impl IrcAdapter {
     pub fn new(config: IrcConfig) -> Arc<Self> {
+        let name_guard = match config.name_guard {
+            config::NameGuard::Zwj => Some('\u{200D}'),
+            config::NameGuard::Zwsp => Some('\u{200B}'),
+            config::NameGuard::None => None,
+        };
         Arc::new(Self {
+            text: TextFormat::new(outbound::IrcText { name_guard }),
             config,
             session: CurrentRun::default(),
             ids: inbound::IdMinter::new(),
@@ -46,20 +54,26 @@ impl Adapter for IrcAdapter {
         connector::PROTOCOL
     }
 
+    /// Line length depends on the channel and on our `nick!user@host`: see
+    /// `room_capabilities`.
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             rich_text: true,
+            max_parts: Some(self.config.max_lines_per_message),
+            text: self.text.clone(),
             ..Capabilities::default()
         }
     }
 
-    fn guard_name(&self, name: &str) -> String {
-        let guard = match self.config.name_guard {
-            config::NameGuard::Zwj => '\u{200D}',
-            config::NameGuard::Zwsp => '\u{200B}',
-            config::NameGuard::None => return name.to_owned(),
+    fn room_capabilities(&self, room: &RoomId) -> Capabilities {
+        let source_len = match self.session.get() {
+            Some(session) => session.source_len(),
+            None => session::assumed_source_len(&self.config.nick),
         };
-        switchboard_sdk::text::guard_name(name, guard)
+        Capabilities {
+            max_message_bytes: Some(outbound::text_budget(room.as_str(), source_len)),
+            ..self.capabilities()
+        }
     }
 
     async fn run(

@@ -1,63 +1,105 @@
-//! `Outbound` deliveries -> IRC lines that each fit in 512 bytes as other clients
-//! receive them (`:nick!user@host PRIVMSG #chan :text\r\n`), never cut inside a UTF-8
-//! character, preferring word boundaries (the space starts the next line, since
-//! servers strip trailing spaces), with the sender label on every line, formatting
-//! re-opened on continuation lines, and at most `max_lines_per_message` lines per
-//! message (the last one then says how many more were cut).
+//! IRC's text rules and `Outbound` deliveries -> IRC lines.
+//!
+//! The rules ([`IrcText`]) render for the core's delivery policy: lines that each
+//! fit in 512 bytes as other clients receive them (`:nick!user@host PRIVMSG #chan
+//! :text\r\n`, given the budget the adapter reports per room), never cut inside a
+//! UTF-8 character, preferring word boundaries (the space starts the next line,
+//! since servers strip trailing spaces), with the sender label on every line and
+//! formatting re-opened on continuation lines. IRC has no room-wide mentions, so
+//! nothing is guarded. [`lines`] only frames the parts the core decided.
 
 use crate::format::{self, Runs};
 use switchboard_sdk::text::first_piece_len;
-use switchboard_sdk::{MessageStyle, Outbound, OutboundKind, SendError, Style};
+use switchboard_sdk::{
+    FinalText, MessageStyle, Outbound, OutboundKind, RichText, SendError, Style, TextRules,
+};
 
 /// The longest line a server relays, CRLF included.
 pub const MAX_LINE: usize = 512;
 /// A continuation shorter than this is not started at the end of a line: the run
 /// moves to the next line instead, so words are not chopped needlessly.
 const MIN_PIECE: usize = 16;
+/// The longest command a relayed line starts with; budgets are counted for it.
+const LONGEST_COMMAND: &str = "PRIVMSG";
 
-/// Every wire line (without CRLF) for one delivery. `source_len` is the length of
-/// our `nick!user@host` as the server will prefix it. Past `max_lines`, the first
-/// `max_lines - 1` lines are kept and the last says how many more there were.
-pub fn lines(
-    message: &Outbound,
-    source_len: usize,
-    max_lines: usize,
-) -> Result<Vec<String>, SendError> {
-    let OutboundKind::Message { style, content, .. } = &message.kind else {
-        return Err(SendError::Permanent(
-            "IRC has no edits or deletes; the core sends corrections as messages".into(),
-        ));
-    };
-    let channel = message.room.as_str();
-    let label = sanitize(&message.sender_label);
-    let (command, open, close) = match style {
+/// How IRC writes relayed text.
+#[derive(Debug, Default)]
+pub struct IrcText {
+    /// Put after a relayed name's first character so it does not ping the local
+    /// user of that nick (`None`: names go as they are).
+    pub name_guard: Option<char>,
+}
+
+impl TextRules for IrcText {
+    fn name(&self) -> &'static str {
+        "irc"
+    }
+
+    /// `budget` is what [`text_budget`] leaves after `PRIVMSG #chan :`.
+    fn render(
+        &self,
+        content: &RichText,
+        style: MessageStyle,
+        label: &str,
+        budget: Option<usize>,
+    ) -> Vec<FinalText> {
+        let label = sanitize(label);
+        let (command, open, close) = framing(style);
+        let body_budget = match budget {
+            Some(budget) => (budget + LONGEST_COMMAND.len() - command.len())
+                .saturating_sub(open.len() + label.len() + close.len())
+                .max(MIN_PIECE),
+            None => usize::MAX,
+        };
+        let mut out = Vec::new();
+        for runs in format::to_lines(content) {
+            for body in wrap(&runs, body_budget) {
+                out.push(FinalText::plain(format!("{open}{label}{body}{close}")));
+            }
+        }
+        out
+    }
+
+    fn name_without_ping(&self, name: &str) -> String {
+        match self.name_guard {
+            Some(invisible) => switchboard_sdk::text::name_without_ping(name, invisible),
+            None => name.to_owned(),
+        }
+    }
+}
+
+/// What the text of one line to `channel` may take, after `PRIVMSG #chan :`, when
+/// the server prefixes our `nick!user@host` of `source_len` bytes.
+pub fn text_budget(channel: &str, source_len: usize) -> usize {
+    // ":" + source + " " + "PRIVMSG " + channel + " :" ... + "\r\n"
+    let overhead = 1 + source_len + 1 + LONGEST_COMMAND.len() + 1 + channel.len() + 2 + 2;
+    MAX_LINE.saturating_sub(overhead)
+}
+
+/// The command and the text around the label and body for one style.
+fn framing(style: MessageStyle) -> (&'static str, &'static str, &'static str) {
+    match style {
         MessageStyle::Normal => ("PRIVMSG", "", ""),
         MessageStyle::Action => ("PRIVMSG", "\x01ACTION ", "\x01"),
         MessageStyle::Notice => ("NOTICE", "", ""),
-    };
-    let head = format!("{command} {channel} :{open}{label}");
-    // ":" + source + " " + head ... close + "\r\n"
-    let overhead = 1 + source_len + 1 + head.len() + close.len() + 2;
-    let budget = MAX_LINE.saturating_sub(overhead).max(MIN_PIECE);
-    let mut out = Vec::new();
-    for runs in format::to_lines(content) {
-        for body in wrap(&runs, budget) {
-            out.push(format!("{head}{body}{close}"));
-        }
     }
-    let max_lines = max_lines.max(1);
-    if out.len() > max_lines {
-        let kept = max_lines - 1;
-        let cut = out.len() - kept;
-        out.truncate(kept);
-        out.push(format!("{head}{}{close}", truncation_marker(cut)));
-    }
-    Ok(out)
 }
 
-/// The last line of a message cut to `max_lines_per_message`.
-pub fn truncation_marker(more_lines: usize) -> String {
-    format!("... (message truncated, {more_lines} more lines)")
+/// Every wire line (without CRLF) for one delivery: each part the core decided,
+/// framed as the command its style takes.
+pub fn lines(message: &Outbound) -> Result<Vec<String>, SendError> {
+    let OutboundKind::Message { style, .. } = &message.kind else {
+        return Err(SendError::Permanent(
+            "IRC has no edits, deletes or reactions; the core sends corrections as messages".into(),
+        ));
+    };
+    let channel = message.room.as_str();
+    let (command, _, _) = framing(*style);
+    Ok(message
+        .parts
+        .iter()
+        .map(|part| format!("{command} {channel} :{}", sanitize(&part.body)))
+        .collect())
 }
 
 fn sanitize(text: &str) -> String {
@@ -121,7 +163,26 @@ fn finish(out: &mut Vec<String>, line: &mut String, current: &mut Style) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchboard_sdk::{RichText, RoomId};
+    use switchboard_sdk::{Capabilities, RoomId, TextFormat};
+
+    /// The lines for `message` as the core's policy plans them for a channel where
+    /// our source is `source_len` bytes and one message may become `max_lines`.
+    fn lines(
+        message: &Outbound,
+        source_len: usize,
+        max_lines: usize,
+    ) -> Result<Vec<String>, SendError> {
+        let capabilities = Capabilities {
+            max_message_bytes: Some(text_budget(message.room.as_str(), source_len)),
+            max_parts: Some(max_lines),
+            text: TextFormat::new(IrcText {
+                name_guard: Some('\u{200D}'),
+            }),
+            ..Capabilities::default()
+        };
+        let planned = switchboard_sdk::testing::planned_with(&capabilities, message.clone());
+        super::lines(&planned)
+    }
 
     fn outbound(text: &str, style: MessageStyle) -> Outbound {
         Outbound {
@@ -130,6 +191,8 @@ mod tests {
             sender_name: "alice".into(),
             sender_avatar: None,
             sender_label: "<a\u{200D}lice> ".into(),
+            per_message_sender: false,
+            parts: Vec::new(),
             origin: Default::default(),
             kind: OutboundKind::Message {
                 style,
@@ -216,7 +279,7 @@ mod tests {
             .map(|i| format!("line {i}"))
             .collect::<Vec<_>>()
             .join("\n");
-        let lines = super::lines(&outbound(&ten, MessageStyle::Normal), SOURCE.len(), 10).unwrap();
+        let lines = tests::lines(&outbound(&ten, MessageStyle::Normal), SOURCE.len(), 10).unwrap();
         assert_eq!(lines.len(), 10);
         assert!(lines[9].ends_with("line 9"));
     }

@@ -39,17 +39,29 @@ pub struct Session {
     paced: mpsc::UnboundedSender<Outgoing>,
     /// Once ended, `send` queues nothing more.
     ending: Ending,
-    /// What one message may become at most (`max_lines_per_message`).
-    max_lines: usize,
     nick: Mutex<String>,
     /// Length of `nick!user@host` once known from our own JOIN echo.
     source_len: AtomicUsize,
     joined: Mutex<HashSet<String>>,
 }
 
+/// Our source's length before the server told us our host.
+pub fn assumed_source_len(nick: &str) -> usize {
+    nick.len() + UNKNOWN_SOURCE_EXTRA
+}
+
 impl Session {
     fn nick(&self) -> String {
         self.nick.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The length of `nick!user@host` as the server prefixes our lines (assumed
+    /// long until it is known), which bounds what one line may carry.
+    pub fn source_len(&self) -> usize {
+        match self.source_len.load(Ordering::Relaxed) {
+            0 => assumed_source_len(&self.nick()),
+            known => known,
+        }
     }
 
     fn urgent(&self, line: impl Into<String>) {
@@ -70,17 +82,13 @@ impl Session {
         {
             return Err(SendError::Transient(format!("not in {channel} yet")));
         }
-        let source_len = match self.source_len.load(Ordering::Relaxed) {
-            0 => self.nick().len() + UNKNOWN_SOURCE_EXTRA,
-            known => known,
-        };
         if self.ending.has_ended() {
             return Err(SendError::Transient(self.ending.reason()));
         }
-        let lines = outbound::lines(message, source_len, self.max_lines)?;
+        let lines = outbound::lines(message)?;
         // A message of several lines counts as sent only when all were written. If the
         // connection ends after some were, the whole message is sent again on the next
-        // connection: those first lines then appear twice (at most `max_lines` each
+        // connection: those first lines then appear twice (at most `max_lines_per_message` each
         // time), which beats losing the rest.
         let mut receipts = Vec::with_capacity(lines.len());
         for line in lines {
@@ -155,7 +163,6 @@ async fn run_connected(
         urgent: urgent_tx,
         paced: paced_tx,
         ending: ending.clone(),
-        max_lines: config.max_lines_per_message,
         nick: Mutex::new(config.nick.clone()),
         source_len: AtomicUsize::new(0),
         joined: Mutex::new(HashSet::new()),

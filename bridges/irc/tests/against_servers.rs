@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use switchboard_irc::{IrcAdapter, IrcConfig};
 use switchboard_sdk::testing::{
-    ConformanceHarness, RunningAdapter, message_from_alice, run_conformance, spawn_adapter,
-    wait_connected,
+    ConformanceHarness, RunningAdapter, message_from_alice, planned, run_conformance,
+    spawn_adapter, wait_connected,
 };
 use switchboard_sdk::{Adapter, MessageStyle, NetworkId, Outbound, OutboundKind, RoomId};
 use switchboard_testkit::{Inspircd, IrcPeer, Ngircd, NgircdOptions};
@@ -90,8 +90,9 @@ fn start(adapter: &Arc<IrcAdapter>, rooms: &[&str]) -> RunningAdapter {
     )
 }
 
-fn message(room: &str, text: &str) -> Outbound {
-    message_from_alice(room, text)
+/// Alice's `text` for `room`, with the parts the core would plan for it.
+fn message(adapter: &IrcAdapter, room: &str, text: &str) -> Outbound {
+    planned(adapter, message_from_alice(room, text))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,7 +120,7 @@ async fn a_burst_of_100_lines_arrives_in_order_under_ngircd_flood_penalties() {
         tokio::spawn(async move {
             for i in 0..100 {
                 adapter
-                    .send(&message("#flood", &format!("line {i}")))
+                    .send(&message(&adapter, "#flood", &format!("line {i}")))
                     .await
                     .expect("send succeeds");
             }
@@ -154,9 +155,12 @@ async fn split_lines_join_back_to_the_original_on_ngircd() {
         .map(|i| ["é", "crème", "brûlée", "à", "la", "mode"][i % 6])
         .collect::<Vec<_>>()
         .join(" ");
-    adapter.send(&message("#split", &text)).await.unwrap();
     adapter
-        .send(&message("#split", "end of split"))
+        .send(&message(&adapter, "#split", &text))
+        .await
+        .unwrap();
+    adapter
+        .send(&message(&adapter, "#split", "end of split"))
         .await
         .unwrap();
     let mut rebuilt = String::new();
@@ -197,7 +201,7 @@ async fn nick_in_use_falls_back_and_formatting_arrives_intact() {
     wait_connected(&mut health, WAIT).await;
     let formatted =
         switchboard_irc::format::parse("\x02bold\x02 \x1Ditalic\x1D \x0304red\x03 plain");
-    let mut outbound = message("#fmt", "");
+    let mut outbound = message(&adapter, "#fmt", "");
     outbound.kind = OutboundKind::Message {
         style: MessageStyle::Normal,
         content: formatted,
@@ -205,6 +209,7 @@ async fn nick_in_use_falls_back_and_formatting_arrives_intact() {
         thread: None,
         attachments: Vec::new(),
     };
+    let outbound = planned(&*adapter, outbound);
     adapter.send(&outbound).await.unwrap();
     let got = holder.expect("#fmt", "bold", WAIT).await;
     assert_eq!(got.from, "bridge_", "the taken nick fell back to bridge_");
@@ -247,7 +252,7 @@ async fn after_a_server_restart_run_again_rejoins_and_sends() {
     );
     assert!(
         adapter
-            .send(&message("#back", "x"))
+            .send(&message(&adapter, "#back", "x"))
             .await
             .unwrap_err()
             .is_retryable()
@@ -261,7 +266,10 @@ async fn after_a_server_restart_run_again_rejoins_and_sends() {
         ..
     } = start(&adapter, &["#back"]);
     wait_connected(&mut health, WAIT).await;
-    adapter.send(&message("#back", "i am back")).await.unwrap();
+    adapter
+        .send(&message(&adapter, "#back", "i am back"))
+        .await
+        .unwrap();
     peer.expect("#back", "i am back", WAIT).await;
     cancel.cancel();
     task.await.unwrap().unwrap();
@@ -309,7 +317,7 @@ async fn no_line_is_lost_when_ngircd_is_killed_and_restarted_with_traffic_flowin
         let adapter = adapter.clone();
         async move {
             for i in 0..TOTAL {
-                let message = message("#restart", &format!("line {i}"));
+                let message = message(&adapter, "#restart", &format!("line {i}"));
                 loop {
                     match adapter.send(&message).await {
                         Ok(_) => break,
@@ -366,7 +374,10 @@ async fn inspircd_echoes_are_our_own_and_carry_msgid() {
         ..
     } = start(&adapter, &["#v3"]);
     wait_connected(&mut health, WAIT).await;
-    adapter.send(&message("#v3", "echo check")).await.unwrap();
+    adapter
+        .send(&message(&adapter, "#v3", "echo check"))
+        .await
+        .unwrap();
     peer.expect("#v3", "echo check", WAIT).await;
     peer.say("#v3", "from the peer").await;
     let (mut echo, mut theirs) = (None, None);

@@ -8,7 +8,9 @@ use base64::Engine;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_irc::{IrcAdapter, IrcConfig};
-use switchboard_sdk::testing::{RunningAdapter, message_from_alice, spawn_adapter, wait_connected};
+use switchboard_sdk::testing::{
+    RunningAdapter, message_from_alice, planned, spawn_adapter, wait_connected,
+};
 use switchboard_sdk::{Adapter, AdapterError, ConnectionState, NetworkId, RoomId};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
@@ -127,7 +129,7 @@ fn send_in_background(
     text: &str,
 ) -> tokio::task::JoinHandle<Result<switchboard_sdk::SendReceipt, switchboard_sdk::SendError>> {
     let adapter = adapter.clone();
-    let message = message_from_alice("#a", text);
+    let message = planned(&*adapter, message_from_alice("#a", text));
     tokio::spawn(async move { adapter.send(&message).await })
 }
 

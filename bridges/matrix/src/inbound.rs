@@ -62,6 +62,17 @@ impl Translator {
                 };
                 (kind, RichText::default(), None, None, Vec::new())
             }
+            "m.reaction" => {
+                let relation = content.get("m.relates_to")?;
+                if relation.get("rel_type")?.as_str()? != "m.annotation" {
+                    return None;
+                }
+                let kind = EventKind::Reaction {
+                    target: NativeMsgId::new(relation.get("event_id")?.as_str()?),
+                    key: relation.get("key")?.as_str()?.to_owned(),
+                };
+                (kind, RichText::default(), None, None, Vec::new())
+            }
             "m.room.topic" => {
                 let topic = content.get("topic")?.as_str()?;
                 (

@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use switchboard_sdk::{
     Adapter, AdapterContext, AdapterError, Capabilities, ConnectionState, CurrentRun, Outbound,
-    RoomId, SendError, SendReceipt, WebhookRequest, WebhookResponse,
+    RoomId, SendError, SendReceipt, TextFormat, WebhookRequest, WebhookResponse,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -34,6 +34,8 @@ pub struct MatrixAdapter {
     live: CurrentRun<Live>,
     /// The same for an application-service run.
     appservice_live: CurrentRun<appservice::Live>,
+    /// How relayed text is written here (one instance: capabilities share it).
+    text: TextFormat,
 }
 
 /// What one run resolved; `send` works from it.
@@ -52,6 +54,7 @@ impl MatrixAdapter {
             config,
             live: CurrentRun::default(),
             appservice_live: CurrentRun::default(),
+            text: TextFormat::new(format::MatrixText),
         })
     }
 }
@@ -73,12 +76,10 @@ impl Adapter for MatrixAdapter {
             rich_text: true,
             attachments: false,
             max_message_bytes: None,
+            max_parts: None,
+            reactions: true,
+            text: self.text.clone(),
         }
-    }
-
-    fn guard_name(&self, name: &str) -> String {
-        // Element highlights a message containing a user's display name.
-        switchboard_sdk::text::guard_name(name, '\u{200D}')
     }
 
     async fn run(

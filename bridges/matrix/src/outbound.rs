@@ -1,14 +1,15 @@
-//! Events -> native: messages as `m.room.message` (text, emote or notice, with HTML
-//! when there is formatting, replies as real `m.in_reply_to`), edits as `m.replace`,
-//! deletes as redactions. Every request's transaction id comes from the outbox row,
-//! so the homeserver treats a retry of the same row as the same event. `request`
-//! builds what to send for both modes; `send` sends it as the relay bot.
+//! Events -> native: messages as `m.room.message` (text, emote or notice, with the
+//! `body` and `formatted_body` the core decided, replies as real `m.in_reply_to`),
+//! edits as `m.replace`, deletes as redactions, reactions as `m.reaction`
+//! annotations. Every request's transaction id comes from the outbox row, so the
+//! homeserver treats a retry of the same row as the same event. `request` builds
+//! what to send for both modes; `send` sends it as the relay bot.
 
-use crate::{Live, format};
+use crate::Live;
 use matrix_sdk::ruma::{EventId, OwnedTransactionId};
 use serde_json::{Value, json};
 use switchboard_sdk::{
-    MessageStyle, NativeMsgId, Outbound, OutboundKind, RichText, SendError, SendReceipt,
+    FinalText, MessageStyle, NativeMsgId, Outbound, OutboundKind, SendError, SendReceipt,
 };
 
 /// What one outbound message asks of the homeserver, whoever sends it (the relay bot
@@ -16,36 +17,28 @@ use switchboard_sdk::{
 pub enum Request {
     /// One `m.room.message` event with this content.
     Message(Value),
+    /// One `m.reaction` event with this content.
+    Reaction(Value),
     /// Redactions of these events, one request each.
     Redact(Vec<NativeMsgId>),
 }
 
-/// The request for `message`; `labelled`: put the relayed author's label before the
-/// text (the relay bot speaks for everyone; a ghost is its author already).
-pub fn request(message: &Outbound, labelled: bool) -> Option<Request> {
-    let text = |content: &RichText| {
-        if labelled {
-            with_label(message, content)
-        } else {
-            content.clone()
-        }
-    };
+/// The request for `message`, whose text (label included or not) the core decided.
+pub fn request(message: &Outbound) -> Option<Request> {
+    let text = message.parts.first().cloned().unwrap_or_default();
     match &message.kind {
         OutboundKind::Message {
-            style,
-            content,
-            reply_to,
-            ..
+            style, reply_to, ..
         } => {
-            let mut body = message_content(*style, text(content));
+            let mut body = message_content(*style, text);
             if let Some(reply) = reply_to {
                 body["m.relates_to"] = json!({ "m.in_reply_to": { "event_id": reply.as_str() } });
             }
             Some(Request::Message(body))
         }
-        OutboundKind::Edit { targets, content } => {
+        OutboundKind::Edit { targets, .. } => {
             let target = targets.first()?;
-            let new_content = message_content(MessageStyle::Normal, text(content));
+            let new_content = message_content(MessageStyle::Normal, text);
             let mut body = new_content.clone();
             // Clients without edit support show the fallback: "* new text".
             body["body"] = Value::String(format!(
@@ -60,6 +53,13 @@ pub fn request(message: &Outbound, labelled: bool) -> Option<Request> {
             Some(Request::Message(body))
         }
         OutboundKind::Delete { targets } => Some(Request::Redact(targets.clone())),
+        OutboundKind::Reaction { target, key } => Some(Request::Reaction(json!({
+            "m.relates_to": {
+                "rel_type": "m.annotation",
+                "event_id": target.as_str(),
+                "key": key,
+            }
+        }))),
     }
 }
 
@@ -79,46 +79,46 @@ pub async fn send(live: &Live, message: &Outbound) -> Result<SendReceipt, SendEr
         .get_room(room_id)
         .ok_or_else(|| SendError::Transient(format!("room {} is not known yet", message.room)))?;
     let txn = |part: usize| OwnedTransactionId::from(txn_id(&live.txn_salt, message, part));
-    match request(message, true) {
-        None => Ok(SendReceipt::default()),
-        Some(Request::Message(body)) => {
-            let sent = room
-                .send_raw("m.room.message", body)
-                .with_transaction_id(&txn(0))
-                .await
-                .map_err(classify)?;
-            Ok(SendReceipt {
-                native_ids: vec![NativeMsgId::new(sent.response.event_id.to_string())],
-            })
-        }
-        Some(Request::Redact(targets)) => {
-            for (part, target) in targets.iter().enumerate() {
-                let Ok(event_id) = <&EventId>::try_from(target.as_str()) else {
-                    continue;
-                };
-                if let Err(error) = room.redact(event_id, None, Some(txn(part))).await {
-                    let status = error.as_client_api_error().map(|e| e.status_code.as_u16());
-                    if status != Some(404) {
-                        return Err(classify_http(&error, status));
-                    }
-                }
-            }
-            Ok(SendReceipt::default())
-        }
-    }
+    let (event_type, body) = match request(message) {
+        None => return Ok(SendReceipt::default()),
+        Some(Request::Message(body)) => ("m.room.message", body),
+        Some(Request::Reaction(body)) => ("m.reaction", body),
+        Some(Request::Redact(targets)) => return redact(&room, &targets, txn).await,
+    };
+    let sent = room
+        .send_raw(event_type, body)
+        .with_transaction_id(&txn(0))
+        .await
+        .map_err(classify)?;
+    Ok(SendReceipt {
+        native_ids: vec![NativeMsgId::new(sent.response.event_id.to_string())],
+    })
 }
 
-/// The relayed author's label goes before the text: one account speaks for everyone.
-fn with_label(message: &Outbound, content: &RichText) -> RichText {
-    let mut content = content.clone();
-    content.prepend_plain(&message.sender_label);
-    content
+/// Redacts every part of a copy; one already gone is fine.
+async fn redact(
+    room: &matrix_sdk::Room,
+    targets: &[NativeMsgId],
+    txn: impl Fn(usize) -> OwnedTransactionId,
+) -> Result<SendReceipt, SendError> {
+    for (part, target) in targets.iter().enumerate() {
+        let Ok(event_id) = <&EventId>::try_from(target.as_str()) else {
+            continue;
+        };
+        if let Err(error) = room.redact(event_id, None, Some(txn(part))).await {
+            let status = error.as_client_api_error().map(|e| e.status_code.as_u16());
+            if status != Some(404) {
+                return Err(classify_http(&error, status));
+            }
+        }
+    }
+    Ok(SendReceipt::default())
 }
 
 /// `m.mentions: {}` says the bridge means to notify nobody, so `@room` or a name in
 /// relayed text never pings under the intentional-mentions push rules.
-fn message_content(style: MessageStyle, content: RichText) -> Value {
-    let (body, html) = format::render(&content);
+fn message_content(style: MessageStyle, text: FinalText) -> Value {
+    let FinalText { body, html } = text;
     let msgtype = match style {
         MessageStyle::Normal => "m.text",
         MessageStyle::Action => "m.emote",

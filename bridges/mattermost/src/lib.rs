@@ -17,16 +17,16 @@ mod webhook;
 
 pub use config::MattermostConfig;
 pub use connector::MattermostConnector;
+pub use outbound::MAX_POST_BYTES;
 
 use async_trait::async_trait;
 use config::Mode;
 use inbound::Translator;
-use outbound::Naming;
 use std::collections::HashMap;
 use std::sync::Arc;
 use switchboard_sdk::{
     Adapter, AdapterContext, AdapterError, Capabilities, ConnectionState, CurrentRun, Outbound,
-    RoomId, SendError, SendReceipt, WebhookRequest, WebhookResponse,
+    RoomId, SendError, SendReceipt, TextFormat, WebhookRequest, WebhookResponse,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -45,13 +45,17 @@ pub struct MattermostAdapter {
     /// What the last bot-API connection resolved; `send` works from it (REST) even
     /// while the websocket reconnects.
     live: CurrentRun<Live>,
+    /// How relayed text is written here (one instance: capabilities share it).
+    text: TextFormat,
 }
 
 /// The resolved state of a bot-API connection.
 pub(crate) struct Live {
     /// Room (as routes name it) -> channel id.
     channels: HashMap<RoomId, String>,
-    naming: Naming,
+    /// The config asks for name overrides and the server honours them: senders are
+    /// named per post, not by a label in the text.
+    names_overridden: bool,
     translator: Arc<Translator>,
 }
 
@@ -98,16 +102,17 @@ impl MattermostAdapter {
             client,
             hook,
             live: CurrentRun::default(),
+            text: TextFormat::new(format::MattermostText),
         }))
     }
 
-    /// Webhook mode names senders by the webhook's username override, which the
-    /// server may ignore: the config says whether to rely on it.
-    fn webhook_naming(&self) -> Naming {
-        if self.config.override_names {
-            Naming::Override
-        } else {
-            Naming::Label
+    /// Whether senders are named per post here: webhook mode relies on the config
+    /// (the server's answer is not visible to a webhook); bot mode on what the
+    /// server said at connect, once connected.
+    fn names_overridden(&self) -> bool {
+        match (self.config.mode(), self.live.get()) {
+            (Mode::Webhooks(_), _) | (_, None) => self.config.override_names,
+            (_, Some(live)) => live.names_overridden,
         }
     }
 }
@@ -134,12 +139,18 @@ impl Adapter for MattermostAdapter {
             per_message_sender: self.config.override_names,
             rich_text: true,
             attachments: bot,
-            max_message_bytes: None,
+            max_message_bytes: Some(outbound::MAX_POST_BYTES),
+            max_parts: None,
+            reactions: false,
+            text: self.text.clone(),
         }
     }
 
-    fn guard_name(&self, name: &str) -> String {
-        switchboard_sdk::text::guard_name(name, '\u{200D}')
+    fn room_capabilities(&self, _room: &RoomId) -> Capabilities {
+        Capabilities {
+            per_message_sender: self.names_overridden(),
+            ..self.capabilities()
+        }
     }
 
     async fn run(
@@ -173,8 +184,7 @@ impl Adapter for MattermostAdapter {
                     url: &webhooks.incoming_url,
                 },
             };
-            let naming = self.webhook_naming();
-            return outbound::send_webhook(sender, message, naming, &webhooks.username).await;
+            return outbound::send_webhook(sender, message, &webhooks.username).await;
         }
         let live = self
             .live
@@ -187,7 +197,6 @@ impl Adapter for MattermostAdapter {
             &self.client,
             &channel,
             message,
-            live.naming,
             self.config.max_upload_bytes,
         )
         .await

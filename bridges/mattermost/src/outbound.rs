@@ -3,70 +3,17 @@
 
 use crate::api::NewPost;
 use crate::client::{ApiError, Client, without_url};
-use crate::format;
 use crate::incoming_hook::{HookPost, IncomingHook};
-use switchboard_sdk::text::split_to_byte_budget;
 use switchboard_sdk::{
-    Attachment, MessageStyle, NativeMsgId, Outbound, OutboundKind, SendError, SendReceipt, Span,
+    Attachment, MessageStyle, NativeMsgId, Outbound, OutboundKind, SendError, SendReceipt,
 };
 
 /// Mattermost refuses messages over 16,383 characters; bytes bound characters.
-const MAX_POST_BYTES: usize = 16_000;
+pub const MAX_POST_BYTES: usize = 16_000;
 
-/// How the text of a post names its author.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Naming {
-    /// `props.override_username` / `override_icon_url` carry the name and avatar.
-    Override,
-    /// The nick template goes before the text.
-    Label,
-}
-
-/// The message text of a delivery (label included when names are not overridden),
-/// split into posts that fit.
-pub fn post_texts(message: &Outbound, naming: Naming) -> Vec<String> {
-    let (style, content) = match &message.kind {
-        OutboundKind::Message { style, content, .. } => (*style, content),
-        OutboundKind::Edit { content, .. } => (MessageStyle::Normal, content),
-        OutboundKind::Delete { .. } => return Vec::new(),
-    };
-    let mut content = content.clone();
-    if naming == Naming::Label {
-        content.prepend_plain(&label(&message.sender_label, style));
-    }
-    if style == MessageStyle::Action {
-        // A `/me` post's text is stored in emphasis, as Mattermost's `/me` does.
-        for span in &mut content.spans {
-            if let Span::Text { style, .. } | Span::Link { style, .. } = span {
-                style.italic = true;
-            }
-        }
-    }
-    let text = format::render(&content);
-    // Each part is checked again on its own: a cut can put `@all` at a post's start.
-    split_to_byte_budget(&text, MAX_POST_BYTES)
-        .into_iter()
-        .map(format::guard_mass_mentions)
-        .collect()
-}
-
-/// The route's label as a Mattermost post shows it. The IRC-style `<alice> ` (the
-/// default nick template) becomes `alice: `, and `alice ` in a `/me` post ("alice
-/// waves"): in Markdown `<` must be escaped, and notifications and previews show a
-/// post's raw text, backslash included. A colon needs no escape anywhere in a line,
-/// unlike `[alice]` (link brackets) or `**alice**` (shown raw in those places).
-/// Other templates are the operator's choice and go in as written (escaped where
-/// they need it).
-fn label(template_label: &str, style: MessageStyle) -> String {
-    let name = template_label
-        .strip_prefix('<')
-        .and_then(|rest| rest.strip_suffix("> "))
-        .filter(|name| !name.is_empty() && !name.contains(['<', '>']));
-    match (name, style) {
-        (Some(name), MessageStyle::Action) => format!("{name} "),
-        (Some(name), _) => format!("{name}: "),
-        (None, _) => template_label.to_owned(),
-    }
+/// The post texts of a delivery, as the core decided them (label, split, guard).
+fn post_texts(message: &Outbound) -> Vec<String> {
+    message.parts.iter().map(|part| part.body.clone()).collect()
 }
 
 /// The post type of a delivery: `me` for an action, as Mattermost's `/me` makes.
@@ -80,13 +27,11 @@ fn post_kind(message: &Outbound) -> &'static str {
     }
 }
 
-/// The props that show the remote author's name and picture instead of the bot's.
-pub fn override_props(
-    message: &Outbound,
-    naming: Naming,
-) -> serde_json::Map<String, serde_json::Value> {
+/// The props that show the remote author's name and picture instead of the bot's,
+/// where the core chose to name the author per message.
+pub fn override_props(message: &Outbound) -> serde_json::Map<String, serde_json::Value> {
     let mut props = serde_json::Map::new();
-    if naming == Naming::Override {
+    if message.per_message_sender {
         props.insert(
             "override_username".into(),
             message.sender_name.clone().into(),
@@ -104,7 +49,6 @@ pub async fn send_rest(
     client: &Client,
     channel_id: &str,
     message: &Outbound,
-    naming: Naming,
     max_upload_bytes: u64,
 ) -> Result<SendReceipt, SendError> {
     match &message.kind {
@@ -115,7 +59,7 @@ pub async fn send_rest(
             ..
         } => {
             let root = thread.as_ref().or(reply_to.as_ref());
-            let mut texts = post_texts(message, naming);
+            let mut texts = post_texts(message);
             let (file_ids, unsent) =
                 upload_all(client, channel_id, attachments, max_upload_bytes).await;
             if let Some(last) = texts.last_mut() {
@@ -133,7 +77,7 @@ pub async fn send_rest(
                     channel_id,
                     message: text,
                     root_id: root.map_or("", NativeMsgId::as_str),
-                    props: override_props(message, naming),
+                    props: override_props(message),
                     kind: post_kind(message),
                     // Files go with the last part, after all of the text.
                     file_ids: if index + 1 == count {
@@ -151,7 +95,7 @@ pub async fn send_rest(
             Ok(SendReceipt { native_ids: ids })
         }
         OutboundKind::Edit { targets, .. } => {
-            let text = post_texts(message, naming).concat();
+            let text = post_texts(message).concat();
             let Some((first, rest)) = targets.split_first() else {
                 return Ok(SendReceipt::default());
             };
@@ -173,6 +117,9 @@ pub async fn send_rest(
             }
             Ok(SendReceipt::default())
         }
+        OutboundKind::Reaction { .. } => Err(SendError::Permanent(
+            "this Mattermost adapter does not relay reactions".into(),
+        )),
     }
 }
 
@@ -265,16 +212,15 @@ pub enum HookSender<'a> {
 pub async fn send_webhook(
     sender: HookSender<'_>,
     message: &Outbound,
-    naming: Naming,
     username: &str,
 ) -> Result<SendReceipt, SendError> {
-    let overridden = naming == Naming::Override;
+    let overridden = message.per_message_sender;
     let username = if overridden {
         message.sender_name.as_str()
     } else {
         username
     };
-    for (index, text) in post_texts(message, naming).iter().enumerate() {
+    for (index, text) in post_texts(message).iter().enumerate() {
         let post = HookPost {
             text,
             // One incoming webhook can serve several channels unless its admin locked it.
@@ -299,7 +245,15 @@ pub async fn send_webhook(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchboard_sdk::RichText;
+    use crate::format;
+    use switchboard_sdk::{Capabilities, RichText, TextFormat};
+
+    /// How the sender is named, as the core decides it per room.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Naming {
+        Override,
+        Label,
+    }
 
     fn message(style: MessageStyle, text: &str) -> Outbound {
         Outbound {
@@ -308,6 +262,8 @@ mod tests {
             sender_name: "alice".into(),
             sender_avatar: None,
             sender_label: "<alice> ".into(),
+            per_message_sender: false,
+            parts: Vec::new(),
             origin: Default::default(),
             kind: OutboundKind::Message {
                 style,
@@ -319,37 +275,52 @@ mod tests {
         }
     }
 
+    /// `message` as the core's policy plans it for a room named that way.
+    fn planned(message: &Outbound, naming: Naming) -> Outbound {
+        let capabilities = Capabilities {
+            per_message_sender: naming == Naming::Override,
+            max_message_bytes: Some(MAX_POST_BYTES),
+            text: TextFormat::new(format::MattermostText),
+            ..Capabilities::default()
+        };
+        switchboard_sdk::testing::planned_with(&capabilities, message.clone())
+    }
+
+    fn texts(message: &Outbound, naming: Naming) -> Vec<String> {
+        post_texts(&planned(message, naming))
+    }
+
     #[test]
     fn label_goes_before_the_text_only_without_override() {
         let hello = message(MessageStyle::Normal, "hello");
-        assert_eq!(post_texts(&hello, Naming::Override), vec!["hello"]);
+        assert_eq!(texts(&hello, Naming::Override), vec!["hello"]);
         // Nothing to escape: raw text (notifications, previews) reads the same.
-        assert_eq!(post_texts(&hello, Naming::Label), vec!["alice: hello"]);
+        assert_eq!(texts(&hello, Naming::Label), vec!["alice: hello"]);
         let waves = message(MessageStyle::Action, "waves");
-        assert_eq!(post_texts(&waves, Naming::Label), vec!["*alice waves*"]);
+        assert_eq!(texts(&waves, Naming::Label), vec!["*alice waves*"]);
         // Another template is kept as written, escaped where Markdown needs it.
         let custom = Outbound {
             sender_label: "[alice] ".into(),
             ..hello.clone()
         };
-        let labelled = post_texts(&custom, Naming::Label);
+        let labelled = texts(&custom, Naming::Label);
         assert_eq!(format::parse(&labelled[0]).to_plain(), "[alice] hello");
-        assert!(override_props(&hello, Naming::Label).is_empty());
-        let props = override_props(&hello, Naming::Override);
+        assert!(override_props(&planned(&hello, Naming::Label)).is_empty());
+        let props = override_props(&planned(&hello, Naming::Override));
         assert_eq!(props["override_username"], "alice");
     }
 
     #[test]
     fn actions_are_emphasised() {
         let waves = message(MessageStyle::Action, "waves");
-        assert_eq!(post_texts(&waves, Naming::Override), vec!["*waves*"]);
+        assert_eq!(texts(&waves, Naming::Override), vec!["*waves*"]);
     }
 
     #[test]
     fn long_messages_become_several_posts_and_lose_nothing() {
         let text = "word ".repeat(8_000);
         let long = message(MessageStyle::Normal, &text);
-        let parts = post_texts(&long, Naming::Override);
+        let parts = texts(&long, Naming::Override);
         assert!(parts.len() >= 3, "{} parts", parts.len());
         assert!(parts.iter().all(|part| part.len() <= MAX_POST_BYTES));
         assert_eq!(parts.concat(), format::render(&RichText::plain(text)));

@@ -15,7 +15,6 @@ mod throttle;
 use crate::api::{Post, Unreadable, WsMessage};
 use crate::client::{ApiError, Client, SINCE_LIMIT};
 use crate::inbound::{Change, Translator};
-use crate::outbound::Naming;
 use crate::{Live, MattermostAdapter};
 use catch_up::{Cursors, change_time};
 use futures::{SinkExt, StreamExt};
@@ -125,16 +124,12 @@ async fn connect_rest(
         channels.insert(room.clone(), channel.id.clone());
         rooms.insert(channel.id, room.clone());
     }
-    let naming = if adapter.config.override_names && server_allows_override(client).await {
-        Naming::Override
-    } else {
-        Naming::Label
-    };
+    let names_overridden = adapter.config.override_names && server_allows_override(client).await;
     let translator = Translator::new(ctx.network.clone(), rooms, me.id.clone(), client.clone())
         .with_channel_names(names);
     Ok(Arc::new(Live {
         channels,
-        naming,
+        names_overridden,
         translator: Arc::new(translator),
     }))
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use switchboard_mattermost::MattermostAdapter;
 use switchboard_mattermost::config::{LoginConfig, MattermostConfig};
 use switchboard_sdk::testing::{
-    ConformanceHarness, message_from_alice, run_conformance, spawn_adapter, wait_connected,
+    ConformanceHarness, message_from_alice, planned, run_conformance, spawn_adapter, wait_connected,
 };
 use switchboard_sdk::{
     Adapter, AdapterError, Attachment, EventKind, Inbound, NativeMsgId, NetworkId, Outbound,
@@ -22,8 +22,9 @@ use common::{Server, config, server};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn message(text: &str) -> Outbound {
-    message_from_alice("town-square", text)
+/// Alice's `text` with the parts the core would plan for `adapter`'s channel.
+fn message(adapter: &dyn Adapter, text: &str) -> Outbound {
+    planned(adapter, message_from_alice("town-square", text))
 }
 
 struct Harness {
@@ -122,7 +123,10 @@ async fn password_login_works_and_a_bad_token_is_an_auth_failure() {
     });
     let adapter = MattermostAdapter::new(login).unwrap();
     let (_inbound, cancel) = running(&adapter).await;
-    let receipt = adapter.send(&message("after login")).await.unwrap();
+    let receipt = adapter
+        .send(&message(&*adapter, "after login"))
+        .await
+        .unwrap();
     assert_eq!(receipt.native_ids.len(), 1);
     cancel.cancel();
 
@@ -151,7 +155,7 @@ async fn failures_are_classed(
     for &(status, transient) in statuses {
         server.mm.fail_rest(Some(status));
         let error = adapter
-            .send(&message("x"))
+            .send(&message(adapter, "x"))
             .await
             .expect_err("the server fails");
         assert_eq!(error.is_retryable(), transient, "HTTP {status}: {error}");
@@ -167,7 +171,7 @@ async fn rate_limited(server: &Server, adapter: &dyn Adapter) -> SendError {
     server.mm.rate_limit(Some(1));
     let mut limited = None;
     for _ in 0..5 {
-        if let Err(error) = adapter.send(&message("fast")).await {
+        if let Err(error) = adapter.send(&message(adapter, "fast")).await {
             limited = Some(error);
             break;
         }
@@ -212,7 +216,7 @@ async fn thread_replies_multi_part_edits_and_uploads_on_the_way_out() {
     let root = server
         .mm
         .post_as(&server.bob, &server.town, "a question", None);
-    let mut reply = message("an answer");
+    let mut reply = message(&*adapter, "an answer");
     if let OutboundKind::Message { thread, .. } = &mut reply.kind {
         *thread = Some(NativeMsgId::new(root.id.clone()));
     }
@@ -223,9 +227,13 @@ async fn thread_replies_multi_part_edits_and_uploads_on_the_way_out() {
 
     // A message too long for one post becomes several; an edit keeps the first.
     let long = "word ".repeat(7_000);
-    let parts = adapter.send(&message(&long)).await.unwrap().native_ids;
+    let parts = adapter
+        .send(&message(&*adapter, &long))
+        .await
+        .unwrap()
+        .native_ids;
     assert!(parts.len() >= 2, "{parts:?}");
-    let mut edit = message("short now");
+    let mut edit = message(&*adapter, "short now");
     edit.kind = OutboundKind::Edit {
         targets: parts.clone(),
         content: RichText::plain("short now"),
@@ -248,7 +256,7 @@ async fn thread_replies_multi_part_edits_and_uploads_on_the_way_out() {
         ("/big.bin", vec![7u8; 4096]),
     ])
     .await;
-    let mut with_files = message("files");
+    let mut with_files = message(&*adapter, "files");
     if let OutboundKind::Message { attachments, .. } = &mut with_files.kind {
         attachments.push(Attachment {
             name: "small.txt".into(),
@@ -331,7 +339,10 @@ async fn edits_deletes_replies_actions_and_own_posts_on_the_way_in() {
     assert_eq!(event.content.to_plain(), "waves");
 
     // What the bridge itself posts comes back marked as its own.
-    adapter.send(&message("from the bridge")).await.unwrap();
+    adapter
+        .send(&message(&*adapter, "from the bridge"))
+        .await
+        .unwrap();
     let event = next_event(&mut inbound, "the bridge's own post").await;
     assert!(event.sender.is_self, "{event:?}");
 
@@ -460,7 +471,10 @@ async fn incoming_webhook_posts_and_classes_its_errors() {
     let hook_id = incoming.rsplit('/').next().unwrap().to_owned();
     let adapter = MattermostAdapter::new(webhook_config(&server.mm.url(), &incoming)).unwrap();
 
-    let receipt = adapter.send(&message("through the hook")).await.unwrap();
+    let receipt = adapter
+        .send(&message(&*adapter, "through the hook"))
+        .await
+        .unwrap();
     assert!(
         receipt.native_ids.is_empty(),
         "a webhook returns no post ids"
@@ -487,7 +501,7 @@ async fn incoming_webhook_posts_and_classes_its_errors() {
     let unreachable = format!("http://127.0.0.1:1/hooks/{hook_id}");
     let adapter = MattermostAdapter::new(webhook_config(&server.mm.url(), &unreachable)).unwrap();
     let error = adapter
-        .send(&message("x"))
+        .send(&message(&*adapter, "x"))
         .await
         .expect_err("nobody listens");
     assert!(error.is_retryable(), "{error}");

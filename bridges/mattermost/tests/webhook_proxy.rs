@@ -7,7 +7,7 @@ use std::time::Duration;
 use switchboard_mattermost::MattermostAdapter;
 use switchboard_mattermost::config::{MattermostConfig, WebhookConfig};
 use switchboard_sdk::Adapter;
-use switchboard_sdk::testing::message_from_alice;
+use switchboard_sdk::testing::{message_from_alice, planned};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,7 +53,10 @@ async fn posts_go_through_the_proxy_the_environment_names() {
         max_upload_bytes: 1024,
     };
     let adapter = MattermostAdapter::new(config).unwrap();
-    let message = message_from_alice("town-square", "via the proxy");
+    let message = planned(
+        &*adapter,
+        message_from_alice("town-square", "via the proxy"),
+    );
 
     let sent = tokio::time::timeout(Duration::from_secs(20), adapter.send(&message))
         .await

@@ -2,13 +2,15 @@
 
 use crate::error::{AdapterError, SendError, SubmitError};
 use crate::event::{Inbound, Outbound, SendReceipt};
+use crate::final_text::TextFormat;
 use crate::ids::{NetworkId, RoomId};
 use async_trait::async_trait;
 use serde::Serialize;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-/// What a network can do; the core renders every delivery to fit.
+/// What a network (or one room of it) can do; the core's delivery policy renders
+/// every delivery to fit: label or per-message sender name, splitting, mention safety.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Capabilities {
     pub edits: bool,
@@ -21,9 +23,16 @@ pub struct Capabilities {
     pub rich_text: bool,
     /// Files can be attached natively; otherwise the core adds them as links.
     pub attachments: bool,
-    /// Longest body in bytes one native message may carry (`None`: no limit the
-    /// core needs to know; the adapter splits by itself where it must).
+    /// Longest text in bytes one native message may carry (`None`: no limit); the
+    /// core splits longer text into parts with [`Capabilities::text`].
     pub max_message_bytes: Option<usize>,
+    /// Most parts one relayed message may become; past it the core sends the first
+    /// ones and a last part saying how many more were cut (`None`: no cap).
+    pub max_parts: Option<usize>,
+    /// Reactions to messages can be shown (see `OutboundKind::Reaction`).
+    pub reactions: bool,
+    /// How this network writes text and what in it notifies a whole room.
+    pub text: TextFormat,
 }
 
 impl Default for Capabilities {
@@ -37,6 +46,9 @@ impl Default for Capabilities {
             rich_text: true,
             attachments: false,
             max_message_bytes: None,
+            max_parts: None,
+            reactions: false,
+            text: TextFormat::default(),
         }
     }
 }
@@ -218,10 +230,12 @@ pub trait Adapter: Send + Sync + 'static {
 
     fn capabilities(&self) -> Capabilities;
 
-    /// Makes a relayed name safe to show on this network without notifying the
-    /// local user who has the same name (IRC inserts a zero-width character).
-    fn guard_name(&self, name: &str) -> String {
-        name.to_owned()
+    /// What one room of this network can do, where rooms differ (a channel where
+    /// the server does not honour name overrides, an encrypted room); by default
+    /// what the network can. Asked by delivery for every delivery, so it may reflect
+    /// what the running connection learned.
+    fn room_capabilities(&self, _room: &RoomId) -> Capabilities {
+        self.capabilities()
     }
 
     /// Connects, joins `ctx.rooms`, and forwards inbound events until `cancel` fires

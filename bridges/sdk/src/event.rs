@@ -1,6 +1,7 @@
 //! The normalised event model: what adapters emit (`Inbound`) and what the core
 //! asks them to send (`Outbound`).
 
+use crate::final_text::FinalText;
 use crate::ids::{NativeMsgId, NetworkId, RoomId, RoomKey};
 use crate::rich::RichText;
 use serde::{Deserialize, Serialize};
@@ -52,6 +53,13 @@ pub enum EventKind {
     },
     Delete {
         target: NativeMsgId,
+    },
+    /// A reaction (`key`: an emoji, or a short name where the network has names)
+    /// to the message `target`. Taking it back is a `Delete` of the reaction's own
+    /// native id, so it finds the reaction's copies through the id map.
+    Reaction {
+        target: NativeMsgId,
+        key: String,
     },
     Join,
     Part {
@@ -152,6 +160,8 @@ pub enum OutboundKind {
     },
     /// Remove the copy made earlier (all its parts).
     Delete { targets: Vec<NativeMsgId> },
+    /// React with `key` to `target` (this room's copy of the message: its first part).
+    Reaction { target: NativeMsgId, key: String },
 }
 
 /// One delivery the core asks an adapter to make, already rendered for its target.
@@ -165,16 +175,27 @@ pub struct Outbound {
     /// The relayed author's picture, where the origin network has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sender_avatar: Option<String>,
-    /// The nick template rendered for this room (e.g. `<alice> `); adapters without
-    /// per-message sender names put it before every line they send. Empty for lines
-    /// the bridge itself speaks.
+    /// The nick template rendered for this room (e.g. `<alice> `), as the core
+    /// placed it in `parts` unless `per_message_sender`. Empty for lines the bridge
+    /// itself speaks.
     pub sender_label: String,
+    /// The core chose to show the relayed author by the network's own per-message
+    /// name (a username override, a ghost user): `sender_name`/`sender_avatar` go
+    /// there and the label is not in `parts`.
+    #[serde(default)]
+    pub per_message_sender: bool,
     /// Where the relayed author comes from: for adapters that speak as one native
     /// user per remote sender (Matrix application-service ghosts). Empty for lines
     /// the bridge itself speaks.
     #[serde(default)]
     pub origin: Origin,
     pub kind: OutboundKind,
+    /// The text to send, part after part, exactly as the destination must receive
+    /// it: rendered with its text rules, labelled, split to its size limit and
+    /// checked for room-wide mentions by the core. One part for an edit; none for a
+    /// delete or a reaction.
+    #[serde(default)]
+    pub parts: Vec<FinalText>,
 }
 
 /// The relayed author's home: network, its protocol and their id there.

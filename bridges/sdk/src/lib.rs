@@ -10,6 +10,7 @@ pub mod adapter;
 pub mod connector;
 pub mod error;
 pub mod event;
+pub mod final_text;
 pub mod ids;
 pub mod rich;
 pub mod testing;
@@ -26,5 +27,6 @@ pub use event::{
     Attachment, EventKind, Inbound, MessageStyle, Origin, Outbound, OutboundKind, SendReceipt,
     Sender,
 };
+pub use final_text::{FinalText, PlainText, TextFormat, TextRules};
 pub use ids::{NativeMsgId, NetworkId, RoomId, RoomKey};
 pub use rich::{Color, RichText, Span, Style};

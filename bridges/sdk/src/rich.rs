@@ -39,6 +39,48 @@ impl Style {
     }
 }
 
+/// The text of a link as a parser collects it from styled pieces, and the one style
+/// the model gives a link: what all of its text shares (the style around the link
+/// while it has no text).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkText {
+    pub text: String,
+    /// The style around the link.
+    pub outer: Style,
+    common: Option<Style>,
+}
+
+impl LinkText {
+    pub fn new(outer: Style) -> Self {
+        Self {
+            text: String::new(),
+            outer,
+            common: None,
+        }
+    }
+
+    /// Adds text; the link keeps only the styles all of its text has.
+    pub fn push(&mut self, text: &str, style: Style) {
+        self.text.push_str(text);
+        self.common = Some(match self.common {
+            None => style,
+            Some(common) => Style {
+                bold: common.bold && style.bold,
+                italic: common.italic && style.italic,
+                underline: common.underline && style.underline,
+                strikethrough: common.strikethrough && style.strikethrough,
+                monospace: common.monospace && style.monospace,
+                color: common.color.filter(|_| common.color == style.color),
+            },
+        });
+    }
+
+    /// The link's one style.
+    pub fn style(&self) -> Style {
+        self.common.unwrap_or(self.outer)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum Span {

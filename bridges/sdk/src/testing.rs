@@ -10,7 +10,8 @@ use crate::adapter::{
     InboundHandler, InboundSink, SubmitOutcome,
 };
 use crate::error::{AdapterError, SendError, SubmitError};
-use crate::event::{Inbound, Outbound, OutboundKind, SendReceipt, Sender};
+use crate::event::{Inbound, MessageStyle, Outbound, OutboundKind, SendReceipt, Sender};
+use crate::final_text::{FinalText, final_parts};
 use crate::ids::{NativeMsgId, NetworkId, RoomId, RoomKey};
 use crate::rich::RichText;
 use async_trait::async_trait;
@@ -25,7 +26,8 @@ mod conformance;
 pub use conformance::{ConformanceHarness, STEPS as CONFORMANCE_STEPS, run_conformance};
 
 /// A plain message from `alice` (label `<alice> `, delivery 1) to `room`: the delivery
-/// most adapter tests send.
+/// most adapter tests send, its one part in plain text (`<alice> text`); see
+/// [`planned`] for the parts a particular network gets.
 pub fn message_from_alice(room: &str, text: &str) -> Outbound {
     Outbound {
         room: RoomId::new(room),
@@ -33,21 +35,54 @@ pub fn message_from_alice(room: &str, text: &str) -> Outbound {
         sender_name: "alice".into(),
         sender_avatar: None,
         sender_label: "<alice> ".into(),
+        per_message_sender: false,
         origin: Default::default(),
         kind: OutboundKind::Message {
-            style: crate::event::MessageStyle::Normal,
+            style: MessageStyle::Normal,
             content: RichText::plain(text),
             reply_to: None,
             thread: None,
             attachments: Vec::new(),
         },
+        parts: vec![FinalText::plain(format!("<alice> {text}"))],
     }
+}
+
+/// `message` with its parts as the core's delivery policy makes them for `adapter`'s
+/// room (label in the text or the network's own sender name, split, guarded), for
+/// adapter tests that run without the core.
+pub fn planned<A: Adapter + ?Sized>(adapter: &A, message: Outbound) -> Outbound {
+    let capabilities = adapter.room_capabilities(&message.room);
+    planned_with(&capabilities, message)
+}
+
+/// [`planned`] for a room with `capabilities`.
+pub fn planned_with(capabilities: &Capabilities, mut message: Outbound) -> Outbound {
+    message.per_message_sender = capabilities.per_message_sender;
+    let label = if capabilities.per_message_sender {
+        ""
+    } else {
+        message.sender_label.as_str()
+    };
+    let (content, style, split) = match &message.kind {
+        OutboundKind::Message { style, content, .. } => (content, *style, true),
+        OutboundKind::Edit { content, .. } => (content, MessageStyle::Normal, false),
+        OutboundKind::Delete { .. } | OutboundKind::Reaction { .. } => {
+            message.parts = Vec::new();
+            return message;
+        }
+    };
+    message.parts = final_parts(capabilities, content, style, label, split)
+        .unwrap_or_else(|refusal| panic!("planned: {refusal}"));
+    message
 }
 
 /// A scriptable in-memory network.
 pub struct FakeAdapter {
     protocol: &'static str,
     capabilities: Capabilities,
+    /// Rooms that differ from the network (`set_room_capabilities`).
+    room_capabilities: Mutex<std::collections::HashMap<RoomId, Capabilities>>,
     state: Mutex<FakeState>,
     changed: Notify,
     next_id: AtomicU64,
@@ -68,6 +103,7 @@ impl FakeAdapter {
         Arc::new(Self {
             protocol: "fake",
             capabilities,
+            room_capabilities: Mutex::new(std::collections::HashMap::new()),
             state: Mutex::new(FakeState::default()),
             changed: Notify::new(),
             next_id: AtomicU64::new(1),
@@ -78,6 +114,14 @@ impl FakeAdapter {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// From now on `room` can do what `capabilities` say, not what the network can.
+    pub fn set_room_capabilities(&self, room: &str, capabilities: Capabilities) {
+        self.room_capabilities
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(RoomId::new(room), capabilities);
     }
 
     /// Everything successfully sent so far, in order.
@@ -173,6 +217,15 @@ impl Adapter for FakeAdapter {
 
     fn capabilities(&self) -> Capabilities {
         self.capabilities.clone()
+    }
+
+    fn room_capabilities(&self, room: &RoomId) -> Capabilities {
+        self.room_capabilities
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(room)
+            .cloned()
+            .unwrap_or_else(|| self.capabilities.clone())
     }
 
     async fn run(

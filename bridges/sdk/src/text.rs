@@ -62,12 +62,15 @@ fn is_break(c: char) -> bool {
     c.is_whitespace() && !matches!(c, '\u{A0}' | '\u{2007}' | '\u{202F}')
 }
 
-/// Inserts `guard` (an invisible character) after the first character of `name`, so
-/// a relayed name reads the same but does not notify the local user who has it.
-pub fn guard_name(name: &str, guard: char) -> String {
+/// Inserts `invisible` (a zero-width character) after the first character of
+/// `name`, so a relayed name reads the same but does not notify the local user who
+/// has it.
+pub fn name_without_ping(name: &str, invisible: char) -> String {
     let mut chars = name.chars();
     match chars.next() {
-        Some(first) if !chars.as_str().is_empty() => format!("{first}{guard}{}", chars.as_str()),
+        Some(first) if !chars.as_str().is_empty() => {
+            format!("{first}{invisible}{}", chars.as_str())
+        }
         _ => name.to_owned(),
     }
 }

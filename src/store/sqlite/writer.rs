@@ -396,12 +396,12 @@ fn accept(
     sequences: &mut RoomSequences,
 ) -> rusqlite::Result<(AcceptOutcome, CommittedRows)> {
     let target_id = match &event.kind {
-        EventKind::Edit { target } | EventKind::Delete { target } => {
-            match lookup(conn, &event.room, target)? {
-                Some(id) => Some(id),
-                None => return Ok((AcceptOutcome::UnknownTarget, Vec::new())),
-            }
-        }
+        EventKind::Edit { target }
+        | EventKind::Delete { target }
+        | EventKind::Reaction { target, .. } => match lookup(conn, &event.room, target)? {
+            Some(id) => Some(id),
+            None => return Ok((AcceptOutcome::UnknownTarget, Vec::new())),
+        },
         _ => None,
     };
     let reply_to_id = match &event.reply_to {

@@ -215,17 +215,20 @@ impl Api {
             .map(drop)
     }
 
-    /// Sends an `m.room.message`; the event id.
-    pub async fn send_message(
+    /// Sends a room event of `event_type` (`m.room.message`, `m.reaction`); the
+    /// event id.
+    pub async fn send_event(
         &self,
         room_id: &str,
+        event_type: &str,
         txn: &str,
         as_user: Option<&str>,
         content: &Value,
     ) -> Result<String, ApiError> {
         let path = format!(
-            "/rooms/{}/send/m.room.message/{}",
+            "/rooms/{}/send/{}/{}",
             segment(room_id),
+            segment(event_type),
             segment(txn)
         );
         let answer = self

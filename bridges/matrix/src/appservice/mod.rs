@@ -272,52 +272,64 @@ pub(crate) async fn send(live: &Live, message: &Outbound) -> Result<SendReceipt,
         Some(user_id)
     };
     let txn = |part: usize| outbound::txn_id(&live.txn_salt, message, part);
-    match outbound::request(message, ghost.is_none()) {
-        None => Ok(SendReceipt::default()),
-        Some(Request::Message(body)) => {
-            match live
-                .api
-                .send_message(room_id, &txn(0), ghost.as_deref(), &body)
-                .await
-            {
-                Ok(event_id) => Ok(SendReceipt {
-                    native_ids: vec![NativeMsgId::new(event_id)],
-                }),
-                Err(error) => {
-                    if error.status() == Some(403)
-                        && let Some(ghost) = &ghost
-                    {
-                        // Perhaps kicked: this row is dead-lettered with the reason, and
-                        // the next message joins the ghost again.
-                        live.ghosts.forget_room(ghost, room_id).await;
-                    }
-                    Err(error.into())
-                }
-            }
-        }
+    let (event_type, body) = match outbound::request(message) {
+        None => return Ok(SendReceipt::default()),
+        Some(Request::Message(body)) => ("m.room.message", body),
+        Some(Request::Reaction(body)) => ("m.reaction", body),
         Some(Request::Redact(targets)) => {
-            for (part, target) in targets.iter().enumerate() {
-                let as_ghost = live
-                    .api
-                    .redact(room_id, target.as_str(), &txn(part), ghost.as_deref())
-                    .await;
-                let result = match as_ghost {
-                    // A copy the bot sent (or one the ghost may not redact): the bot
-                    // tries with its own power level.
-                    Err(error) if error.status() == Some(403) && ghost.is_some() => {
-                        live.api
-                            .redact(room_id, target.as_str(), &txn(part), None)
-                            .await
-                    }
-                    other => other,
-                };
-                match result {
-                    Ok(()) => {}
-                    Err(error) if error.status() == Some(404) => {}
-                    Err(error) => return Err(error.into()),
-                }
+            return redact(live, room_id, &targets, ghost.as_deref(), txn).await;
+        }
+    };
+    match live
+        .api
+        .send_event(room_id, event_type, &txn(0), ghost.as_deref(), &body)
+        .await
+    {
+        Ok(event_id) => Ok(SendReceipt {
+            native_ids: vec![NativeMsgId::new(event_id)],
+        }),
+        Err(error) => {
+            if error.status() == Some(403)
+                && let Some(ghost) = &ghost
+            {
+                // Perhaps kicked: this row is dead-lettered with the reason, and
+                // the next message joins the ghost again.
+                live.ghosts.forget_room(ghost, room_id).await;
             }
-            Ok(SendReceipt::default())
+            Err(error.into())
         }
     }
+}
+
+/// Redacts every part of a copy, as the ghost and else as the bot; one already
+/// gone is fine.
+async fn redact(
+    live: &Live,
+    room_id: &str,
+    targets: &[NativeMsgId],
+    ghost: Option<&str>,
+    txn: impl Fn(usize) -> String,
+) -> Result<SendReceipt, SendError> {
+    for (part, target) in targets.iter().enumerate() {
+        let as_ghost = live
+            .api
+            .redact(room_id, target.as_str(), &txn(part), ghost)
+            .await;
+        let result = match as_ghost {
+            // A copy the bot sent (or one the ghost may not redact): the bot
+            // tries with its own power level.
+            Err(error) if error.status() == Some(403) && ghost.is_some() => {
+                live.api
+                    .redact(room_id, target.as_str(), &txn(part), None)
+                    .await
+            }
+            other => other,
+        };
+        match result {
+            Ok(()) => {}
+            Err(error) if error.status() == Some(404) => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(SendReceipt::default())
 }

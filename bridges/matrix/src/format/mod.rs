@@ -35,7 +35,52 @@ mod render;
 #[cfg(test)]
 mod tests;
 
-use switchboard_sdk::RichText;
+use switchboard_sdk::{FinalText, MessageStyle, RichText, TextRules};
+
+/// How Matrix writes relayed text, for the core's delivery policy: a `body` and,
+/// when there is formatting, a `formatted_body`, the label before the text, never
+/// split, and no `@room` a legacy push rule would act on in either.
+#[derive(Debug, Default)]
+pub struct MatrixText;
+
+impl TextRules for MatrixText {
+    fn name(&self) -> &'static str {
+        "matrix"
+    }
+
+    fn render(
+        &self,
+        content: &RichText,
+        _style: MessageStyle,
+        label: &str,
+        _budget: Option<usize>,
+    ) -> Vec<FinalText> {
+        let mut content = content.clone();
+        content.prepend_plain(label);
+        let (body, html) = render::render(&content);
+        vec![FinalText { body, html }]
+    }
+
+    fn guard_mentions(&self, part: FinalText) -> FinalText {
+        FinalText {
+            body: mentions::guard_body(&part.body),
+            html: part.html.map(|html| mentions::guard_html(&html)),
+        }
+    }
+
+    fn notifies_room(&self, part: &FinalText) -> bool {
+        mentions::body_notifies_room(&part.body)
+            || part
+                .html
+                .as_ref()
+                .is_some_and(|html| mentions::guard_html(html) != *html)
+    }
+
+    fn name_without_ping(&self, name: &str) -> String {
+        // Element highlights a message containing a user's display name.
+        switchboard_sdk::text::name_without_ping(name, '\u{200D}')
+    }
+}
 
 /// An inbound m.room.message's text as rich text: `formatted_body` (format
 /// org.matrix.custom.html) when present, else `body`. The reply fallback is removed

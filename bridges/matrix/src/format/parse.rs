@@ -5,6 +5,7 @@ use std::mem;
 use matrix_sdk::ruma::matrix_uri::MatrixId;
 use matrix_sdk::ruma::{MatrixToUri, MatrixUri};
 use ruma_html::{ElementData, Html, NodeData, NodeRef};
+use switchboard_sdk::rich::LinkText;
 use switchboard_sdk::text::link_bare_urls;
 use switchboard_sdk::{RichText, Span, Style};
 
@@ -140,7 +141,7 @@ struct Reader {
     /// Nothing visible since the current line began (leading whitespace is dropped).
     line_start: bool,
     containers: Vec<Container>,
-    link: Option<LinkText>,
+    link: Option<OpenLink>,
     /// Cells seen so far in the current table row.
     cells: usize,
 }
@@ -159,12 +160,9 @@ enum Container {
 
 /// A link being read; its text is collected because the model gives a link (or a
 /// mention) one piece of text.
-struct LinkText {
+struct OpenLink {
     target: Target,
-    text: String,
-    outer: Style,
-    /// The style all of the link's text shares, once it has text.
-    common: Option<Style>,
+    label: LinkText,
 }
 
 enum Target {
@@ -351,16 +349,19 @@ impl Reader {
     fn visible(&mut self, text: &str, style: Style) {
         if self.link.is_some() {
             if let Some(gap) = self.gap.take() {
-                let empty = self.link.as_ref().is_some_and(|link| link.text.is_empty());
+                let empty = self
+                    .link
+                    .as_ref()
+                    .is_some_and(|link| link.label.text.is_empty());
                 if empty {
                     // Whitespace at the start of the link shows before it.
                     self.space_before_link(gap);
                 } else if let Some(link) = &mut self.link {
-                    link.push(" ", gap);
+                    link.label.push(" ", gap);
                 }
             }
             if let Some(link) = &mut self.link {
-                link.push(text, style);
+                link.label.push(text, style);
             }
             return;
         }
@@ -495,11 +496,9 @@ impl Reader {
         if let Some(gap) = self.gap.take() {
             self.space_before_link(gap);
         }
-        self.link = Some(LinkText {
+        self.link = Some(OpenLink {
             target,
-            text: String::new(),
-            outer: style,
-            common: None,
+            label: LinkText::new(style),
         });
         (Exit::Link, style)
     }
@@ -514,19 +513,20 @@ impl Reader {
         let Some(link) = self.link.take() else {
             return;
         };
+        let style = link.label.style();
         let span = match link.target {
             Target::User(user_id) => Span::Mention {
-                name: if link.text.is_empty() {
+                name: if link.label.text.is_empty() {
                     user_id.clone()
                 } else {
-                    link.text
+                    link.label.text
                 },
                 user_id: Some(user_id),
             },
             Target::Url(url) => Span::Link {
-                text: link.text,
+                text: link.label.text,
                 url,
-                style: link.common.unwrap_or(link.outer),
+                style,
             },
         };
         // Whitespace at the end of the link shows after it.
@@ -535,25 +535,6 @@ impl Reader {
         self.rich.push(span);
         self.line_start = false;
         self.gap = gap;
-    }
-}
-
-impl LinkText {
-    /// Adds text; the link keeps only the styles all of its text has, since the
-    /// model gives a link one style.
-    fn push(&mut self, text: &str, style: Style) {
-        self.text.push_str(text);
-        self.common = Some(match self.common {
-            None => style,
-            Some(common) => Style {
-                bold: common.bold && style.bold,
-                italic: common.italic && style.italic,
-                underline: common.underline && style.underline,
-                strikethrough: common.strikethrough && style.strikethrough,
-                monospace: common.monospace && style.monospace,
-                color: common.color.filter(|_| common.color == style.color),
-            },
-        });
     }
 }
 

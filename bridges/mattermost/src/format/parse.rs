@@ -3,6 +3,7 @@
 use std::mem;
 
 use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
+use switchboard_sdk::rich::LinkText;
 use switchboard_sdk::text::link_bare_urls;
 use switchboard_sdk::{RichText, Span, Style};
 
@@ -27,7 +28,7 @@ struct Reader {
     new_line: bool,
     containers: Vec<Container>,
     /// Open links and images; an image may sit inside a link.
-    links: Vec<LinkText>,
+    links: Vec<OpenLink>,
     code: Option<CodeBlock>,
     html: Option<String>,
     /// Cells seen so far in the current table row.
@@ -48,13 +49,10 @@ enum Container {
     },
 }
 
-struct LinkText {
+struct OpenLink {
     url: String,
     image: bool,
-    text: String,
-    outer: Style,
-    /// The style all of the link's text shares, once it has text.
-    common: Option<Style>,
+    label: LinkText,
 }
 
 struct CodeBlock {
@@ -203,7 +201,7 @@ impl Reader {
         if let Some(block) = &mut self.code {
             block.code.push_str(text);
         } else if let Some(link) = self.links.last_mut() {
-            link.push(text, style);
+            link.label.push(text, style);
         } else {
             self.open_line();
             self.rich.push_text(text, style);
@@ -213,8 +211,8 @@ impl Reader {
     fn line_break(&mut self) {
         if let Some(link) = self.links.last_mut() {
             // The model's link text is one line.
-            let style = link.outer;
-            link.push(" ", style);
+            let style = link.label.outer;
+            link.label.push(" ", style);
             return;
         }
         self.rich.push_text("\n", Style::default());
@@ -282,12 +280,10 @@ impl Reader {
     }
 
     fn open_link(&mut self, url: String, image: bool) {
-        self.links.push(LinkText {
+        self.links.push(OpenLink {
             url,
             image,
-            text: String::new(),
-            outer: self.style(),
-            common: None,
+            label: LinkText::new(self.style()),
         });
     }
 
@@ -295,14 +291,14 @@ impl Reader {
         let Some(link) = self.links.pop() else {
             return;
         };
-        let style = link.common.unwrap_or(link.outer);
-        let text = if link.image && link.text.is_empty() {
+        let style = link.label.style();
+        let text = if link.image && link.label.text.is_empty() {
             link.url.clone()
         } else {
-            link.text
+            link.label.text
         };
         if let Some(outer) = self.links.last_mut() {
-            outer.push(&text, style);
+            outer.label.push(&text, style);
             return;
         }
         self.open_line();
@@ -324,25 +320,6 @@ impl Reader {
             rich.spans.pop();
         }
         rich
-    }
-}
-
-impl LinkText {
-    /// Adds text; the link keeps only the styles all of its text has, since the
-    /// model gives a link one style.
-    fn push(&mut self, text: &str, style: Style) {
-        self.text.push_str(text);
-        self.common = Some(match self.common {
-            None => style,
-            Some(common) => Style {
-                bold: common.bold && style.bold,
-                italic: common.italic && style.italic,
-                underline: common.underline && style.underline,
-                strikethrough: common.strikethrough && style.strikethrough,
-                monospace: common.monospace && style.monospace,
-                color: common.color.filter(|_| common.color == style.color),
-            },
-        });
     }
 }
 

@@ -6,7 +6,7 @@
 //! order, because each needs the state the ones before it set up (a running adapter,
 //! the ids of a sent message).
 
-use super::{RunningAdapter, spawn_adapter};
+use super::{RunningAdapter, planned, spawn_adapter};
 use crate::adapter::{Adapter, ConnectionState};
 use crate::event::{EventKind, Inbound, MessageStyle, Origin, Outbound, OutboundKind, SendReceipt};
 use crate::ids::{NetworkId, RoomId, RoomKey};
@@ -86,7 +86,7 @@ impl<A: Adapter> Suite<A> {
         let inbound = std::mem::replace(&mut running.inbound, inbound_placeholder);
         let health = std::mem::replace(&mut running.health, health_placeholder);
         Self {
-            outbound: hello(&room),
+            outbound: planned(&*adapter, hello(&room)),
             adapter,
             network,
             room,
@@ -174,13 +174,16 @@ impl<A: Adapter> Suite<A> {
             .ok_or("no message was sent to edit")?;
         let capabilities = self.adapter.capabilities();
         if capabilities.edits {
-            let edit = Outbound {
-                kind: OutboundKind::Edit {
-                    targets: targets.clone(),
-                    content: RichText::plain("conformance edited"),
+            let edit = planned(
+                &*self.adapter,
+                Outbound {
+                    kind: OutboundKind::Edit {
+                        targets: targets.clone(),
+                        content: RichText::plain("conformance edited"),
+                    },
+                    ..self.outbound.clone()
                 },
-                ..self.outbound.clone()
-            };
+            );
             self.adapter
                 .send(&edit)
                 .await
@@ -189,6 +192,7 @@ impl<A: Adapter> Suite<A> {
         if capabilities.deletes {
             let delete = Outbound {
                 kind: OutboundKind::Delete { targets },
+                parts: Vec::new(),
                 ..self.outbound.clone()
             };
             self.adapter
@@ -228,6 +232,8 @@ fn hello(room: &RoomId) -> Outbound {
         sender_name: "conformer".into(),
         sender_avatar: None,
         sender_label: "<conformer> ".into(),
+        per_message_sender: false,
+        parts: Vec::new(),
         origin: Origin {
             network: NetworkId::new("conformance"),
             protocol: "test".into(),
