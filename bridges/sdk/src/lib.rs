@@ -6,6 +6,7 @@
 //! (byte-budget splitting), and `testing`: a fake adapter and a conformance suite.
 
 pub mod adapter;
+pub mod context;
 pub mod error;
 pub mod event;
 pub mod ids;
@@ -18,6 +19,7 @@ pub use adapter::{
     Adapter, AdapterContext, AdapterState, Capabilities, ConnectionState, CurrentRun,
     HealthReporter, InboundSink, StateHandle, SubmitOutcome, WebhookRequest, WebhookResponse,
 };
+pub use context::{RoomChanges, RoomSet, RoomSetUpdater, Rooms};
 pub use error::{AdapterError, ConfigProblem, SendError, SubmitError};
 pub use event::{
     Attachment, EventKind, Inbound, MessageStyle, Origin, Outbound, OutboundKind, SendReceipt,
