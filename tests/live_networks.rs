@@ -84,6 +84,9 @@ async fn a_room_added_to_the_routes_is_joined_and_a_removed_one_parted_on_the_sa
         daemon.health().all_connected()
     })
     .await;
+    alice
+        .expect_line("the bridge's first JOIN #a", WAIT, bridge_does("JOIN", "#a"))
+        .await;
     alice.say("#a", "before the change").await;
     bob.expect("#b", "before the change", WAIT).await;
 
@@ -201,7 +204,9 @@ async fn a_network_added_and_removed_at_run_time_leaves_the_others_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn room_sets_follow_the_routes_and_a_removed_network_s_rows_wait_for_it() {
     let dir = tempfile::tempdir().unwrap();
-    let [one, two, three]: [Arc<FakeAdapter>; 3] = fakes(3, false).try_into().unwrap();
+    let mut fakes = fakes(3, false).into_iter();
+    let mut next = || -> Arc<FakeAdapter> { fakes.next().unwrap() };
+    let (one, two, three) = (next(), next(), next());
     let daemon = start(
         dir.path(),
         vec![route("r", &[("one", "#x"), ("two", "#y")])],
