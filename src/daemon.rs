@@ -326,9 +326,13 @@ impl Daemon {
         self.parts
             .adapters
             .insert(network.clone(), adapter_entry(adapter.clone()));
-        self.parts
-            .queues
-            .serve_rooms(self.routes.load().rooms().into_iter().filter(|room| room.network == network));
+        self.parts.queues.serve_rooms(
+            self.routes
+                .load()
+                .rooms()
+                .into_iter()
+                .filter(|room| room.network == network),
+        );
         networks.insert(
             network,
             RunningNetwork {

@@ -422,7 +422,11 @@ mod tests {
         }
         let asked = Instant::now();
         assert!(!handle.stop(Duration::from_secs(3)).await);
-        assert_eq!(asked.elapsed(), Duration::from_secs(3), "waited the deadline");
+        assert_eq!(
+            asked.elapsed(),
+            Duration::from_secs(3),
+            "waited the deadline"
+        );
         // The run is aborted, not left behind.
         while !dropped.load(std::sync::atomic::Ordering::SeqCst) {
             tokio::task::yield_now().await;

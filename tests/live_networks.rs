@@ -45,9 +45,9 @@ fn bridge_does(command: &'static str, channel: &'static str) -> impl Fn(&str) ->
             .is_some_and(|source| source.starts_with(":switchboard!"))
             && words.next() == Some(command)
             && (channel.is_empty()
-                || words
-                    .next()
-                    .is_some_and(|target| target.trim_start_matches(':').eq_ignore_ascii_case(channel)))
+                || words.next().is_some_and(|target| {
+                    target.trim_start_matches(':').eq_ignore_ascii_case(channel)
+                }))
     }
 }
 
@@ -67,8 +67,7 @@ fn ab() -> RouteConfig {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_room_added_to_the_routes_is_joined_and_a_removed_one_parted_on_the_same_connection()
-{
+async fn a_room_added_to_the_routes_is_joined_and_a_removed_one_parted_on_the_same_connection() {
     let (east, west) = (server("east"), server("west"));
     let mut alice = IrcPeer::connect(east.port(), "alice", &["#a", "#c"]).await;
     let mut bob = IrcPeer::connect(west.port(), "bob", &["#b", "#d"]).await;
@@ -85,7 +84,11 @@ async fn a_room_added_to_the_routes_is_joined_and_a_removed_one_parted_on_the_sa
     })
     .await;
     alice
-        .expect_line("the bridge's first JOIN #a", WAIT, bridge_does("JOIN", "#a"))
+        .expect_line(
+            "the bridge's first JOIN #a",
+            WAIT,
+            bridge_does("JOIN", "#a"),
+        )
         .await;
     alice.say("#a", "before the change").await;
     bob.expect("#b", "before the change", WAIT).await;
@@ -238,7 +241,10 @@ async fn room_sets_follow_the_routes_and_a_removed_network_s_rows_wait_for_it() 
     three.wait_for_sent(1, WAIT).await;
 
     // Removed: its rows stay queued; added back, they are delivered.
-    daemon.remove_network(&NetworkId::new("three")).await.unwrap();
+    daemon
+        .remove_network(&NetworkId::new("three"))
+        .await
+        .unwrap();
     assert!(three.rooms().is_none(), "the removed network still runs");
     one.receive("#x2", "ann", "m2", "while three is away")
         .await
@@ -258,7 +264,10 @@ async fn room_sets_follow_the_routes_and_a_removed_network_s_rows_wait_for_it() 
     assert_eq!(three.runs(), 2);
 
     // Restarting one network runs its adapter again; the others keep their run.
-    daemon.restart_network(&NetworkId::new("two")).await.unwrap();
+    daemon
+        .restart_network(&NetworkId::new("two"))
+        .await
+        .unwrap();
     eventually("two runs again", || async { two.runs() == 2 }).await;
     two.wait_for_rooms(&["#y"], WAIT).await;
     assert_eq!(one.runs(), 1);

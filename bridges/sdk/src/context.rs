@@ -153,8 +153,7 @@ mod tests {
     async fn a_change_made_while_nobody_waited_is_not_missed() {
         let (updater, mut watched) = RoomSet::watched(rooms(&["#a"]));
         // A `changed()` abandoned by a select does not lose the change that follows.
-        let abandoned =
-            tokio::time::timeout(Duration::from_millis(10), watched.changed()).await;
+        let abandoned = tokio::time::timeout(Duration::from_millis(10), watched.changed()).await;
         assert!(abandoned.is_err());
         updater.set(rooms(&["#c"]));
         let seen = tokio::time::timeout(Duration::from_secs(5), watched.changed())

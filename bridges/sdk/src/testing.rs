@@ -573,13 +573,17 @@ mod tests {
         assert!(adapter.rooms().is_none(), "not running yet");
         let (updater, rooms) = RoomSet::watched([RoomId::new("#a")]);
         let running = spawn_adapter_in(adapter.clone(), NetworkId::new("fake"), rooms);
-        adapter.wait_for_rooms(&["#a"], Duration::from_secs(5)).await;
+        adapter
+            .wait_for_rooms(&["#a"], Duration::from_secs(5))
+            .await;
         updater.set([RoomId::new("#a"), RoomId::new("#b")]);
         adapter
             .wait_for_rooms(&["#a", "#b"], Duration::from_secs(5))
             .await;
         updater.set([RoomId::new("#b")]);
-        adapter.wait_for_rooms(&["#b"], Duration::from_secs(5)).await;
+        adapter
+            .wait_for_rooms(&["#b"], Duration::from_secs(5))
+            .await;
         assert_eq!(adapter.runs(), 1, "a room change is no new run");
         running.cancel.cancel();
         running.task.await.unwrap().unwrap();
