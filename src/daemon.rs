@@ -1,22 +1,27 @@
 //! Assembles and runs the daemon: store, routing table, delivery workers, one
 //! supervised adapter per network, and the HTTP server; stops them in order.
+//!
+//! Each network runs under a handle of its own (cancel token, task, deadline), so a
+//! network can be added, restarted or removed, and the routes swapped (each adapter
+//! following its new room set on its running connection), while the rest runs on.
 
 use crate::config::{DeliveryConfig, RouteConfig, StoreConfig};
 use crate::health::HealthRegistry;
-use crate::http::{self, HttpState};
+use crate::http::{self, HttpState, WebhookTargets};
 use crate::router::delivery::{
     AdapterEntry, Adapters, DeliveryParts, DeliverySettings, RoomQueues,
 };
 use crate::router::{Ingest, RoutingTable, SharedRoutes};
 use crate::store::{CommittedRowsReceiver, SharedStore, SqliteStore, StoreError};
-use crate::supervisor::{self, RestartPolicy};
+use crate::supervisor::{NetworkHandle, RestartPolicy};
 use arc_swap::ArcSwap;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use switchboard_sdk::{
-    Adapter, AdapterContext, ConnectionState, HealthReporter, NetworkId, RoomId,
+    Adapter, AdapterContext, ConnectionState, HealthReporter, NetworkId, RoomId, RoomSet,
+    RoomSetUpdater,
 };
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
@@ -31,6 +36,23 @@ pub enum DaemonError {
         address: SocketAddr,
         source: std::io::Error,
     },
+}
+
+/// Why a change to the running networks was refused.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum NetworkChangeError {
+    #[error("network {0} is already running")]
+    AlreadyRunning(NetworkId),
+    #[error("no network {0} is running")]
+    NotRunning(NetworkId),
+}
+
+fn adapter_entry(adapter: Arc<dyn Adapter>) -> AdapterEntry {
+    AdapterEntry {
+        protocol: adapter.protocol(),
+        capabilities: adapter.capabilities(),
+        adapter,
+    }
 }
 
 /// Everything the daemon runs from; `config::Config` plus built adapters, or a test's
@@ -85,9 +107,90 @@ pub struct Daemon {
     intake: CancellationToken,
     delivery_cancel: CancellationToken,
     delivery_tasks: TaskTracker,
-    network_cancel: CancellationToken,
-    network_tasks: TaskTracker,
+    /// What starting a network needs.
+    parts: NetworkParts,
+    /// The running networks; held across a stop or start, so that changes to the
+    /// set of networks happen one at a time.
+    networks: tokio::sync::Mutex<BTreeMap<NetworkId, RunningNetwork>>,
+    /// The HTTP server and the metrics upkeep.
+    background_cancel: CancellationToken,
+    background_tasks: TaskTracker,
     shutdown_deadline: std::time::Duration,
+}
+
+/// Everything a network's adapter is started with, shared by all networks.
+struct NetworkParts {
+    state_dir: PathBuf,
+    restart: RestartPolicy,
+    ingest: Arc<Ingest>,
+    queues: Arc<RoomQueues>,
+    store: SharedStore,
+    health: Arc<HealthRegistry>,
+    /// The adapter map delivery looks up per send.
+    adapters: Adapters,
+    /// The webhook targets the HTTP server looks up per request.
+    webhooks: WebhookTargets,
+}
+
+/// One network of the daemon: its adapter, the room set its runs follow, and the
+/// handle of its current run (its own cancel token and task).
+struct RunningNetwork {
+    adapter: Arc<dyn Adapter>,
+    rooms: RoomSetUpdater,
+    handle: NetworkHandle,
+}
+
+impl NetworkParts {
+    fn context(&self, network: &NetworkId, rooms: RoomSet) -> AdapterContext {
+        let reporter = {
+            let health = self.health.clone();
+            let queues = self.queues.clone();
+            let network = network.clone();
+            HealthReporter::new(move |state| {
+                let connected = state == ConnectionState::Connected;
+                health.set(&network, state);
+                crate::metrics::connected(&network, connected);
+                if connected {
+                    queues.network_reconnected(&network);
+                }
+            })
+        };
+        AdapterContext {
+            network: network.clone(),
+            rooms,
+            inbound: self.ingest.clone(),
+            health: reporter,
+            state: crate::store::state_for(&self.store, network),
+            data_dir: self.state_dir.join("networks").join(
+                network
+                    .as_str()
+                    .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_"),
+            ),
+        }
+    }
+
+    /// Starts supervising `adapter` for the rooms `rooms` holds now and later.
+    fn spawn(
+        &self,
+        network: &NetworkId,
+        adapter: &Arc<dyn Adapter>,
+        rooms: &RoomSetUpdater,
+    ) -> NetworkHandle {
+        self.health.set(network, ConnectionState::Starting);
+        let ctx = self.context(network, rooms.subscribe());
+        self.webhooks
+            .insert(network.clone(), adapter.clone(), ctx.clone());
+        NetworkHandle::spawn(adapter.clone(), ctx, self.health.clone(), self.restart)
+    }
+}
+
+/// The routing table for `routes`, with room names in the form each network's
+/// adapter uses in events.
+fn build_table(routes: &[RouteConfig], adapters: &Adapters) -> RoutingTable {
+    RoutingTable::build(routes, |network, room| match adapters.get(network) {
+        Some(entry) => crate::protocols::canonical_room(entry.protocol, room),
+        None => RoomId::new(room),
+    })
 }
 
 impl Daemon {
@@ -106,25 +209,11 @@ impl Daemon {
     ) -> Result<Self, DaemonError> {
         let metrics = crate::metrics::install();
         let health = Arc::new(HealthRegistry::default());
-        let adapters: HashMap<NetworkId, AdapterEntry> = options
-            .adapters
-            .into_iter()
-            .map(|(network, adapter)| {
-                let entry = AdapterEntry {
-                    protocol: adapter.protocol(),
-                    capabilities: adapter.capabilities(),
-                    adapter,
-                };
-                (network, entry)
-            })
-            .collect();
-        let adapters: Adapters = Arc::new(adapters);
-        let table = RoutingTable::build(&options.routes, |network, room| {
-            match adapters.get(network) {
-                Some(entry) => crate::protocols::canonical_room(entry.protocol, room),
-                None => RoomId::new(room),
-            }
-        });
+        let adapters = Adapters::default();
+        for (network, adapter) in &options.adapters {
+            adapters.insert(network.clone(), adapter_entry(adapter.clone()));
+        }
+        let table = build_table(&options.routes, &adapters);
         let routes: SharedRoutes = Arc::new(ArcSwap::from_pointee(table));
         let delivery_cancel = CancellationToken::new();
         let delivery_tasks = TaskTracker::new();
@@ -148,58 +237,44 @@ impl Daemon {
 
         let intake = CancellationToken::new();
         let ingest = Arc::new(Ingest::new(routes.clone(), store.clone(), intake.clone()));
-        let network_cancel = CancellationToken::new();
-        let network_tasks = TaskTracker::new();
-        let mut webhook_targets = HashMap::new();
-        for (network, entry) in adapters.iter() {
-            health.set(network, ConnectionState::Starting);
-            let reporter = {
-                let health = health.clone();
-                let queues = queues.clone();
-                let network = network.clone();
-                HealthReporter::new(move |state| {
-                    let connected = state == ConnectionState::Connected;
-                    health.set(&network, state);
-                    crate::metrics::connected(&network, connected);
-                    if connected {
-                        queues.network_reconnected(&network);
-                    }
-                })
-            };
-            let ctx = AdapterContext {
-                network: network.clone(),
-                rooms: routes.load().rooms_of(network),
-                inbound: ingest.clone(),
-                health: reporter,
-                state: crate::store::state_for(&store, network),
-                data_dir: options.state_dir.join("networks").join(
-                    network
-                        .as_str()
-                        .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_"),
-                ),
-            };
-            webhook_targets.insert(network.clone(), (entry.adapter.clone(), ctx.clone()));
-            network_tasks.spawn(supervisor::supervise(
-                entry.adapter.clone(),
-                ctx,
-                health.clone(),
-                options.restart,
-                network_cancel.clone(),
-            ));
+        let parts = NetworkParts {
+            state_dir: options.state_dir.clone(),
+            restart: options.restart,
+            ingest,
+            queues,
+            store: store.clone(),
+            health: health.clone(),
+            adapters,
+            webhooks: WebhookTargets::default(),
+        };
+        let mut networks = BTreeMap::new();
+        for (network, adapter) in options.adapters {
+            let (rooms, _) = RoomSet::watched(routes.load().rooms_of(&network));
+            let handle = parts.spawn(&network, &adapter, &rooms);
+            networks.insert(
+                network,
+                RunningNetwork {
+                    adapter,
+                    rooms,
+                    handle,
+                },
+            );
         }
 
-        network_tasks.spawn(crate::store::retention::run(
+        let background_cancel = CancellationToken::new();
+        let background_tasks = TaskTracker::new();
+        background_tasks.spawn(crate::store::retention::run(
             store.clone(),
             options.store.retention,
-            network_cancel.clone(),
+            background_cancel.clone(),
         ));
 
         // Histogram samples pile up in the recorder until drained; nobody may scrape
         // /metrics, so drain them on a timer.
         {
             let metrics = metrics.clone();
-            let cancel = network_cancel.clone();
-            network_tasks.spawn(async move {
+            let cancel = background_cancel.clone();
+            background_tasks.spawn(async move {
                 let mut upkeep = tokio::time::interval(METRICS_UPKEEP);
                 loop {
                     tokio::select! {
@@ -221,10 +296,10 @@ impl Daemon {
                 let state = HttpState {
                     health: health.clone(),
                     metrics,
-                    webhooks: Arc::new(webhook_targets),
+                    webhooks: parts.webhooks.clone(),
                 };
-                let cancel = network_cancel.clone();
-                network_tasks.spawn(async move {
+                let cancel = background_cancel.clone();
+                background_tasks.spawn(async move {
                     if let Err(error) = http::serve(listener, state, cancel).await {
                         tracing::error!(%error, "HTTP server stopped");
                     }
@@ -243,10 +318,119 @@ impl Daemon {
             intake,
             delivery_cancel,
             delivery_tasks,
-            network_cancel,
-            network_tasks,
+            parts,
+            networks: tokio::sync::Mutex::new(networks),
+            background_cancel,
+            background_tasks,
             shutdown_deadline: options.delivery.shutdown_deadline,
         })
+    }
+
+    /// Starts a network while the others run: it joins the rooms the routes give
+    /// it, its webhooks are served, and rows queued for it flow again.
+    pub async fn add_network(
+        &self,
+        network: NetworkId,
+        adapter: Arc<dyn Adapter>,
+    ) -> Result<(), NetworkChangeError> {
+        let mut networks = self.networks.lock().await;
+        if networks.contains_key(&network) {
+            return Err(NetworkChangeError::AlreadyRunning(network));
+        }
+        tracing::info!(%network, "adding network");
+        let (rooms, _) = RoomSet::watched(self.routes.load().rooms_of(&network));
+        let handle = self.parts.spawn(&network, &adapter, &rooms);
+        // Delivery sees it last: workers waiting for it wake to a running network.
+        self.parts
+            .adapters
+            .insert(network.clone(), adapter_entry(adapter.clone()));
+        self.parts.queues.serve_rooms(
+            self.routes
+                .load()
+                .rooms()
+                .into_iter()
+                .filter(|room| room.network == network),
+        );
+        networks.insert(
+            network,
+            RunningNetwork {
+                adapter,
+                rooms,
+                handle,
+            },
+        );
+        Ok(())
+    }
+
+    /// Stops one network within the shutdown deadline, leaving the others alone.
+    /// Rows queued for it stay in the store; its rooms' workers wait for it.
+    pub async fn remove_network(&self, network: &NetworkId) -> Result<(), NetworkChangeError> {
+        let mut networks = self.networks.lock().await;
+        let running = networks
+            .remove(network)
+            .ok_or_else(|| NetworkChangeError::NotRunning(network.clone()))?;
+        tracing::info!(%network, "removing network");
+        self.parts.adapters.remove(network);
+        self.parts.webhooks.remove(network);
+        self.stop(network, running.handle).await;
+        self.health.remove(network);
+        crate::metrics::connected(network, false);
+        Ok(())
+    }
+
+    /// Stops one network (within the shutdown deadline) and starts it again with
+    /// the same adapter and rooms; the others are not touched.
+    pub async fn restart_network(&self, network: &NetworkId) -> Result<(), NetworkChangeError> {
+        let mut networks = self.networks.lock().await;
+        let running = networks
+            .remove(network)
+            .ok_or_else(|| NetworkChangeError::NotRunning(network.clone()))?;
+        tracing::info!(%network, "restarting network");
+        let RunningNetwork {
+            adapter,
+            rooms,
+            handle,
+        } = running;
+        self.stop(network, handle).await;
+        let handle = self.parts.spawn(network, &adapter, &rooms);
+        networks.insert(
+            network.clone(),
+            RunningNetwork {
+                adapter,
+                rooms,
+                handle,
+            },
+        );
+        Ok(())
+    }
+
+    /// Swaps in a new routing table: each network's room set follows it (its
+    /// adapter joins and leaves rooms on its running connection), and rooms new to
+    /// the routes get their delivery workers.
+    pub async fn set_routes(&self, routes: Vec<RouteConfig>) {
+        let networks = self.networks.lock().await;
+        let table = build_table(&routes, &self.parts.adapters);
+        let rooms = table.rooms();
+        self.routes.store(Arc::new(table));
+        let table = self.routes.load();
+        for (network, running) in networks.iter() {
+            running.rooms.set(table.rooms_of(network));
+        }
+        self.parts.queues.serve_rooms(rooms);
+    }
+
+    /// The rooms a running network's adapter is given now.
+    pub async fn rooms_of(&self, network: &NetworkId) -> Option<BTreeSet<RoomId>> {
+        let networks = self.networks.lock().await;
+        networks
+            .get(network)
+            .map(|running| running.rooms.current().as_ref().clone())
+    }
+
+    async fn stop(&self, network: &NetworkId, handle: NetworkHandle) {
+        if !handle.stop(self.shutdown_deadline).await {
+            tracing::warn!(%network, deadline = ?self.shutdown_deadline, "network adapter did not stop in time; abandoned");
+        }
     }
 
     /// The address the HTTP server actually bound (useful with port 0).
@@ -278,13 +462,24 @@ impl Daemon {
         {
             tracing::warn!(deadline = ?self.shutdown_deadline, "shutdown: sends still in flight at the deadline; they will be retried at next start");
         }
-        self.network_cancel.cancel();
-        self.network_tasks.close();
-        if tokio::time::timeout(self.shutdown_deadline, self.network_tasks.wait())
+        let networks = std::mem::take(&mut *self.networks.lock().await);
+        let deadline = self.shutdown_deadline;
+        let stopped = futures::future::join_all(
+            networks
+                .into_values()
+                .map(|running| running.handle.stop(deadline)),
+        )
+        .await;
+        if stopped.contains(&false) {
+            tracing::warn!("shutdown: some network adapters did not stop in time");
+        }
+        self.background_cancel.cancel();
+        self.background_tasks.close();
+        if tokio::time::timeout(self.shutdown_deadline, self.background_tasks.wait())
             .await
             .is_err()
         {
-            tracing::warn!("shutdown: some network adapters did not stop in time");
+            tracing::warn!("shutdown: the HTTP server did not stop in time");
         }
         if let Err(error) = self.store.flush().await {
             tracing::error!(%error, "shutdown: final store flush failed");

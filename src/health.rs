@@ -106,6 +106,12 @@ impl HealthRegistry {
         }
     }
 
+    /// A network removed from the daemon: no longer shown or counted.
+    pub fn remove(&self, network: &NetworkId) {
+        let mut networks = self.networks.lock().unwrap_or_else(|p| p.into_inner());
+        networks.remove(network);
+    }
+
     pub fn snapshot(&self) -> BTreeMap<NetworkId, NetworkHealth> {
         self.networks
             .lock()

@@ -66,6 +66,50 @@ impl RestartPolicy {
     }
 }
 
+/// One network running under its own supervision, with its own cancel token and
+/// task: stopping or restarting it touches no other network.
+pub struct NetworkHandle {
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl NetworkHandle {
+    /// Starts supervising `adapter` in a task of its own.
+    pub fn spawn(
+        adapter: Arc<dyn Adapter>,
+        ctx: AdapterContext,
+        health: Arc<HealthRegistry>,
+        policy: RestartPolicy,
+    ) -> Self {
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(supervise(adapter, ctx, health, policy, cancel.clone()));
+        Self { cancel, task }
+    }
+
+    /// Cancels the network and waits up to `deadline` for its adapter to stop; past
+    /// it, the run is abandoned (aborted). Returns whether it stopped in time.
+    pub async fn stop(mut self, deadline: Duration) -> bool {
+        self.cancel.cancel();
+        if tokio::time::timeout(deadline, &mut self.task).await.is_ok() {
+            return true;
+        }
+        // Dropping the supervisor aborts its run too (`AbortOnDrop`).
+        self.task.abort();
+        let _ = self.task.await;
+        false
+    }
+}
+
+/// Aborts a task when dropped: a run outlives neither its supervisor nor an aborted
+/// stop.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Keeps `adapter` running until `cancel` fires.
 pub async fn supervise(
     adapter: Arc<dyn Adapter>,
@@ -81,14 +125,14 @@ pub async fn supervise(
     loop {
         let started = Instant::now();
         let connections_before = health.connections(&network);
-        let run = {
+        let mut run = {
             let adapter = adapter.clone();
             let ctx = ctx.clone();
             let cancel = cancel.child_token();
             // A task of its own so that a panic ends only this run.
-            tokio::spawn(async move { adapter.run(ctx, cancel).await })
+            AbortOnDrop(tokio::spawn(async move { adapter.run(ctx, cancel).await }))
         };
-        let result = run.await;
+        let result = (&mut run.0).await;
         if cancel.is_cancelled() {
             health.set(&network, ConnectionState::Stopped);
             m::connected(&network, false);
@@ -233,7 +277,7 @@ mod tests {
         let network = NetworkId::new("net");
         let ctx = AdapterContext {
             network: network.clone(),
-            rooms: Vec::new(),
+            rooms: switchboard_sdk::RoomSet::fixed([]),
             inbound: RecordingSink::new().0,
             health: {
                 let health = health.clone();
@@ -269,6 +313,124 @@ mod tests {
                 pair[1] - pair[0] - up
             })
             .collect()
+    }
+
+    fn context_for(network: &str, health: &Arc<HealthRegistry>) -> AdapterContext {
+        let network = NetworkId::new(network);
+        AdapterContext {
+            network: network.clone(),
+            rooms: switchboard_sdk::RoomSet::fixed([switchboard_sdk::RoomId::new("#r")]),
+            inbound: RecordingSink::new().0,
+            health: {
+                let health = health.clone();
+                HealthReporter::new(move |state| health.set(&network, state))
+            },
+            state: MemoryState::new(),
+            data_dir: std::env::temp_dir(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stopping_one_network_leaves_the_other_running() {
+        use switchboard_sdk::testing::FakeAdapter;
+        let health = Arc::new(HealthRegistry::default());
+        let (one, two) = (
+            FakeAdapter::new(Capabilities::default()),
+            FakeAdapter::new(Capabilities::default()),
+        );
+        let first = NetworkHandle::spawn(
+            one.clone(),
+            context_for("one", &health),
+            health.clone(),
+            RestartPolicy::default(),
+        );
+        let _second = NetworkHandle::spawn(
+            two.clone(),
+            context_for("two", &health),
+            health.clone(),
+            RestartPolicy::default(),
+        );
+        one.wait_running(Duration::from_secs(5)).await;
+        two.wait_running(Duration::from_secs(5)).await;
+        assert!(first.stop(Duration::from_secs(5)).await, "stopped in time");
+        assert!(one.rooms().is_none(), "the stopped network still runs");
+        assert_eq!(
+            health.state_of(&NetworkId::new("one")),
+            Some(ConnectionState::Stopped)
+        );
+        assert!(two.rooms().is_some(), "the other network was stopped too");
+        assert_eq!(two.runs(), 1, "the other network was restarted");
+        assert_eq!(
+            health.state_of(&NetworkId::new("two")),
+            Some(ConnectionState::Connected)
+        );
+    }
+
+    /// Ignores its cancel token; notes when its run is dropped.
+    struct Stubborn {
+        dropped: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    struct SetOnDrop(Arc<std::sync::atomic::AtomicBool>);
+
+    impl Drop for SetOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Adapter for Stubborn {
+        fn protocol(&self) -> &'static str {
+            "stubborn"
+        }
+
+        fn capabilities(&self) -> Capabilities {
+            Capabilities::default()
+        }
+
+        async fn run(
+            &self,
+            ctx: AdapterContext,
+            _cancel: CancellationToken,
+        ) -> Result<(), AdapterError> {
+            let _guard = SetOnDrop(self.dropped.clone());
+            ctx.health.report(ConnectionState::Connected);
+            std::future::pending::<()>().await;
+            Ok(())
+        }
+
+        async fn send(&self, _message: &Outbound) -> Result<SendReceipt, SendError> {
+            Err(SendError::Transient("stubborn".into()))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_adapter_that_ignores_cancel_is_abandoned_at_the_deadline() {
+        let health = Arc::new(HealthRegistry::default());
+        let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let handle = NetworkHandle::spawn(
+            Arc::new(Stubborn {
+                dropped: dropped.clone(),
+            }),
+            context_for("stubborn", &health),
+            health.clone(),
+            RestartPolicy::default(),
+        );
+        while health.state_of(&NetworkId::new("stubborn")) != Some(ConnectionState::Connected) {
+            tokio::task::yield_now().await;
+        }
+        let asked = Instant::now();
+        assert!(!handle.stop(Duration::from_secs(3)).await);
+        assert_eq!(
+            asked.elapsed(),
+            Duration::from_secs(3),
+            "waited the deadline"
+        );
+        // The run is aborted, not left behind.
+        while !dropped.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::task::yield_now().await;
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -87,7 +87,7 @@ pub async fn run(routes: u64, from: Arc<dyn Adapter>, to: Arc<dyn Adapter>, rss_
     let network = NetworkId::new("mm-a");
     let ctx = AdapterContext {
         network: network.clone(),
-        rooms,
+        rooms: switchboard_sdk::RoomSet::fixed(rooms),
         inbound: Arc::new(relay),
         health: HealthReporter::discard(),
         state: Arc::new(MemoryState::default()),
@@ -98,7 +98,7 @@ pub async fn run(routes: u64, from: Arc<dyn Adapter>, to: Arc<dyn Adapter>, rss_
     let state = HttpState {
         health,
         metrics: switchboard::metrics::install(),
-        webhooks: Arc::new(HashMap::from([(network, (from, ctx))])),
+        webhooks: [(network, (from, ctx))].into_iter().collect(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address: SocketAddr = listener.local_addr().unwrap();

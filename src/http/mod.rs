@@ -39,8 +39,46 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// The adapters that may receive webhooks, with the context they run in.
-pub type WebhookTargets = Arc<HashMap<NetworkId, (Arc<dyn Adapter>, AdapterContext)>>;
+/// One network that may receive webhooks: its adapter and the context it runs in.
+pub type WebhookTarget = (Arc<dyn Adapter>, AdapterContext);
+
+/// The networks that may receive webhooks, looked up per request: a network added
+/// or removed while the daemon runs is served (or refused) from the next request on.
+#[derive(Clone, Default)]
+pub struct WebhookTargets(Arc<arc_swap::ArcSwap<HashMap<NetworkId, Arc<WebhookTarget>>>>);
+
+impl WebhookTargets {
+    pub fn get(&self, network: &NetworkId) -> Option<Arc<WebhookTarget>> {
+        self.0.load().get(network).cloned()
+    }
+
+    pub fn insert(&self, network: NetworkId, adapter: Arc<dyn Adapter>, ctx: AdapterContext) {
+        let target = Arc::new((adapter, ctx));
+        self.0.rcu(|targets| {
+            let mut targets = HashMap::clone(targets);
+            targets.insert(network.clone(), target.clone());
+            targets
+        });
+    }
+
+    pub fn remove(&self, network: &NetworkId) {
+        self.0.rcu(|targets| {
+            let mut targets = HashMap::clone(targets);
+            targets.remove(network);
+            targets
+        });
+    }
+}
+
+impl FromIterator<(NetworkId, WebhookTarget)> for WebhookTargets {
+    fn from_iter<I: IntoIterator<Item = (NetworkId, WebhookTarget)>>(targets: I) -> Self {
+        let targets = targets
+            .into_iter()
+            .map(|(network, target)| (network, Arc::new(target)))
+            .collect();
+        Self(Arc::new(arc_swap::ArcSwap::from_pointee(targets)))
+    }
+}
 
 #[derive(Clone)]
 pub struct HttpState {
@@ -128,7 +166,7 @@ async fn counted(
     let target = network
         .map(NetworkId::new)
         .and_then(|network| Some((network.clone(), served.state.webhooks.get(&network)?)));
-    let Some((network, (adapter, ctx))) = target else {
+    let Some((network, target)) = target else {
         crate::metrics::webhook(&NetworkId::new(crate::metrics::UNKNOWN_NETWORK), 404);
         if let Some(suppressed) = served.unknown_network_log.allow() {
             // The name is the client's: logged escaped (`?`), never in the message.
@@ -137,6 +175,7 @@ async fn counted(
         }
         return (StatusCode::NOT_FOUND, "no such network\n").into_response();
     };
+    let (adapter, ctx) = &*target;
     let response = forward(served, &network, adapter.as_ref(), ctx, path, request).await;
     crate::metrics::webhook(&network, response.status().as_u16());
     response

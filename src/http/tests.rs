@@ -47,7 +47,7 @@ impl Adapter for Echo {
 fn context(network: &str) -> AdapterContext {
     AdapterContext {
         network: NetworkId::new(network),
-        rooms: Vec::new(),
+        rooms: switchboard_sdk::RoomSet::fixed([]),
         inbound: RecordingSink::new().0,
         health: HealthReporter::discard(),
         state: MemoryState::new(),
@@ -70,7 +70,7 @@ impl Server {
         let state = HttpState {
             health: Arc::new(HealthRegistry::default()),
             metrics: crate::metrics::install(),
-            webhooks: Arc::new(webhooks),
+            webhooks,
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

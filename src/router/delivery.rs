@@ -43,7 +43,64 @@ pub struct AdapterEntry {
     pub capabilities: Capabilities,
 }
 
-pub type Adapters = Arc<HashMap<NetworkId, AdapterEntry>>;
+/// The configured networks as delivery sees them, looked up per send: a network
+/// added or removed while the daemon runs is seen by the next row.
+#[derive(Clone, Default)]
+pub struct Adapters {
+    map: Arc<arc_swap::ArcSwap<HashMap<NetworkId, Arc<AdapterEntry>>>>,
+    /// Wakes workers that wait for their network to be (re)added.
+    added: Arc<Notify>,
+}
+
+impl Adapters {
+    pub fn get(&self, network: &NetworkId) -> Option<Arc<AdapterEntry>> {
+        self.map.load().get(network).cloned()
+    }
+
+    pub fn insert(&self, network: NetworkId, entry: AdapterEntry) {
+        let entry = Arc::new(entry);
+        self.map.rcu(|map| {
+            let mut map = HashMap::clone(map);
+            map.insert(network.clone(), entry.clone());
+            map
+        });
+        self.added.notify_waiters();
+    }
+
+    pub fn remove(&self, network: &NetworkId) {
+        self.map.rcu(|map| {
+            let mut map = HashMap::clone(map);
+            map.remove(network);
+            map
+        });
+    }
+
+    /// The network's adapter, waiting while it is not configured (removed at run
+    /// time: its rows stay queued until it comes back or the routes drop them).
+    /// `None` on shutdown.
+    async fn wait_for(
+        &self,
+        network: &NetworkId,
+        cancel: &CancellationToken,
+    ) -> Option<Arc<AdapterEntry>> {
+        let mut logged = false;
+        loop {
+            // Created before the look-up, so an insert in between still wakes it.
+            let added = self.added.notified();
+            if let Some(entry) = self.get(network) {
+                return Some(entry);
+            }
+            if !logged {
+                tracing::info!(%network, "delivery: network not configured; its rows wait");
+                logged = true;
+            }
+            tokio::select! {
+                () = added => {}
+                () = cancel.cancelled() => return None,
+            }
+        }
+    }
+}
 
 pub struct DeliverySettings {
     pub retry_initial: Duration,
@@ -165,6 +222,13 @@ impl RoomQueues {
         let shared = self.shared.clone();
         let tracker = shared.tracker.clone();
         tracker.spawn_on(room_worker(shared, state), &self.runtime);
+    }
+
+    /// Makes sure each of `rooms` has a worker (rooms a route change added).
+    pub fn serve_rooms(&self, rooms: impl IntoIterator<Item = RoomKey>) {
+        for room in rooms {
+            self.room(&room);
+        }
     }
 
     /// The network is connected again: every room of it retries its head row now.
@@ -325,6 +389,14 @@ impl Worker<'_> {
     /// shutdown interrupted it; the row then stays for the next start.
     async fn deliver(&mut self, row: PendingRow) -> bool {
         let key = &self.state.key;
+        let Some(entry) = self
+            .shared
+            .adapters
+            .wait_for(&key.network, &self.shared.cancel)
+            .await
+        else {
+            return false;
+        };
         let table = self.shared.routes.load_full();
         let Some(route) = table.route(&row.route) else {
             return self.dead(
@@ -344,13 +416,6 @@ impl Worker<'_> {
         if let Some(expired) = expiry(&row, max_age) {
             return self.dead(&row, "expired", expired);
         }
-        let Some(entry) = self.shared.adapters.get(&key.network) else {
-            return self.dead(
-                &row,
-                "no_network",
-                format!("network {:?} is not configured", key.network),
-            );
-        };
         let mut attempt = 0u32;
         let resolved = loop {
             match self.resolve(&row).await {
@@ -392,7 +457,17 @@ impl Worker<'_> {
         drop(table);
         let mut attempt = 0u32;
         loop {
-            match entry.adapter.send(&outbound).await {
+            // Looked up again for each attempt: the network may have been replaced
+            // (or removed, and then the row waits) while the row was retried.
+            let Some(current) = self
+                .shared
+                .adapters
+                .wait_for(&key.network, &self.shared.cancel)
+                .await
+            else {
+                return false;
+            };
+            match current.adapter.send(&outbound).await {
                 Ok(receipt) => {
                     let latency = Duration::from_millis(
                         (switchboard_sdk::event::now_ms() - row.created_ms).max(0) as u64,

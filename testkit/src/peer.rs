@@ -125,6 +125,33 @@ impl IrcPeer {
         }
     }
 
+    /// Waits for a raw line (any command) that `done` accepts; returns it with the
+    /// lines that came before it (messages included: they are consumed).
+    pub async fn expect_line(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut done: impl FnMut(&str) -> bool,
+    ) -> (String, Vec<String>) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut before = Vec::new();
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.lines.recv()).await;
+            match next {
+                Ok(Some(line)) if done(&line) => return (line, before),
+                Ok(Some(line)) => before.push(line),
+                Ok(None) => panic!(
+                    "peer {}: connection closed waiting for {what}; saw {before:#?}",
+                    self.nick
+                ),
+                Err(_) => panic!(
+                    "peer {}: no {what} within {timeout:?}; saw {before:#?}",
+                    self.nick
+                ),
+            }
+        }
+    }
+
     pub async fn raw(&mut self, line: &str) {
         self.writer
             .lock()

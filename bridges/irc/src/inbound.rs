@@ -78,6 +78,11 @@ impl Membership {
     pub fn clear(&mut self) {
         self.channels.clear();
     }
+
+    /// A channel the bridge left: its members no longer matter.
+    pub fn forget(&mut self, channel: &str) {
+        self.channels.remove(channel);
+    }
 }
 
 impl Translator<'_> {

@@ -219,11 +219,8 @@ async fn read_loop(
     events: mpsc::UnboundedSender<Inbound>,
 ) -> Result<(), AdapterError> {
     let config = &adapter.config;
-    let rooms: HashSet<String> = ctx
-        .rooms
-        .iter()
-        .map(|room| canonical_channel(room.as_str()))
-        .collect();
+    let mut room_set = ctx.rooms.clone();
+    let mut rooms = channels_of(&room_set.current());
     let mut lines = connection::lines(reader);
     let mut members = Membership::default();
     let mut registration = Registration {
@@ -262,6 +259,10 @@ async fn read_loop(
             _ = cancel.cancelled() => return Ok(()),
             _ = session.ending.died() => {
                 return Err(AdapterError::Connection(session.ending.reason()));
+            }
+            current = room_set.changed() => {
+                follow_rooms(ctx, config, session, &registration, &mut rooms, &mut members, &current);
+                continue;
             }
             _ = tick.tick() => {
                 let silent = last_traffic.elapsed();
@@ -324,6 +325,51 @@ async fn read_loop(
             let _ = events.send(event);
         }
     }
+}
+
+/// The channels of a room set, in canonical form.
+fn channels_of(rooms: &std::collections::BTreeSet<switchboard_sdk::RoomId>) -> HashSet<String> {
+    rooms
+        .iter()
+        .map(|room| canonical_channel(room.as_str()))
+        .collect()
+}
+
+/// The routes changed this network's rooms: JOIN the channels added and PART those
+/// removed, on the same connection. Before registration only the set changes: the
+/// welcome joins whatever it holds then.
+fn follow_rooms(
+    ctx: &AdapterContext,
+    config: &IrcConfig,
+    session: &Session,
+    registration: &Registration,
+    rooms: &mut HashSet<String>,
+    members: &mut Membership,
+    current: &std::collections::BTreeSet<switchboard_sdk::RoomId>,
+) {
+    let wanted = channels_of(current);
+    let mut added: Vec<&String> = wanted.difference(rooms).collect();
+    let mut removed: Vec<&String> = rooms.difference(&wanted).collect();
+    added.sort();
+    removed.sort();
+    if registration.registered {
+        for channel in &removed {
+            tracing::info!(network = %ctx.network, %channel, "IRC: channel no longer routed; parting");
+            members.forget(channel);
+            // Nothing more is sent there, even before the server confirms the PART.
+            session
+                .joined
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(*channel);
+            session.urgent(format!("PART {channel} :no longer bridged"));
+        }
+        for channel in &added {
+            tracing::info!(network = %ctx.network, %channel, "IRC: channel newly routed; joining");
+            session.urgent(join_line(config, channel));
+        }
+    }
+    *rooms = wanted;
 }
 
 /// Protocol bookkeeping for one message: registration, joins, PING, errors.
@@ -491,13 +537,16 @@ fn handle(
         }
         Command::KICK(channel, user, reason) if user.eq_ignore_ascii_case(&session.nick()) => {
             let channel = canonical_channel(channel);
-            tracing::warn!(network = %ctx.network, %channel, ?reason, "IRC: kicked; rejoining");
             session
                 .joined
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&channel);
-            session.urgent(join_line(config, &channel));
+            // A channel the routes no longer name stays left.
+            if rooms.contains(&channel) {
+                tracing::warn!(network = %ctx.network, %channel, ?reason, "IRC: kicked; rejoining");
+                session.urgent(join_line(config, &channel));
+            }
         }
         Command::NICK(new) if from_us => {
             *session.nick.lock().unwrap_or_else(|p| p.into_inner()) = new.clone();
@@ -586,7 +635,7 @@ mod tests {
         let (sink, mut inbound) = RecordingSink::new();
         let ctx = AdapterContext {
             network: NetworkId::new("test"),
-            rooms: vec![RoomId::new("#x")],
+            rooms: switchboard_sdk::RoomSet::fixed([RoomId::new("#x")]),
             inbound: sink,
             health: HealthReporter::discard(),
             state: MemoryState::new(),

@@ -16,8 +16,8 @@ use switchboard_sdk::{
 
 pub struct Translator {
     pub network: NetworkId,
-    /// Room id -> the room as routes name it.
-    pub rooms: HashMap<OwnedRoomId, RoomId>,
+    /// Room id -> the room as routes name it; replaced when the routes change.
+    rooms: std::sync::RwLock<HashMap<OwnedRoomId, RoomId>>,
     /// Base URL for media links (`mxc://` becomes a download URL there).
     pub homeserver: String,
 }
@@ -41,11 +41,34 @@ pub fn localpart(user_id: &str) -> &str {
 }
 
 impl Translator {
+    pub fn new(
+        network: NetworkId,
+        rooms: HashMap<OwnedRoomId, RoomId>,
+        homeserver: String,
+    ) -> Self {
+        Self {
+            network,
+            rooms: std::sync::RwLock::new(rooms),
+            homeserver,
+        }
+    }
+
+    /// The room as routes name it, for a bridged room id.
+    pub fn room_of(&self, room_id: &MatrixRoomId) -> Option<RoomId> {
+        let rooms = self.rooms.read().unwrap_or_else(|p| p.into_inner());
+        rooms.get(room_id).cloned()
+    }
+
+    /// From now on only these rooms are relayed.
+    pub fn set_rooms(&self, rooms: HashMap<OwnedRoomId, RoomId>) {
+        *self.rooms.write().unwrap_or_else(|p| p.into_inner()) = rooms;
+    }
+
     /// `None` for events that mean nothing on other networks (receipts, state the
     /// bridge does not relay, undecryptable events) and for rooms not bridged. The
     /// sender is named by their localpart and not marked as the bridge's own.
     pub fn translate(&self, room_id: &MatrixRoomId, event: &Value) -> Option<Inbound> {
-        let room = self.rooms.get(room_id)?.clone();
+        let room = self.room_of(room_id)?;
         let event_type = event.get("type")?.as_str()?;
         let event_id = event.get("event_id")?.as_str()?.to_owned();
         let sender_id = event.get("sender")?.as_str()?.to_owned();

@@ -41,28 +41,20 @@ pub async fn run(
     let txn_salt = txn_salt(ctx).await?;
 
     let mut rooms = HashMap::new();
-    let mut by_id: HashMap<OwnedRoomId, RoomId> = HashMap::new();
-    for room in &ctx.rooms {
-        let reference = <&RoomOrAliasId>::try_from(room.as_str())
-            .map_err(|error| AdapterError::Config(format!("room {room}: {error}")))?;
-        let joined = client
-            .join_room_by_id_or_alias(reference, &[])
-            .await
-            .map_err(|error| AdapterError::Connection(format!("cannot join {room}: {error}")))?;
-        rooms.insert(room.clone(), joined.room_id().to_owned());
-        by_id.insert(joined.room_id().to_owned(), room.clone());
+    for room in ctx.rooms.current().iter() {
+        rooms.insert(room.clone(), join(&client, room).await?);
     }
-    let live = Arc::new(Live {
+    let translator = Translator::new(
+        ctx.network.clone(),
+        by_id(&rooms),
+        config.homeserver.trim_end_matches('/').to_owned(),
+    );
+    let mut live = Arc::new(Live {
         client: client.clone(),
         rooms,
         txn_salt,
     });
-    adapter.live.set(Some(live));
-    let translator = Translator {
-        network: ctx.network.clone(),
-        rooms: by_id,
-        homeserver: config.homeserver.trim_end_matches('/').to_owned(),
-    };
+    adapter.live.set(Some(live.clone()));
     let relay = Relay {
         ctx,
         translator: &translator,
@@ -84,20 +76,26 @@ pub async fn run(
         }
     };
     ctx.health.report(ConnectionState::Connected);
-    tracing::info!(network = %ctx.network, rooms = translator.rooms.len(), "Matrix: connected");
+    tracing::info!(network = %ctx.network, rooms = live.rooms.len(), "Matrix: connected");
 
+    let mut room_set = ctx.rooms.clone();
     loop {
         let settings = SyncSettings::default()
             .token(token.clone())
             .timeout(LONG_POLL)
             .filter(sync_filter());
+        // A sync abandoned for a room change is asked again from the same token.
         let response = tokio::select! {
             response = client.sync_once(settings) => response
                 .map_err(|error| AdapterError::Connection(format!("sync: {error}")))?,
+            current = room_set.changed() => {
+                live = follow_rooms(adapter, ctx, &live, &translator, &current).await;
+                continue;
+            }
             () = cancel.cancelled() => return Ok(()),
         };
         for (room_id, update) in &response.rooms.joined {
-            if !translator.rooms.contains_key(room_id) {
+            if translator.room_of(room_id).is_none() {
                 continue;
             }
             if update.timeline.limited
@@ -112,6 +110,67 @@ pub async fn run(
         token = response.next_batch;
         save(ctx, SYNC_TOKEN, &token).await?;
     }
+}
+
+/// Joins a routed room (by id or alias) and returns its id.
+async fn join(client: &matrix_sdk::Client, room: &RoomId) -> Result<OwnedRoomId, AdapterError> {
+    let reference = <&RoomOrAliasId>::try_from(room.as_str())
+        .map_err(|error| AdapterError::Config(format!("room {room}: {error}")))?;
+    let joined = client
+        .join_room_by_id_or_alias(reference, &[])
+        .await
+        .map_err(|error| AdapterError::Connection(format!("cannot join {room}: {error}")))?;
+    Ok(joined.room_id().to_owned())
+}
+
+/// Room id -> the room as routes name it.
+fn by_id(rooms: &HashMap<RoomId, OwnedRoomId>) -> HashMap<OwnedRoomId, RoomId> {
+    rooms
+        .iter()
+        .map(|(room, id)| (id.clone(), room.clone()))
+        .collect()
+}
+
+/// The routes changed this network's rooms: joins the rooms added and stops relaying
+/// those removed, on the same session. The bot stays a member of a removed room (a
+/// room it was invited to may not take it back); it only stops relaying it. A room
+/// that cannot be joined is logged and left out; its rows wait for the next run.
+async fn follow_rooms(
+    adapter: &MatrixAdapter,
+    ctx: &AdapterContext,
+    live: &Arc<Live>,
+    translator: &Translator,
+    current: &std::collections::BTreeSet<RoomId>,
+) -> Arc<Live> {
+    let served = live.rooms.keys().cloned().collect();
+    let changes = switchboard_sdk::RoomChanges::between(&served, current);
+    if changes.is_empty() {
+        return live.clone();
+    }
+    let mut rooms = live.rooms.clone();
+    for room in &changes.removed {
+        tracing::info!(network = %ctx.network, %room, "Matrix: room no longer routed; not relayed any more");
+        rooms.remove(room);
+    }
+    for room in &changes.added {
+        match join(&live.client, room).await {
+            Ok(room_id) => {
+                tracing::info!(network = %ctx.network, %room, "Matrix: room newly routed; joined");
+                rooms.insert(room.clone(), room_id);
+            }
+            Err(error) => {
+                tracing::error!(network = %ctx.network, %room, %error, "Matrix: cannot join a newly routed room; its messages stay queued");
+            }
+        }
+    }
+    translator.set_rooms(by_id(&rooms));
+    let next = Arc::new(Live {
+        client: live.client.clone(),
+        rooms,
+        txn_salt: live.txn_salt.clone(),
+    });
+    adapter.live.set(Some(next.clone()));
+    next
 }
 
 async fn build_client(

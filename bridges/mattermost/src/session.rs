@@ -60,9 +60,11 @@ pub async fn run(
     catch_up(ctx, &live.translator, &mut cursors, &mut watch, max_age).await?;
     cursors.save(ctx).await;
 
+    let mut live = live;
     let result = relay(
+        adapter,
         ctx,
-        &live,
+        &mut live,
         &mut socket,
         &mut cursors,
         &mut watch,
@@ -105,22 +107,9 @@ async fn connect_rest(
     let mut channels = HashMap::new();
     let mut rooms = HashMap::new();
     let mut names = HashMap::new();
-    for room in &ctx.rooms {
-        let channel = client
-            .channel(&team.name, room.as_str())
-            .await
-            .map_err(|error| {
-                not_found_or(
-                    format!(
-                        "channel {room} not found in team {team_name} (or the bot is not a member)"
-                    ),
-                    error,
-                )
-            })?;
+    for room in ctx.rooms.current().iter() {
+        let channel = resolve_channel(client, ctx, &team.name, team_name, room, &me.id).await?;
         names.insert(channel.id.clone(), describe_channel(&channel));
-        if let Err(error) = client.join_channel(&channel.id, &me.id).await {
-            tracing::warn!(network = %ctx.network, %room, %error, "Mattermost: cannot join the channel; relying on existing membership");
-        }
         channels.insert(room.clone(), channel.id.clone());
         rooms.insert(channel.id, room.clone());
     }
@@ -132,6 +121,99 @@ async fn connect_rest(
         names_overridden,
         translator: Arc::new(translator),
     }))
+}
+
+/// Finds a routed room's channel in the team and joins it.
+async fn resolve_channel(
+    client: &Client,
+    ctx: &AdapterContext,
+    team: &str,
+    configured_team: &str,
+    room: &RoomId,
+    own_user_id: &str,
+) -> Result<crate::api::Channel, AdapterError> {
+    let channel = client.channel(team, room.as_str()).await.map_err(|error| {
+        not_found_or(
+            format!(
+                "channel {room} not found in team {configured_team} (or the bot is not a member)"
+            ),
+            error,
+        )
+    })?;
+    if let Err(error) = client.join_channel(&channel.id, own_user_id).await {
+        tracing::warn!(network = %ctx.network, %room, %error, "Mattermost: cannot join the channel; relying on existing membership");
+    }
+    Ok(channel)
+}
+
+/// The routes changed this network's rooms: resolves (and joins) the channels added,
+/// whose catch-up starts now, and stops relaying those removed, on the same
+/// connection. A channel that cannot be resolved is logged and left out; its rows
+/// wait until the next connection resolves it.
+async fn follow_rooms(
+    adapter: &MattermostAdapter,
+    ctx: &AdapterContext,
+    live: &mut Arc<Live>,
+    cursors: &mut Cursors,
+    watch: &mut Watch,
+    current: &std::collections::BTreeSet<RoomId>,
+) -> Result<(), AdapterError> {
+    let served: std::collections::BTreeSet<RoomId> = live.channels.keys().cloned().collect();
+    let changes = switchboard_sdk::RoomChanges::between(&served, current);
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let client = &adapter.client;
+    let mut channels = live.channels.clone();
+    let mut rooms = live.translator.rooms.clone();
+    let mut names = live.translator.channel_names.clone();
+    for room in &changes.removed {
+        if let Some(channel) = channels.remove(room) {
+            tracing::info!(network = %ctx.network, %room, "Mattermost: channel no longer routed; not relayed any more");
+            rooms.remove(&channel);
+            cursors.forget(&channel);
+        }
+    }
+    if !changes.added.is_empty() {
+        let team_name = &adapter.config.team;
+        let team = client
+            .team_by_name(team_name)
+            .await
+            .map_err(|error| connect_error("team", error))?;
+        for room in &changes.added {
+            let own_user_id = &live.translator.own_user_id;
+            match resolve_channel(client, ctx, &team.name, team_name, room, own_user_id).await {
+                Ok(channel) => {
+                    tracing::info!(network = %ctx.network, %room, "Mattermost: channel newly routed; relaying it");
+                    names.insert(channel.id.clone(), describe_channel(&channel));
+                    // What was said before the room was routed is not relayed.
+                    cursors.start_at(&channel.id, now_ms());
+                    channels.insert(room.clone(), channel.id.clone());
+                    rooms.insert(channel.id, room.clone());
+                }
+                Err(error) => {
+                    tracing::error!(network = %ctx.network, %room, %error, "Mattermost: cannot resolve a newly routed channel; its messages stay queued");
+                }
+            }
+        }
+    }
+    let translator = Translator::new(
+        ctx.network.clone(),
+        rooms,
+        live.translator.own_user_id.clone(),
+        client.clone(),
+    )
+    .with_channel_names(names.clone());
+    watch.names = names;
+    let next = Arc::new(Live {
+        channels,
+        names_overridden: live.names_overridden,
+        translator: Arc::new(translator),
+    });
+    adapter.live.set(Some(next.clone()));
+    *live = next;
+    cursors.save(ctx).await;
+    Ok(())
 }
 
 /// Degrade per feature rather than gate on a version: an unreadable client config
@@ -243,8 +325,9 @@ fn parse_frame(frame: &Message) -> Option<WsMessage> {
 
 /// Reads events until cancelled or the connection fails.
 async fn relay(
+    adapter: &MattermostAdapter,
     ctx: &AdapterContext,
-    live: &Live,
+    live: &mut Arc<Live>,
     socket: &mut Socket,
     cursors: &mut Cursors,
     watch: &mut Watch,
@@ -257,9 +340,13 @@ async fn relay(
     let mut action_seq = 2i64;
     let mut expected_seq: Option<i64> = None;
     let mut last_frame = tokio::time::Instant::now();
+    let mut room_set = ctx.rooms.clone();
     loop {
         tokio::select! {
             () = cancel.cancelled() => return Ok(()),
+            current = room_set.changed() => {
+                follow_rooms(adapter, ctx, live, cursors, watch, &current).await?;
+            }
             _ = save.tick() => cursors.save(ctx).await,
             _ = ping.tick() => {
                 if last_frame.elapsed() > SILENCE_LIMIT {

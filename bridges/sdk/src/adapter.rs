@@ -1,5 +1,6 @@
 //! The `Adapter` trait and what the core hands an adapter when it runs it.
 
+use crate::context::RoomSet;
 use crate::error::{AdapterError, SendError, SubmitError};
 use crate::event::{Inbound, Outbound, SendReceipt};
 use crate::final_text::TextFormat;
@@ -138,8 +139,10 @@ pub type StateHandle = Arc<dyn AdapterState>;
 #[derive(Clone)]
 pub struct AdapterContext {
     pub network: NetworkId,
-    /// The rooms of this network that appear in routes, in canonical form.
-    pub rooms: Vec<RoomId>,
+    /// The rooms of this network that appear in routes, in canonical form. The set
+    /// may change while the adapter runs: it joins rooms added and leaves (or stops
+    /// relaying) rooms removed, without reconnecting.
+    pub rooms: RoomSet,
     pub inbound: InboundSink,
     pub health: HealthReporter,
     /// This network's durable state.
@@ -238,8 +241,9 @@ pub trait Adapter: Send + Sync + 'static {
         self.capabilities()
     }
 
-    /// Connects, joins `ctx.rooms`, and forwards inbound events until `cancel` fires
-    /// (returns `Ok`) or the connection fails (returns the error; the supervisor restarts).
+    /// Connects, joins `ctx.rooms` (and follows its changes without reconnecting), and
+    /// forwards inbound events until `cancel` fires (returns `Ok`) or the connection
+    /// fails (returns the error; the supervisor restarts).
     async fn run(&self, ctx: AdapterContext, cancel: CancellationToken)
     -> Result<(), AdapterError>;
 

@@ -8,6 +8,7 @@
 
 pub mod adapter;
 pub mod connector;
+pub mod context;
 pub mod error;
 pub mod event;
 pub mod final_text;
@@ -22,6 +23,7 @@ pub use adapter::{
     HealthReporter, InboundSink, StateHandle, SubmitOutcome, WebhookRequest, WebhookResponse,
 };
 pub use connector::{NetworkConnector, NetworkSection, RoomProblem, SectionError};
+pub use context::{RoomChanges, RoomSet, RoomSetUpdater, Rooms};
 pub use error::{AdapterError, ConfigProblem, SendError, SubmitError};
 pub use event::{
     Attachment, EventKind, Inbound, MessageStyle, Origin, Outbound, OutboundKind, SendReceipt,

@@ -9,6 +9,7 @@ use crate::adapter::{
     Adapter, AdapterContext, AdapterState, Capabilities, ConnectionState, HealthReporter,
     InboundHandler, InboundSink, SubmitOutcome,
 };
+use crate::context::{RoomSet, Rooms};
 use crate::error::{AdapterError, SendError, SubmitError};
 use crate::event::{Inbound, MessageStyle, Outbound, OutboundKind, SendReceipt, Sender};
 use crate::final_text::{FinalText, final_parts};
@@ -170,6 +171,31 @@ impl FakeAdapter {
         }
     }
 
+    /// The rooms the running fake serves now (`None` while it does not run).
+    pub fn rooms(&self) -> Option<Rooms> {
+        self.lock().context.as_ref().map(|ctx| ctx.rooms.current())
+    }
+
+    /// Waits until the running fake serves exactly `expected`; panics with what it
+    /// has after `timeout`.
+    pub async fn wait_for_rooms(&self, expected: &[&str], timeout: Duration) {
+        let expected: std::collections::BTreeSet<RoomId> =
+            expected.iter().map(|room| RoomId::new(*room)).collect();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.changed.notified();
+            let rooms = self.rooms();
+            if rooms.as_deref() == Some(&expected) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                panic!(
+                    "fake adapter: expected rooms {expected:?} within {timeout:?}, has {rooms:?}"
+                );
+            }
+        }
+    }
+
     /// Waits until `run` has been called and returns its context.
     pub async fn wait_running(&self, timeout: Duration) -> AdapterContext {
         let deadline = tokio::time::Instant::now() + timeout;
@@ -240,8 +266,15 @@ impl Adapter for FakeAdapter {
             state.runs += 1;
         }
         self.changed.notify_waiters();
-        cancel.cancelled().await;
+        let mut rooms = ctx.rooms.clone();
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                _ = rooms.changed() => self.changed.notify_waiters(),
+            }
+        }
         self.lock().context = None;
+        self.changed.notify_waiters();
         ctx.health.report(ConnectionState::Stopped);
         Ok(())
     }
@@ -346,6 +379,15 @@ pub fn spawn_adapter<A: Adapter>(
     network: NetworkId,
     rooms: Vec<RoomId>,
 ) -> RunningAdapter {
+    spawn_adapter_in(adapter, network, RoomSet::fixed(rooms))
+}
+
+/// Like [`spawn_adapter`], with a room set the test may change while it runs.
+pub fn spawn_adapter_in<A: Adapter>(
+    adapter: Arc<A>,
+    network: NetworkId,
+    rooms: RoomSet,
+) -> RunningAdapter {
     let (sink, inbound) = RecordingSink::new();
     let (health_tx, health) = mpsc::unbounded_channel();
     let data_dir = TempDir(std::env::temp_dir().join(format!(
@@ -434,6 +476,29 @@ mod tests {
                 _ => false,
             })
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_fake_adapter_shows_the_rooms_it_has_now() {
+        let adapter = FakeAdapter::new(Capabilities::default());
+        assert!(adapter.rooms().is_none(), "not running yet");
+        let (updater, rooms) = RoomSet::watched([RoomId::new("#a")]);
+        let running = spawn_adapter_in(adapter.clone(), NetworkId::new("fake"), rooms);
+        adapter
+            .wait_for_rooms(&["#a"], Duration::from_secs(5))
+            .await;
+        updater.set([RoomId::new("#a"), RoomId::new("#b")]);
+        adapter
+            .wait_for_rooms(&["#a", "#b"], Duration::from_secs(5))
+            .await;
+        updater.set([RoomId::new("#b")]);
+        adapter
+            .wait_for_rooms(&["#b"], Duration::from_secs(5))
+            .await;
+        assert_eq!(adapter.runs(), 1, "a room change is no new run");
+        running.cancel.cancel();
+        running.task.await.unwrap().unwrap();
+        assert!(adapter.rooms().is_none(), "stopped");
     }
 
     #[tokio::test]

@@ -36,8 +36,8 @@ pub(crate) struct Live {
     api: Api,
     config: MatrixConfig,
     hs_token: String,
-    /// Room as routes name it -> room id.
-    rooms: HashMap<RoomId, String>,
+    /// Room as routes name it -> room id; replaced when the routes change.
+    rooms: Mutex<HashMap<RoomId, String>>,
     translator: Translator,
     ghosts: Ghosts,
     /// (room id, user id) -> display name, kept current from member events.
@@ -173,27 +173,19 @@ pub(crate) async fn run(
         Err(error) => return Err(AdapterError::Connection(format!("whoami: {error}"))),
     }
     let mut rooms = HashMap::new();
-    let mut by_id: HashMap<OwnedRoomId, RoomId> = HashMap::new();
-    for room in &ctx.rooms {
-        let room_id = api
-            .join(room.as_str(), None)
-            .await
-            .map_err(|error| AdapterError::Connection(format!("cannot join {room}: {error}")))?;
-        let parsed = OwnedRoomId::try_from(room_id.as_str())
-            .map_err(|error| AdapterError::Connection(format!("room id {room_id}: {error}")))?;
-        by_id.insert(parsed, room.clone());
-        rooms.insert(room.clone(), room_id);
+    for room in ctx.rooms.current().iter() {
+        rooms.insert(room.clone(), join(&api, room).await?);
     }
     let live = Live {
         api,
         config: config.clone(),
         hs_token: tokens.hs_token,
-        rooms,
-        translator: Translator {
-            network: ctx.network.clone(),
-            rooms: by_id,
-            homeserver: config.homeserver.trim_end_matches('/').to_owned(),
-        },
+        translator: Translator::new(
+            ctx.network.clone(),
+            by_id(&rooms),
+            config.homeserver.trim_end_matches('/').to_owned(),
+        ),
+        rooms: Mutex::new(rooms),
         ghosts: Ghosts::default(),
         names: Mutex::default(),
         txn_salt: crate::session::txn_salt(ctx).await?,
@@ -203,11 +195,67 @@ pub(crate) async fn run(
                 .map_err(|error| AdapterError::Connection(format!("adapter state: {error}")))?,
         ),
     };
-    adapter.appservice_live.set(Some(Arc::new(live)));
+    let live = Arc::new(live);
+    adapter.appservice_live.set(Some(live.clone()));
     ctx.health.report(ConnectionState::Connected);
-    tracing::info!(network = %ctx.network, rooms = ctx.rooms.len(), "Matrix appservice: connected");
-    cancel.cancelled().await;
-    Ok(())
+    tracing::info!(network = %ctx.network, rooms = ctx.rooms.current().len(), "Matrix appservice: connected");
+    let mut room_set = ctx.rooms.clone();
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return Ok(()),
+            current = room_set.changed() => follow_rooms(ctx, &live, &current).await,
+        }
+    }
+}
+
+/// The bot joins a routed room (by id or alias); returns its id.
+async fn join(api: &Api, room: &RoomId) -> Result<String, AdapterError> {
+    let room_id = api
+        .join(room.as_str(), None)
+        .await
+        .map_err(|error| AdapterError::Connection(format!("cannot join {room}: {error}")))?;
+    OwnedRoomId::try_from(room_id.as_str())
+        .map_err(|error| AdapterError::Connection(format!("room id {room_id}: {error}")))?;
+    Ok(room_id)
+}
+
+/// Room id -> the room as routes name it (ids the homeserver gave are valid).
+fn by_id(rooms: &HashMap<RoomId, String>) -> HashMap<OwnedRoomId, RoomId> {
+    rooms
+        .iter()
+        .filter_map(|(room, id)| Some((OwnedRoomId::try_from(id.as_str()).ok()?, room.clone())))
+        .collect()
+}
+
+/// The routes changed this network's rooms: the bot joins the rooms added, and
+/// those removed are no longer relayed (the bot and its ghosts stay members: a room
+/// it was invited to may not take it back). A room that cannot be joined is logged
+/// and left out; its rows wait for the next run.
+async fn follow_rooms(
+    ctx: &AdapterContext,
+    live: &Live,
+    current: &std::collections::BTreeSet<RoomId>,
+) {
+    let mut rooms = live.rooms.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let served = rooms.keys().cloned().collect();
+    let changes = switchboard_sdk::RoomChanges::between(&served, current);
+    for room in &changes.removed {
+        tracing::info!(network = %ctx.network, %room, "Matrix appservice: room no longer routed; not relayed any more");
+        rooms.remove(room);
+    }
+    for room in &changes.added {
+        match join(&live.api, room).await {
+            Ok(room_id) => {
+                tracing::info!(network = %ctx.network, %room, "Matrix appservice: room newly routed; joined");
+                rooms.insert(room.clone(), room_id);
+            }
+            Err(error) => {
+                tracing::error!(network = %ctx.network, %room, %error, "Matrix appservice: cannot join a newly routed room; its messages stay queued");
+            }
+        }
+    }
+    live.translator.set_rooms(by_id(&rooms));
+    *live.rooms.lock().unwrap_or_else(|p| p.into_inner()) = rooms;
 }
 
 /// The current run, if any, and the `hs_token` requests must carry.
@@ -253,8 +301,12 @@ pub(crate) async fn handle(
 pub(crate) async fn send(live: &Live, message: &Outbound) -> Result<SendReceipt, SendError> {
     let room_id = live
         .rooms
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
         .get(&message.room)
+        .cloned()
         .ok_or_else(|| SendError::Transient(format!("room {} is not joined yet", message.room)))?;
+    let room_id = &room_id;
     let ghost = if message.origin.sender_id.is_empty() {
         None
     } else {

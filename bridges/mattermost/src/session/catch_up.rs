@@ -190,6 +190,17 @@ impl Cursors {
         }
     }
 
+    /// A channel newly bridged: caught up from `at_ms` on, whatever was saved.
+    pub fn start_at(&mut self, channel: &str, at_ms: i64) {
+        self.positions.insert(channel.to_owned(), at_ms);
+        self.dirty = true;
+    }
+
+    /// A channel no longer bridged: not caught up any more.
+    pub fn forget(&mut self, channel: &str) {
+        self.positions.remove(channel);
+    }
+
     /// Each channel with its cursor.
     pub fn positions(&self) -> Vec<(String, i64)> {
         self.positions

@@ -88,7 +88,7 @@ impl Bridge {
         let (health_tx, health) = unbounded_channel();
         let ctx = AdapterContext {
             network: NetworkId::new(network),
-            rooms: rooms.iter().map(|room| RoomId::new(*room)).collect(),
+            rooms: switchboard_sdk::RoomSet::fixed(rooms.iter().map(|room| RoomId::new(*room))),
             inbound: sink,
             health: HealthReporter::new(move |state| {
                 let _ = health_tx.send(state);
