@@ -68,7 +68,6 @@ pub async fn run(
         &mut socket,
         &mut cursors,
         &mut watch,
-        max_age,
         cancel,
     )
     .await;
@@ -331,9 +330,9 @@ async fn relay(
     socket: &mut Socket,
     cursors: &mut Cursors,
     watch: &mut Watch,
-    max_age: Duration,
     cancel: &CancellationToken,
 ) -> Result<(), AdapterError> {
+    let max_age = Duration::from_secs(adapter.config.catch_up_max_age_secs);
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     let mut save = tokio::time::interval(CURSOR_SAVE_EVERY);
