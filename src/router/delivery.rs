@@ -19,11 +19,22 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use switchboard_sdk::{
-    Adapter, Capabilities, ConnectionState, EventKind, NetworkId, RoomKey, SendError,
+    Adapter, Capabilities, ConnectionState, EventKind, NetworkId, Outbound, RoomKey, SendError,
 };
 use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// What `prepare` made of a row.
+enum Prepared {
+    /// Ready to send to the room.
+    Send {
+        outbound: Box<Outbound>,
+        max_age: Option<Duration>,
+    },
+    /// The row ended (skipped, dead-lettered) or delivery stops: `deliver`'s answer.
+    Done(bool),
+}
 
 /// Rows fetched per read; with `INBOX_CAP` it bounds what a room holds in memory
 /// whatever its backlog.
@@ -388,6 +399,15 @@ impl Worker<'_> {
     /// Delivers one row to its end (delivered, skipped or dead). Returns false when
     /// shutdown interrupted it; the row then stays for the next start.
     async fn deliver(&mut self, row: PendingRow) -> bool {
+        match self.prepare(&row).await {
+            Prepared::Send { outbound, max_age } => self.send(&row, &outbound, max_age).await,
+            Prepared::Done(carry_on) => carry_on,
+        }
+    }
+
+    /// Checks the row is still routed and fresh, resolves its references and renders
+    /// it for this room; anything that ends the row here is recorded.
+    async fn prepare(&mut self, row: &PendingRow) -> Prepared {
         let key = &self.state.key;
         let Some(entry) = self
             .shared
@@ -395,35 +415,35 @@ impl Worker<'_> {
             .wait_for(&key.network, &self.shared.cancel)
             .await
         else {
-            return false;
+            return Prepared::Done(false);
         };
         let table = self.shared.routes.load_full();
         let Some(route) = table.route(&row.route) else {
-            return self.dead(
-                &row,
+            return Prepared::Done(self.dead(
+                row,
                 "no_route",
                 format!("route {:?} is no longer configured", row.route),
-            );
+            ));
         };
         let Some(member) = route.member(key) else {
-            return self.dead(
-                &row,
+            return Prepared::Done(self.dead(
+                row,
                 "no_route",
                 format!("{key} is no longer in route {:?}", row.route),
-            );
+            ));
         };
         let max_age = route.max_age;
-        if let Some(expired) = expiry(&row, max_age) {
-            return self.dead(&row, "expired", expired);
+        if let Some(expired) = expiry(row, max_age) {
+            return Prepared::Done(self.dead(row, "expired", expired));
         }
         let mut attempt = 0u32;
         let resolved = loop {
-            match self.resolve(&row).await {
+            match self.resolve(row).await {
                 Ok(resolved) => break resolved,
                 Err(error) => {
                     tracing::error!(room = %key, %error, "delivery: id lookup failed; retrying");
                     if !self.backoff(&mut attempt, Duration::ZERO).await {
-                        return false;
+                        return Prepared::Done(false);
                     }
                 }
             }
@@ -447,14 +467,30 @@ impl Worker<'_> {
             Rendered::Skip(skip) => {
                 tracing::debug!(room = %key, outbox_id = row.outbox_id, reason = skip.reason, "delivery: nothing to send");
                 m::skipped(key, &row.route, skip.class);
-                return self.finish(Completion::Skipped {
+                return Prepared::Done(self.finish(Completion::Skipped {
                     outbox_id: row.outbox_id,
-                });
+                }));
             }
-            Rendered::Refuse(reason) => return self.dead(&row, "mention_guard", reason),
+            Rendered::Refuse(reason) => {
+                return Prepared::Done(self.dead(row, "mention_guard", reason));
+            }
         };
-        let route_name = row.route.clone();
-        drop(table);
+        Prepared::Send {
+            outbound: Box::new(outbound),
+            max_age,
+        }
+    }
+
+    /// Sends until the room's network takes the row, refuses it, or it expires;
+    /// transient failures wait with backoff (cut short when the network reconnects).
+    async fn send(
+        &mut self,
+        row: &PendingRow,
+        outbound: &Outbound,
+        max_age: Option<Duration>,
+    ) -> bool {
+        let key = &self.state.key;
+        let route_name = &row.route;
         let mut attempt = 0u32;
         loop {
             // Looked up again for each attempt: the network may have been replaced
@@ -467,12 +503,12 @@ impl Worker<'_> {
             else {
                 return false;
             };
-            match current.adapter.send(&outbound).await {
+            match current.adapter.send(outbound).await {
                 Ok(receipt) => {
                     let latency = Duration::from_millis(
                         (switchboard_sdk::event::now_ms() - row.created_ms).max(0) as u64,
                     );
-                    m::delivered(key, &route_name, latency);
+                    m::delivered(key, route_name, latency);
                     return self.finish(Completion::Delivered {
                         outbox_id: row.outbox_id,
                         bridged_id: row.bridged_id,
@@ -482,7 +518,7 @@ impl Worker<'_> {
                 }
                 Err(SendError::Permanent(reason)) => {
                     return self.dead(
-                        &row,
+                        row,
                         "permanent",
                         format!("refused by {}: {reason}", key.network),
                     );
@@ -497,10 +533,10 @@ impl Worker<'_> {
                             (reason, Duration::ZERO)
                         }
                     };
-                    m::failed(key, &route_name);
-                    if let Some(expired) = expiry(&row, max_age) {
+                    m::failed(key, route_name);
+                    if let Some(expired) = expiry(row, max_age) {
                         return self.dead(
-                            &row,
+                            row,
                             "expired",
                             format!("{expired}; last error: {reason}"),
                         );

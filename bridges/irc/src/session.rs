@@ -372,7 +372,8 @@ fn follow_rooms(
     *rooms = wanted;
 }
 
-/// Protocol bookkeeping for one message: registration, joins, PING, errors.
+/// Protocol bookkeeping for one message: PING and errors here; capability and SASL
+/// negotiation, numerics, and our own membership each in a function of their own.
 fn handle(
     adapter: &IrcAdapter,
     ctx: &AdapterContext,
@@ -381,17 +382,30 @@ fn handle(
     registration: &mut Registration,
     message: &Message,
 ) -> Result<(), AdapterError> {
-    let config = &adapter.config;
-    let source_nick = match &message.prefix {
-        Some(Prefix::Nickname(nick, _, _)) => Some(nick.as_str()),
-        _ => None,
-    };
-    let from_us = source_nick.is_some_and(|nick| nick.eq_ignore_ascii_case(&session.nick()));
     match &message.command {
         Command::PING(server, _) => session.urgent(format!("PONG :{server}")),
         Command::ERROR(text) => {
             return Err(AdapterError::Connection(format!("server error: {text}")));
         }
+        Command::CAP(..) | Command::AUTHENTICATE(_) => {
+            return negotiate(&adapter.config, session, registration, &message.command);
+        }
+        Command::Response(..) => {
+            return numeric(adapter, ctx, session, rooms, registration, &message.command);
+        }
+        _ => own_membership(&adapter.config, ctx, session, rooms, registration, message),
+    }
+    Ok(())
+}
+
+/// Capability negotiation (CAP LS/ACK/NAK) and the SASL PLAIN exchange.
+fn negotiate(
+    config: &IrcConfig,
+    session: &Session,
+    registration: &mut Registration,
+    command: &Command,
+) -> Result<(), AdapterError> {
+    match command {
         Command::CAP(_, CapSubCommand::LS, first, second) => {
             let offered = [second.as_deref(), first.as_deref()]
                 .into_iter()
@@ -450,6 +464,23 @@ fn handle(
                 session.urgent(format!("AUTHENTICATE {encoded}"));
             }
         }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Numeric replies: SASL results, a refused nick while registering, the welcome
+/// (which starts the joins), and channels that refuse us.
+fn numeric(
+    adapter: &IrcAdapter,
+    ctx: &AdapterContext,
+    session: &Session,
+    rooms: &HashSet<String>,
+    registration: &mut Registration,
+    command: &Command,
+) -> Result<(), AdapterError> {
+    let config = &adapter.config;
+    match command {
         Command::Response(Response::RPL_SASLSUCCESS, _) if registration.sasl_in_progress => {
             registration.sasl_in_progress = false;
             session.urgent("CAP END");
@@ -508,6 +539,42 @@ fn handle(
             }
             report_when_joined(ctx, registration);
         }
+        Command::Response(
+            response @ (Response::ERR_CHANNELISFULL
+            | Response::ERR_INVITEONLYCHAN
+            | Response::ERR_BANNEDFROMCHAN
+            | Response::ERR_BADCHANNELKEY
+            | Response::ERR_NOSUCHCHANNEL
+            | Response::ERR_TOOMANYCHANNELS),
+            params,
+        ) => {
+            if let Some(channel) = params.get(1) {
+                let channel = canonical_channel(channel);
+                tracing::error!(network = %ctx.network, %channel, ?response, "IRC: cannot join; messages for it stay queued");
+                registration.pending_joins.remove(&channel);
+                report_when_joined(ctx, registration);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// What our own JOINs, PARTs, KICKs and NICK changes tell us.
+fn own_membership(
+    config: &IrcConfig,
+    ctx: &AdapterContext,
+    session: &Session,
+    rooms: &HashSet<String>,
+    registration: &mut Registration,
+    message: &Message,
+) {
+    let source_nick = match &message.prefix {
+        Some(Prefix::Nickname(nick, _, _)) => Some(nick.as_str()),
+        _ => None,
+    };
+    let from_us = source_nick.is_some_and(|nick| nick.eq_ignore_ascii_case(&session.nick()));
+    match &message.command {
         Command::JOIN(channels, _, _) if from_us => {
             if let Some(Prefix::Nickname(nick, user, host)) = &message.prefix {
                 session.source_len.store(
@@ -551,25 +618,8 @@ fn handle(
         Command::NICK(new) if from_us => {
             *session.nick.lock().unwrap_or_else(|p| p.into_inner()) = new.clone();
         }
-        Command::Response(
-            response @ (Response::ERR_CHANNELISFULL
-            | Response::ERR_INVITEONLYCHAN
-            | Response::ERR_BANNEDFROMCHAN
-            | Response::ERR_BADCHANNELKEY
-            | Response::ERR_NOSUCHCHANNEL
-            | Response::ERR_TOOMANYCHANNELS),
-            params,
-        ) => {
-            if let Some(channel) = params.get(1) {
-                let channel = canonical_channel(channel);
-                tracing::error!(network = %ctx.network, %channel, ?response, "IRC: cannot join; messages for it stay queued");
-                registration.pending_joins.remove(&channel);
-                report_when_joined(ctx, registration);
-            }
-        }
         _ => {}
     }
-    Ok(())
 }
 
 /// `JOIN #channel [key]`, with the channel's key if the config has one.
