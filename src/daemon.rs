@@ -71,11 +71,8 @@ pub struct DaemonOptions {
 /// server, delivery), beside the store's writer thread and tokio's blocking pool
 /// (store reads, SQLite for matrix-sdk).
 ///
-/// Chosen by measurement, not habit: in the webhook relay benchmark on a 2-core
-/// machine, this runtime relayed 15,100 messages/s on 16 routes at 74 us of daemon CPU
-/// per message, where tokio's multi-thread runtime with 2 workers relayed 12,400/s
-/// at 99 us and with 1 worker 10,900/s at 110 us. The work is many small I/O-bound
-/// tasks; with several workers they are stolen back and forth and wake each other
+/// Chosen by measurement, not habit (docs/benchmarks.md): the work is many small
+/// I/O-bound tasks; with several workers they are stolen back and forth and wake each other
 /// across cores, which costs more than the parallelism gains. `switchboard run` and
 /// the benchmarks build the same runtime here.
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
@@ -193,6 +190,48 @@ fn build_table(routes: &[RouteConfig], adapters: &Adapters) -> RoutingTable {
     })
 }
 
+/// Histogram samples pile up in the recorder until drained; nobody may scrape
+/// /metrics, so they are drained on a timer.
+fn spawn_metrics_upkeep(
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+    tasks: &TaskTracker,
+    cancel: &CancellationToken,
+) {
+    let cancel = cancel.clone();
+    tasks.spawn(async move {
+        let mut upkeep = tokio::time::interval(METRICS_UPKEEP);
+        loop {
+            tokio::select! {
+                _ = upkeep.tick() => metrics.run_upkeep(),
+                () = cancel.cancelled() => return,
+            }
+        }
+    });
+}
+
+/// Binds the HTTP server and serves it until `cancel`; returns the bound address.
+async fn serve_http(
+    address: SocketAddr,
+    state: HttpState,
+    tasks: &TaskTracker,
+    cancel: &CancellationToken,
+) -> Result<SocketAddr, DaemonError> {
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|source| DaemonError::Listen { address, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| DaemonError::Listen { address, source })?;
+    let cancel = cancel.clone();
+    tasks.spawn(async move {
+        if let Err(error) = http::serve(listener, state, cancel).await {
+            tracing::error!(%error, "HTTP server stopped");
+        }
+    });
+    tracing::info!(address = %bound, "HTTP server listening (/healthz, /metrics)");
+    Ok(bound)
+}
+
 impl Daemon {
     /// Starts on the SQLite store in `options.state_dir`.
     pub async fn start(options: DaemonOptions) -> Result<Self, DaemonError> {
@@ -269,43 +308,15 @@ impl Daemon {
             background_cancel.clone(),
         ));
 
-        // Histogram samples pile up in the recorder until drained; nobody may scrape
-        // /metrics, so drain them on a timer.
-        {
-            let metrics = metrics.clone();
-            let cancel = background_cancel.clone();
-            background_tasks.spawn(async move {
-                let mut upkeep = tokio::time::interval(METRICS_UPKEEP);
-                loop {
-                    tokio::select! {
-                        _ = upkeep.tick() => metrics.run_upkeep(),
-                        () = cancel.cancelled() => return,
-                    }
-                }
-            });
-        }
-
+        spawn_metrics_upkeep(metrics.clone(), &background_tasks, &background_cancel);
         let http_addr = match options.http_listen {
             Some(address) => {
-                let listener = tokio::net::TcpListener::bind(address)
-                    .await
-                    .map_err(|source| DaemonError::Listen { address, source })?;
-                let bound = listener
-                    .local_addr()
-                    .map_err(|source| DaemonError::Listen { address, source })?;
                 let state = HttpState {
                     health: health.clone(),
                     metrics,
                     webhooks: parts.webhooks.clone(),
                 };
-                let cancel = background_cancel.clone();
-                background_tasks.spawn(async move {
-                    if let Err(error) = http::serve(listener, state, cancel).await {
-                        tracing::error!(%error, "HTTP server stopped");
-                    }
-                });
-                tracing::info!(address = %bound, "HTTP server listening (/healthz, /metrics)");
-                Some(bound)
+                Some(serve_http(address, state, &background_tasks, &background_cancel).await?)
             }
             None => None,
         };

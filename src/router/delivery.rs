@@ -40,11 +40,9 @@ enum Prepared {
 /// whatever its backlog.
 const BATCH: usize = 32;
 /// Committed rows a room keeps in memory; past this it reads them back from disk.
-/// Reading back costs more than the rows: a room that fell 128 rows behind under a
-/// flood read back for the rest of it (the read connections, their page caches and
-/// the event JSON parsed again: ~5-10 us per message and ~4 MB peak RSS at 16 rooms),
-/// where 512 rows absorb the lag (webhook benchmark, 16 routes, 6 alternations:
-/// 13,990 -> 14,591 messages/s, peak RSS 26.5 -> 24.2 MB).
+/// Reading back costs more than the rows (the read connections, their page caches and
+/// the event JSON parsed again), so a room that fell a little behind under a flood
+/// would read back for the rest of it; 512 rows absorb that lag (docs/benchmarks.md).
 const INBOX_CAP: usize = 512;
 
 /// One configured network as delivery sees it.
