@@ -9,7 +9,7 @@ use crate::config::{DeliveryConfig, RouteConfig, StoreConfig};
 use crate::health::HealthRegistry;
 use crate::http::{self, HttpState, WebhookTargets};
 use crate::router::delivery::{
-    AdapterEntry, Adapters, DeliveryParts, DeliverySettings, RoomQueues,
+    AdapterEntry, Adapters, DeliveryParts, DeliverySettings, RoomScheduler,
 };
 use crate::router::{Ingest, RoutingTable, SharedRoutes};
 use crate::store::{CommittedRowsReceiver, SharedStore, SqliteStore, StoreError};
@@ -120,7 +120,7 @@ struct NetworkParts {
     state_dir: PathBuf,
     restart: RestartPolicy,
     ingest: Arc<Ingest>,
-    queues: Arc<RoomQueues>,
+    queues: Arc<RoomScheduler>,
     store: SharedStore,
     health: Arc<HealthRegistry>,
     /// The adapter map delivery looks up per send.
@@ -257,7 +257,7 @@ impl Daemon {
         let delivery_cancel = CancellationToken::new();
         let delivery_tasks = TaskTracker::new();
         let backlog = store.pending_rooms().await?;
-        let queues = RoomQueues::start(
+        let queues = RoomScheduler::start(
             DeliveryParts {
                 store: store.clone(),
                 routes: routes.clone(),

@@ -152,13 +152,13 @@ struct Inbox {
 
 /// The set of room workers. Rows the store commits (`committed`) wake (or start)
 /// the worker of their room.
-pub struct RoomQueues {
+pub struct RoomScheduler {
     runtime: tokio::runtime::Handle,
     shared: Arc<DeliveryParts>,
     rooms: Mutex<HashMap<RoomKey, Arc<RoomState>>>,
 }
 
-impl RoomQueues {
+impl RoomScheduler {
     /// Starts delivering: a worker for every room in the routing table and every room
     /// with rows left from before a restart (`backlog`, with their counts), and a task
     /// that hands each commit's rows to their rooms. Must be called inside the tokio
@@ -253,7 +253,7 @@ impl RoomQueues {
 }
 
 /// Hands every commit's rows to their rooms, in commit order, until shutdown.
-async fn hand_over(queues: Arc<RoomQueues>, mut committed: CommittedRowsReceiver) {
+async fn hand_over(queues: Arc<RoomScheduler>, mut committed: CommittedRowsReceiver) {
     loop {
         tokio::select! {
             rows = committed.recv() => match rows {
@@ -265,7 +265,7 @@ async fn hand_over(queues: Arc<RoomQueues>, mut committed: CommittedRowsReceiver
     }
 }
 
-impl RoomQueues {
+impl RoomScheduler {
     fn rows_committed(&self, rows: CommittedRows) {
         let mut woken: Vec<Arc<RoomState>> = Vec::new();
         for (key, row) in rows {
