@@ -228,14 +228,7 @@ impl<'w> MakeWriter<'w> for CapturedLog {
 pub fn capture(filter: &str, f: impl FnOnce()) -> String {
     let log = CapturedLog::default();
     let subscriber = subscriber(EnvFilter::new(filter), false, log.clone());
-    tracing::subscriber::with_default(subscriber, || {
-        // Another test's thread may have been registering a call site (deciding, from
-        // the subscribers it knew of, that nobody wants its events) while this
-        // subscriber was being added; decide again now that it is in place, or
-        // those events would be lost to this capture.
-        tracing::callsite::rebuild_interest_cache();
-        f()
-    });
+    tracing::subscriber::with_default(subscriber, f);
     log.text()
 }
 
