@@ -16,6 +16,7 @@ use std::time::Duration;
 use switchboard_sdk::{Adapter, AdapterContext, AdapterError, ConnectionState};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 #[derive(Debug, Clone, Copy)]
 pub struct RestartPolicy {
@@ -93,20 +94,10 @@ impl NetworkHandle {
         if tokio::time::timeout(deadline, &mut self.task).await.is_ok() {
             return true;
         }
-        // Dropping the supervisor aborts its run too (`AbortOnDrop`).
+        // Dropping the supervisor aborts its run too (`AbortOnDropHandle`).
         self.task.abort();
         let _ = self.task.await;
         false
-    }
-}
-
-/// Aborts a task when dropped: a run outlives neither its supervisor nor an aborted
-/// stop.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
@@ -129,10 +120,11 @@ pub async fn supervise(
             let adapter = adapter.clone();
             let ctx = ctx.clone();
             let cancel = cancel.child_token();
-            // A task of its own so that a panic ends only this run.
-            AbortOnDrop(tokio::spawn(async move { adapter.run(ctx, cancel).await }))
+            // A task of its own so that a panic ends only this run; aborted when
+            // dropped, so a run outlives neither its supervisor nor an aborted stop.
+            AbortOnDropHandle::new(tokio::spawn(async move { adapter.run(ctx, cancel).await }))
         };
-        let result = (&mut run.0).await;
+        let result = (&mut run).await;
         if cancel.is_cancelled() {
             health.set(&network, ConnectionState::Stopped);
             m::connected(&network, false);
