@@ -50,7 +50,6 @@ pub enum NetworkChangeError {
 fn adapter_entry(adapter: Arc<dyn Adapter>) -> AdapterEntry {
     AdapterEntry {
         protocol: adapter.protocol(),
-        capabilities: adapter.capabilities(),
         adapter,
     }
 }

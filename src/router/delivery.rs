@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use switchboard_sdk::{
-    Adapter, Capabilities, ConnectionState, EventKind, NetworkId, Outbound, RoomKey, SendError,
+    Adapter, ConnectionState, EventKind, NetworkId, Outbound, RoomKey, SendError,
 };
 use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -49,7 +49,6 @@ const INBOX_CAP: usize = 512;
 pub struct AdapterEntry {
     pub adapter: Arc<dyn Adapter>,
     pub protocol: &'static str,
-    pub capabilities: Capabilities,
 }
 
 /// The configured networks as delivery sees them, looked up per send: a network

@@ -12,37 +12,19 @@
 //!
 //! The adapter gets `Outbound::parts` and `Outbound::per_message_sender` and sends
 //! them as they are.
+//!
+//! The decision itself is `switchboard_sdk::final_text::present`, so that adapter
+//! tests (`testing::planned`) plan parts exactly as delivery does; this module is
+//! where the core takes it.
 
-use switchboard_sdk::final_text::final_parts;
-use switchboard_sdk::{Capabilities, MessageStyle, Outbound, OutboundKind};
-
-/// Fills in how `outbound` is shown in a room with `capabilities`; `Err` is why it
-/// must not be sent.
-pub fn present(mut outbound: Outbound, capabilities: &Capabilities) -> Result<Outbound, String> {
-    outbound.per_message_sender = capabilities.per_message_sender;
-    let label = if outbound.per_message_sender {
-        ""
-    } else {
-        outbound.sender_label.as_str()
-    };
-    outbound.parts = match &outbound.kind {
-        OutboundKind::Message { style, content, .. } => {
-            final_parts(capabilities, content, *style, label, true)?
-        }
-        // An edit replaces one message: one part, not split.
-        OutboundKind::Edit { content, .. } => {
-            final_parts(capabilities, content, MessageStyle::Normal, label, false)?
-        }
-        OutboundKind::Delete { .. } | OutboundKind::Reaction { .. } => Vec::new(),
-    };
-    Ok(outbound)
-}
+pub use switchboard_sdk::final_text::present;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use switchboard_sdk::{
-        FinalText, RichText, RoomId, TextFormat, TextRules, final_text::truncation_marker,
+        Capabilities, FinalText, MessageStyle, Outbound, OutboundKind, RichText, RoomId,
+        TextFormat, TextRules, final_text::truncation_marker,
     };
 
     /// Text rules where `!all` notifies, the guard breaks it unless it is shouted

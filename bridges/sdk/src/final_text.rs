@@ -5,7 +5,7 @@
 //! the parts they are handed as they are.
 
 use crate::adapter::Capabilities;
-use crate::event::MessageStyle;
+use crate::event::{MessageStyle, Outbound, OutboundKind};
 use crate::rich::RichText;
 use crate::text::split_to_byte_budget;
 use serde::{Deserialize, Serialize};
@@ -185,6 +185,30 @@ pub fn final_parts(
             }
         })
         .collect()
+}
+
+/// `outbound` as it is shown in a room with `capabilities`: where the room shows a
+/// name per message the author goes there and the text carries no label, elsewhere
+/// the label goes into the text; `parts` are the final text ([`final_parts`]). The
+/// core's delivery policy; `Err` is why the delivery must not be sent.
+pub fn present(mut outbound: Outbound, capabilities: &Capabilities) -> Result<Outbound, String> {
+    outbound.per_message_sender = capabilities.per_message_sender;
+    let label = if outbound.per_message_sender {
+        ""
+    } else {
+        outbound.sender_label.as_str()
+    };
+    outbound.parts = match &outbound.kind {
+        OutboundKind::Message { style, content, .. } => {
+            final_parts(capabilities, content, *style, label, true)?
+        }
+        // An edit replaces one message: one part, not split.
+        OutboundKind::Edit { content, .. } => {
+            final_parts(capabilities, content, MessageStyle::Normal, label, false)?
+        }
+        OutboundKind::Delete { .. } | OutboundKind::Reaction { .. } => Vec::new(),
+    };
+    Ok(outbound)
 }
 
 #[cfg(test)]

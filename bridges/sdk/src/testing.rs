@@ -12,7 +12,7 @@ use crate::adapter::{
 use crate::context::{RoomSet, Rooms};
 use crate::error::{AdapterError, SendError, SubmitError};
 use crate::event::{Inbound, MessageStyle, Outbound, OutboundKind, SendReceipt, Sender};
-use crate::final_text::{FinalText, final_parts};
+use crate::final_text::{FinalText, present};
 use crate::ids::{NativeMsgId, NetworkId, RoomId, RoomKey};
 use crate::rich::RichText;
 use async_trait::async_trait;
@@ -58,24 +58,8 @@ pub fn planned<A: Adapter + ?Sized>(adapter: &A, message: Outbound) -> Outbound 
 }
 
 /// [`planned`] for a room with `capabilities`.
-pub fn planned_with(capabilities: &Capabilities, mut message: Outbound) -> Outbound {
-    message.per_message_sender = capabilities.per_message_sender;
-    let label = if capabilities.per_message_sender {
-        ""
-    } else {
-        message.sender_label.as_str()
-    };
-    let (content, style, split) = match &message.kind {
-        OutboundKind::Message { style, content, .. } => (content, *style, true),
-        OutboundKind::Edit { content, .. } => (content, MessageStyle::Normal, false),
-        OutboundKind::Delete { .. } | OutboundKind::Reaction { .. } => {
-            message.parts = Vec::new();
-            return message;
-        }
-    };
-    message.parts = final_parts(capabilities, content, style, label, split)
-        .unwrap_or_else(|refusal| panic!("planned: {refusal}"));
-    message
+pub fn planned_with(capabilities: &Capabilities, message: Outbound) -> Outbound {
+    present(message, capabilities).unwrap_or_else(|refusal| panic!("planned: {refusal}"))
 }
 
 /// A scriptable in-memory network.
