@@ -563,82 +563,93 @@ impl Loader {
             } else {
                 names.insert(route.name.clone(), item.pos);
             }
-            let room_nodes = item.get("rooms").map(|(_, rooms)| rooms);
-            for (index, room) in route.rooms.iter().enumerate() {
-                let room_node = room_nodes.and_then(|rooms| rooms.value_at(&[index.to_string()]));
-                let pos = room_node.map_or(item.pos, |n| n.pos);
-                let room_value = room_node
-                    .and_then(|n| n.get(&room.network))
-                    .map(|(_, value)| value);
-                let shown =
-                    room_value.map_or_else(|| format!("{:?}", room.room), |v| self.subject(v));
-                let protocol = networks.get(&room.network).cloned().flatten();
-                let problem = protocol
-                    .as_deref()
-                    .and_then(protocols::connector)
-                    .and_then(|connector| connector.room_problem(&room.room));
-                if let Some(problem) = problem {
-                    self.error(
-                        ConfigError::at(
-                            pos,
-                            format!("room {}: {shown} {}", room.network, problem.predicate),
-                        )
-                        .hint(problem.hint),
-                    );
-                }
-                let canonical = match protocol.as_deref() {
-                    Some(protocol) => protocols::canonical_room(protocol, &room.room),
-                    None => switchboard_sdk::RoomId::new(room.room.clone()),
-                };
-                let key = (room.network.clone(), canonical.as_str().to_owned());
-                match seen.get(&key) {
-                    Some((first_route, first_pos, _, _)) if *first_route == route.name => self
-                        .error(
-                            ConfigError::at(
-                                pos,
-                                format!(
-                                    "room {}: {shown} appears twice in route \"{}\"",
-                                    room.network, route.name
-                                ),
-                            )
-                            .hint(format!("first at line {}; remove one", first_pos.line)),
-                        ),
-                    Some((first_route, first_pos, direction, template))
-                        if *direction != room.direction || *template != room.nick_template =>
-                    {
-                        self.error(
-                            ConfigError::at(
-                                pos,
-                                format!(
-                                    "room {}: {shown} has conflicting settings in routes \"{}\" and \"{}\"",
-                                    room.network, first_route, route.name
-                                ),
-                            )
-                            .hint(format!(
-                                "line {} gives it {}; here it has {}; give a room the same settings in every route",
-                                first_pos.line,
-                                describe_room_settings(*direction, template.as_deref()),
-                                describe_room_settings(room.direction, room.nick_template.as_deref())
-                            )),
-                        );
-                    }
-                    Some(_) => {}
-                    None => {
-                        seen.insert(
-                            key,
-                            (
-                                route.name.clone(),
-                                pos,
-                                room.direction,
-                                room.nick_template.clone(),
-                            ),
-                        );
-                    }
-                }
-            }
+            self.check_room_uses(item, &route, networks, &mut seen);
             routes.push(route);
         }
         routes
+    }
+
+    /// Checks each room of `route`: its name against its protocol's rules, and that a
+    /// room used by several routes has the same settings in all of them (`seen`
+    /// remembers each room's first appearance).
+    fn check_room_uses(
+        &mut self,
+        item: &Node,
+        route: &RouteConfig,
+        networks: &BTreeMap<String, Option<String>>,
+        seen: &mut HashMap<(String, String), FirstAppearance>,
+    ) {
+        let room_nodes = item.get("rooms").map(|(_, rooms)| rooms);
+        for (index, room) in route.rooms.iter().enumerate() {
+            let room_node = room_nodes.and_then(|rooms| rooms.value_at(&[index.to_string()]));
+            let pos = room_node.map_or(item.pos, |n| n.pos);
+            let room_value = room_node
+                .and_then(|n| n.get(&room.network))
+                .map(|(_, value)| value);
+            let shown = room_value.map_or_else(|| format!("{:?}", room.room), |v| self.subject(v));
+            let protocol = networks.get(&room.network).cloned().flatten();
+            let problem = protocol
+                .as_deref()
+                .and_then(protocols::connector)
+                .and_then(|connector| connector.room_problem(&room.room));
+            if let Some(problem) = problem {
+                self.error(
+                    ConfigError::at(
+                        pos,
+                        format!("room {}: {shown} {}", room.network, problem.predicate),
+                    )
+                    .hint(problem.hint),
+                );
+            }
+            let canonical = match protocol.as_deref() {
+                Some(protocol) => protocols::canonical_room(protocol, &room.room),
+                None => switchboard_sdk::RoomId::new(room.room.clone()),
+            };
+            let key = (room.network.clone(), canonical.as_str().to_owned());
+            match seen.get(&key) {
+                Some((first_route, first_pos, _, _)) if *first_route == route.name => self.error(
+                    ConfigError::at(
+                        pos,
+                        format!(
+                            "room {}: {shown} appears twice in route \"{}\"",
+                            room.network, route.name
+                        ),
+                    )
+                    .hint(format!("first at line {}; remove one", first_pos.line)),
+                ),
+                Some((first_route, first_pos, direction, template))
+                    if *direction != room.direction || *template != room.nick_template =>
+                {
+                    self.error(
+                        ConfigError::at(
+                            pos,
+                            format!(
+                                "room {}: {shown} has conflicting settings in routes \"{}\" and \"{}\"",
+                                room.network, first_route, route.name
+                            ),
+                        )
+                        .hint(format!(
+                            "line {} gives it {}; here it has {}; give a room the same settings in every route",
+                            first_pos.line,
+                            describe_room_settings(*direction, template.as_deref()),
+                            describe_room_settings(room.direction, room.nick_template.as_deref())
+                        )),
+                    );
+                }
+                Some(_) => {}
+                None => {
+                    seen.insert(
+                        key,
+                        (
+                            route.name.clone(),
+                            pos,
+                            room.direction,
+                            room.nick_template.clone(),
+                        ),
+                    );
+                }
+            }
+        }
     }
 
     /// A route's name as messages show it (see `subject`).

@@ -83,6 +83,65 @@ impl Membership {
     pub fn forget(&mut self, channel: &str) {
         self.channels.remove(channel);
     }
+
+    fn joined(&mut self, channel: &str, nick: &str) {
+        let channel = canonical_channel(channel);
+        self.channels
+            .entry(channel)
+            .or_default()
+            .insert(nick.to_lowercase());
+    }
+
+    fn left(&mut self, channel: &str, nick: &str) {
+        if let Some(set) = self.channels.get_mut(&canonical_channel(channel)) {
+            set.remove(&nick.to_lowercase());
+        }
+    }
+
+    /// Forgets `nick` everywhere; returns the channels it was in, sorted.
+    fn quit(&mut self, nick: &str) -> Vec<String> {
+        let who = nick.to_lowercase();
+        let mut channels: Vec<String> = self
+            .channels
+            .iter_mut()
+            .filter_map(|(channel, set)| set.remove(&who).then(|| channel.clone()))
+            .collect();
+        channels.sort();
+        channels
+    }
+
+    fn renamed(&mut self, old: &str, new: &str) {
+        let (old, new) = (old.to_lowercase(), new.to_lowercase());
+        for set in self.channels.values_mut() {
+            if set.remove(&old) {
+                set.insert(new.clone());
+            }
+        }
+    }
+
+    /// A NAMES reply: nicks with their status prefixes (`@op`, `+voice`).
+    fn listed(&mut self, channel: String, names: &str) {
+        let set = self.channels.entry(channel).or_default();
+        for name in names.split_whitespace() {
+            set.insert(
+                name.trim_start_matches(['~', '&', '@', '%', '+'])
+                    .to_lowercase(),
+            );
+        }
+    }
+}
+
+/// The kind and body of a PRIVMSG or NOTICE; `None` for CTCP other than ACTION
+/// (VERSION, PING... and CTCP replies are not conversation).
+fn conversation(text: &str, notice: bool) -> Option<(EventKind, String)> {
+    match text.strip_prefix('\x01') {
+        Some(ctcp) => match ctcp.trim_end_matches('\x01').strip_prefix("ACTION") {
+            Some(action) if !notice => Some((EventKind::Action, action.trim_start().to_owned())),
+            _ => None,
+        },
+        None if notice => Some((EventKind::Notice, text.to_owned())),
+        None => Some((EventKind::Message, text.to_owned())),
+    }
 }
 
 impl Translator<'_> {
@@ -95,113 +154,66 @@ impl Translator<'_> {
         let event = |channel: &str, kind: EventKind, content: RichText| {
             self.event(message, nick, channel, kind, content)
         };
+        let membership = |channel: &str, kind: EventKind| event(channel, kind, RichText::default());
         match &message.command {
             Command::PRIVMSG(target, text) | Command::NOTICE(target, text)
                 if self.bridged(target) =>
             {
                 let notice = matches!(message.command, Command::NOTICE(..));
-                let (kind, body) = match text.strip_prefix('\x01') {
-                    Some(ctcp) => match ctcp.trim_end_matches('\x01').strip_prefix("ACTION") {
-                        Some(action) if !notice => {
-                            (EventKind::Action, action.trim_start().to_owned())
-                        }
-                        // Other CTCP (VERSION, PING...) and CTCP replies are not conversation.
-                        _ => return Vec::new(),
-                    },
-                    None if notice => (EventKind::Notice, text.clone()),
-                    None => (EventKind::Message, text.clone()),
-                };
-                vec![event(target, kind, format::parse(&body))]
+                conversation(text, notice)
+                    .map(|(kind, body)| event(target, kind, format::parse(&body)))
+                    .into_iter()
+                    .collect()
             }
-            Command::JOIN(channels, _, _) => channels
-                .split(',')
-                .filter(|c| self.bridged(c))
+            Command::JOIN(channels, _, _) => self
+                .bridged_of(channels)
                 .map(|channel| {
-                    members
-                        .channels
-                        .entry(canonical_channel(channel))
-                        .or_default()
-                        .insert(nick.to_lowercase());
-                    event(channel, EventKind::Join, RichText::default())
+                    members.joined(channel, nick);
+                    membership(channel, EventKind::Join)
                 })
                 .collect(),
-            Command::PART(channels, reason) => channels
-                .split(',')
-                .filter(|c| self.bridged(c))
+            Command::PART(channels, reason) => self
+                .bridged_of(channels)
                 .map(|channel| {
-                    if let Some(set) = members.channels.get_mut(&canonical_channel(channel)) {
-                        set.remove(&nick.to_lowercase());
-                    }
-                    event(
-                        channel,
-                        EventKind::Part {
-                            reason: reason.clone(),
-                        },
-                        RichText::default(),
-                    )
+                    members.left(channel, nick);
+                    let reason = reason.clone();
+                    membership(channel, EventKind::Part { reason })
                 })
                 .collect(),
             Command::KICK(channel, user, reason) if self.bridged(channel) => {
-                if let Some(set) = members.channels.get_mut(&canonical_channel(channel)) {
-                    set.remove(&user.to_lowercase());
-                }
-                vec![event(
-                    channel,
-                    EventKind::Kick {
-                        user: user.clone(),
-                        reason: reason.clone(),
-                    },
-                    RichText::default(),
-                )]
+                members.left(channel, user);
+                let (user, reason) = (user.clone(), reason.clone());
+                vec![membership(channel, EventKind::Kick { user, reason })]
             }
             Command::TOPIC(channel, Some(topic)) if self.bridged(channel) => {
                 vec![event(channel, EventKind::Topic, format::parse(topic))]
             }
-            Command::QUIT(reason) => {
-                let who = nick.to_lowercase();
-                let mut channels: Vec<String> = members
-                    .channels
-                    .iter_mut()
-                    .filter_map(|(channel, set)| set.remove(&who).then(|| channel.clone()))
-                    .collect();
-                channels.sort();
-                channels
-                    .iter()
-                    .map(|channel| {
-                        event(
-                            channel,
-                            EventKind::Quit {
-                                reason: reason.clone(),
-                            },
-                            RichText::default(),
-                        )
-                    })
-                    .collect()
-            }
+            Command::QUIT(reason) => members
+                .quit(nick)
+                .iter()
+                .map(|channel| {
+                    let reason = reason.clone();
+                    membership(channel, EventKind::Quit { reason })
+                })
+                .collect(),
             Command::NICK(new) => {
-                let (old, new) = (nick.to_lowercase(), new.to_lowercase());
-                for set in members.channels.values_mut() {
-                    if set.remove(&old) {
-                        set.insert(new.clone());
-                    }
-                }
+                members.renamed(nick, new);
                 Vec::new()
             }
             Command::Response(Response::RPL_NAMREPLY, params) if params.len() >= 4 => {
                 let channel = canonical_channel(&params[2]);
                 if self.rooms.contains(&channel) {
-                    let set = members.channels.entry(channel).or_default();
-                    for name in params[3].split_whitespace() {
-                        set.insert(
-                            name.trim_start_matches(['~', '&', '@', '%', '+'])
-                                .to_lowercase(),
-                        );
-                    }
+                    members.listed(channel, &params[3]);
                 }
                 Vec::new()
             }
             _ => Vec::new(),
         }
+    }
+
+    /// The bridged channels of a comma-separated list.
+    fn bridged_of<'m>(&self, channels: &'m str) -> impl Iterator<Item = &'m str> {
+        channels.split(',').filter(|channel| self.bridged(channel))
     }
 
     fn bridged(&self, target: &str) -> bool {

@@ -231,27 +231,10 @@ async fn read_loop(
         pending_joins: HashSet::new(),
         connected_reported: false,
     };
-    if let Some(password) = &config.password {
-        session.urgent(format!("PASS {password}"));
-    }
-    session.urgent("CAP LS 302");
-    session.urgent(format!("NICK {}", config.nick));
-    let username = config
-        .username
-        .clone()
-        .unwrap_or_else(|| config.nick.clone());
-    let realname = config
-        .realname
-        .clone()
-        .unwrap_or_else(|| "Switchboard bridge".into());
-    session.urgent(format!("USER {username} 0 * :{realname}"));
-
-    let ping_timeout = Duration::from_secs(config.ping_timeout_secs.max(5));
-    let started = Instant::now();
-    let mut last_traffic = Instant::now();
-    let mut pinged = false;
+    introduce(session, config);
+    let mut liveness = Liveness::new(config);
+    let mut tick = tokio::time::interval(Duration::from_secs(1).min(liveness.ping_timeout / 4));
     let mut skipped_lines = 0u64;
-    let mut tick = tokio::time::interval(Duration::from_secs(1).min(ping_timeout / 4));
     loop {
         // Every branch is cancel-safe: a partial line stays in `lines` when the tick
         // (or anything else) wins.
@@ -265,36 +248,17 @@ async fn read_loop(
                 continue;
             }
             _ = tick.tick() => {
-                let silent = last_traffic.elapsed();
-                if !registration.registered && started.elapsed() > REGISTRATION_TIMEOUT {
-                    return Err(AdapterError::Connection("registration timed out".into()));
-                }
-                if silent > ping_timeout * 2 {
-                    return Err(AdapterError::Connection(format!("ping timeout: no traffic for {}s", silent.as_secs())));
-                }
-                if silent > ping_timeout && !pinged {
-                    session.urgent("PING :switchboard");
-                    pinged = true;
-                }
+                liveness.check(session, registration.registered)?;
                 continue;
             }
             line = lines.next() => line,
         };
-        last_traffic = Instant::now();
-        pinged = false;
+        liveness.heard();
         let line = match line {
             Some(Ok(InboundLine::Line(line))) => line,
             Some(Ok(InboundLine::TooLong)) => {
                 skipped_lines += 1;
-                // Logged, but not once per line of a server that keeps sending them.
-                if skipped_lines.is_power_of_two() {
-                    tracing::warn!(
-                        network = %ctx.network,
-                        limit = connection::MAX_INBOUND_LINE,
-                        skipped_lines,
-                        "IRC: the server sent a line longer than the limit; it was skipped"
-                    );
-                }
+                report_skipped_line(ctx, skipped_lines);
                 continue;
             }
             None => {
@@ -324,6 +288,79 @@ async fn read_loop(
         for event in translator.events(&message, &mut members) {
             let _ = events.send(event);
         }
+    }
+}
+
+/// Opens registration: password, capability negotiation, nick and user.
+fn introduce(session: &Session, config: &IrcConfig) {
+    if let Some(password) = &config.password {
+        session.urgent(format!("PASS {password}"));
+    }
+    session.urgent("CAP LS 302");
+    session.urgent(format!("NICK {}", config.nick));
+    let username = config
+        .username
+        .clone()
+        .unwrap_or_else(|| config.nick.clone());
+    let realname = config
+        .realname
+        .clone()
+        .unwrap_or_else(|| "Switchboard bridge".into());
+    session.urgent(format!("USER {username} 0 * :{realname}"));
+}
+
+/// Decides when a quiet connection is dead: registration must finish in time, and
+/// after `ping_timeout` of silence a PING must be answered within as long again.
+struct Liveness {
+    ping_timeout: Duration,
+    started: Instant,
+    last_traffic: Instant,
+    pinged: bool,
+}
+
+impl Liveness {
+    fn new(config: &IrcConfig) -> Self {
+        Self {
+            ping_timeout: Duration::from_secs(config.ping_timeout_secs.max(5)),
+            started: Instant::now(),
+            last_traffic: Instant::now(),
+            pinged: false,
+        }
+    }
+
+    fn heard(&mut self) {
+        self.last_traffic = Instant::now();
+        self.pinged = false;
+    }
+
+    fn check(&mut self, session: &Session, registered: bool) -> Result<(), AdapterError> {
+        let silent = self.last_traffic.elapsed();
+        if !registered && self.started.elapsed() > REGISTRATION_TIMEOUT {
+            return Err(AdapterError::Connection("registration timed out".into()));
+        }
+        if silent > self.ping_timeout * 2 {
+            return Err(AdapterError::Connection(format!(
+                "ping timeout: no traffic for {}s",
+                silent.as_secs()
+            )));
+        }
+        if silent > self.ping_timeout && !self.pinged {
+            session.urgent("PING :switchboard");
+            self.pinged = true;
+        }
+        Ok(())
+    }
+}
+
+/// Logged, but not once per line of a server that keeps sending them.
+fn report_skipped_line(ctx: &AdapterContext, skipped_lines: u64) {
+    if skipped_lines.is_power_of_two() {
+        tracing::warn!(
+            network = %ctx.network,
+            limit = connection::MAX_INBOUND_LINE,
+            skipped_lines,
+            "IRC: the server sent a line longer than the limit; it was skipped"
+        );
     }
 }
 
