@@ -563,9 +563,8 @@ impl Worker<'_> {
     /// Looks up, in this room, the copies an edit/delete/reaction/reply refers to.
     async fn resolve(&mut self, row: &PendingRow) -> Result<Resolved, StoreError> {
         let mut resolved = Resolved::default();
-        let needs_lookup =
-            row.target_id.is_some() || row.reply_to_id.is_some() || row.thread_id.is_some();
-        if !needs_lookup {
+        let references = row.references;
+        if !references.any() {
             return Ok(resolved);
         }
         if let Some(commit) = self.last_commit.take() {
@@ -573,7 +572,7 @@ impl Worker<'_> {
         }
         let store = &self.shared.store;
         let room = &self.state.key;
-        if let Some(target) = row.target_id
+        if let Some(target) = references.target_id
             && matches!(
                 row.event.kind,
                 EventKind::Edit { .. } | EventKind::Delete { .. } | EventKind::Reaction { .. }
@@ -581,11 +580,11 @@ impl Worker<'_> {
         {
             resolved.target_copies = store.native_ids_in(target, room).await?;
         }
-        if let Some(reply) = row.reply_to_id {
+        if let Some(reply) = references.reply_to_id {
             resolved.reply_target = store.native_ids_in(reply, room).await?.into_iter().next();
             resolved.reply_quote = store.summary(reply).await?;
         }
-        if let Some(root) = row.thread_id {
+        if let Some(root) = references.thread_id {
             resolved.thread_root = store.native_ids_in(root, room).await?.into_iter().next();
             if resolved.reply_quote.is_none() {
                 resolved.reply_quote = store.summary(root).await?;

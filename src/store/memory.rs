@@ -4,13 +4,14 @@
 //! clock. Nothing survives the process; durability tests use `SqliteStore`.
 
 use super::{
-    AcceptOutcome, Clock, CommittedRows, CommittedRowsReceiver, Completion, DeadLetter,
-    Destination, PendingRow, PruneBefore, Pruned, Store, StoreError,
+    AcceptOutcome, AcceptedEvent, Clock, CommittedRows, CommittedRowsReceiver, Completion,
+    DeadLetter, Destination, PendingRow, PruneBefore, Pruned, References, Store, StoreError,
 };
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard};
-use switchboard_sdk::{EventKind, Inbound, NativeMsgId, NetworkId, RoomKey};
+use switchboard_sdk::{Inbound, NativeMsgId, NetworkId, RoomKey};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 
@@ -80,23 +81,10 @@ impl State {
         destinations: Vec<Destination>,
         now: i64,
     ) -> (AcceptOutcome, CommittedRows) {
-        let target_id = match &event.kind {
-            EventKind::Edit { target } | EventKind::Delete { target } => {
-                match self.lookup(&event.room, target) {
-                    Some(id) => Some(id),
-                    None => return (AcceptOutcome::UnknownTarget, Vec::new()),
-                }
-            }
-            _ => None,
+        let lookup = |id: &NativeMsgId| Ok::<_, Infallible>(self.lookup(&event.room, id));
+        let Ok(Some(references)) = References::resolve(&event, lookup) else {
+            return (AcceptOutcome::UnknownTarget, Vec::new());
         };
-        let reply_to_id = event
-            .reply_to
-            .as_ref()
-            .and_then(|id| self.lookup(&event.room, id));
-        let thread_id = event
-            .thread
-            .as_ref()
-            .and_then(|id| self.lookup(&event.room, id));
         let bridged_id = self.next_bridged_id + 1;
         if let Some(native_id) = &event.native_id {
             let key = (event.room.clone(), native_id.clone());
@@ -115,6 +103,12 @@ impl State {
                 created_ms: now,
             },
         );
+        let accepted = AcceptedEvent {
+            bridged_id,
+            references,
+            event: &event,
+            now,
+        };
         let mut outbox = Vec::with_capacity(destinations.len());
         let mut rows = Vec::with_capacity(destinations.len());
         for destination in destinations {
@@ -124,18 +118,7 @@ impl State {
                 .or_insert(0);
             *seq += 1;
             self.next_outbox_id += 1;
-            let row = PendingRow {
-                outbox_id: self.next_outbox_id,
-                seq: *seq,
-                bridged_id,
-                route: destination.route.to_string(),
-                created_ms: now,
-                attempts: 0,
-                target_id,
-                reply_to_id,
-                thread_id,
-                event: event.clone(),
-            };
+            let row = accepted.row(&destination, self.next_outbox_id, *seq);
             self.outbox.insert(
                 row.outbox_id,
                 OutboxRow {
@@ -188,9 +171,9 @@ impl State {
         for OutboxRow { row, .. } in self.outbox.values() {
             needed.extend([
                 Some(row.bridged_id),
-                row.target_id,
-                row.reply_to_id,
-                row.thread_id,
+                row.references.target_id,
+                row.references.reply_to_id,
+                row.references.thread_id,
             ]);
         }
         needed.extend(

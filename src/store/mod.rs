@@ -16,7 +16,7 @@ pub mod sqlite;
 use async_trait::async_trait;
 use std::path::PathBuf;
 use std::sync::Arc;
-use switchboard_sdk::{Inbound, NativeMsgId, NetworkId, RoomKey, SubmitError};
+use switchboard_sdk::{EventKind, Inbound, NativeMsgId, NetworkId, RoomKey, SubmitError};
 use thiserror::Error;
 use tokio::sync::oneshot;
 
@@ -77,6 +77,49 @@ pub enum Completion {
     Dead { outbox_id: i64, reason: String },
 }
 
+/// The stored messages an event refers to, by bridged id: what it edits, deletes
+/// or reacts to, what it replies to, and its thread root.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct References {
+    pub target_id: Option<i64>,
+    pub reply_to_id: Option<i64>,
+    pub thread_id: Option<i64>,
+}
+
+impl References {
+    /// Resolves `event`'s references in its own room through `lookup` (native id ->
+    /// bridged id). `None` when it edits, deletes or reacts to a message that was
+    /// never bridged: such an event has nothing to act on anywhere. A reply to an
+    /// unknown message is still relayed, without its reference.
+    pub fn resolve<E>(
+        event: &Inbound,
+        mut lookup: impl FnMut(&NativeMsgId) -> Result<Option<i64>, E>,
+    ) -> Result<Option<Self>, E> {
+        let target_id = match &event.kind {
+            EventKind::Edit { target }
+            | EventKind::Delete { target }
+            | EventKind::Reaction { target, .. } => match lookup(target)? {
+                Some(id) => Some(id),
+                None => return Ok(None),
+            },
+            _ => None,
+        };
+        let mut optional = |id: &Option<NativeMsgId>| match id {
+            Some(id) => lookup(id),
+            None => Ok(None),
+        };
+        Ok(Some(Self {
+            target_id,
+            reply_to_id: optional(&event.reply_to)?,
+            thread_id: optional(&event.thread)?,
+        }))
+    }
+
+    pub fn any(&self) -> bool {
+        self.target_id.is_some() || self.reply_to_id.is_some() || self.thread_id.is_some()
+    }
+}
+
 /// One undelivered outbox row with the event it carries.
 #[derive(Debug, Clone)]
 pub struct PendingRow {
@@ -87,11 +130,34 @@ pub struct PendingRow {
     pub route: String,
     pub created_ms: i64,
     pub attempts: i64,
-    pub target_id: Option<i64>,
-    pub reply_to_id: Option<i64>,
-    pub thread_id: Option<i64>,
+    pub references: References,
     /// Shared by the rows of every destination room of the same event.
     pub event: Arc<Inbound>,
+}
+
+/// What an accept transaction stored for one event, from which each destination's
+/// new row is made.
+pub struct AcceptedEvent<'a> {
+    pub bridged_id: i64,
+    pub references: References,
+    pub event: &'a Arc<Inbound>,
+    pub now: i64,
+}
+
+impl AcceptedEvent<'_> {
+    /// The row just queued for `destination` under `outbox_id` at `seq`.
+    pub fn row(&self, destination: &Destination, outbox_id: i64, seq: i64) -> PendingRow {
+        PendingRow {
+            outbox_id,
+            seq,
+            bridged_id: self.bridged_id,
+            route: destination.route.to_string(),
+            created_ms: self.now,
+            attempts: 0,
+            references: self.references,
+            event: self.event.clone(),
+        }
+    }
 }
 
 /// The new outbox rows of one commit, in commit order, with their destination room.

@@ -1,6 +1,7 @@
 //! Read-only queries, run on a small pool of connections off the async runtime.
 
 use super::{DeadLetter, PendingRow, StoreError};
+use crate::store::References;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -99,9 +100,11 @@ pub fn pending_after(
             route: row.get(3)?,
             created_ms: row.get(4)?,
             attempts: row.get(5)?,
-            target_id: row.get(6)?,
-            reply_to_id: row.get(7)?,
-            thread_id: row.get(8)?,
+            references: References {
+                target_id: row.get(6)?,
+                reply_to_id: row.get(7)?,
+                thread_id: row.get(8)?,
+            },
             event: Arc::new(serde_json::from_str(&json)?),
         });
     }

@@ -11,8 +11,8 @@
 //! command alone. Pruning runs between batches, one short transaction per step.
 
 use super::super::{
-    AcceptOutcome, Clock, CommittedRows, Completion, Destination, PendingRow, PruneBefore, Pruned,
-    StoreError,
+    AcceptOutcome, AcceptedEvent, Clock, CommittedRows, Completion, Destination, PruneBefore,
+    Pruned, References, StoreError,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::collections::{HashMap, HashSet};
@@ -395,63 +395,18 @@ fn accept(
     now: i64,
     sequences: &mut RoomSequences,
 ) -> rusqlite::Result<(AcceptOutcome, CommittedRows)> {
-    let target_id = match &event.kind {
-        EventKind::Edit { target }
-        | EventKind::Delete { target }
-        | EventKind::Reaction { target, .. } => match lookup(conn, &event.room, target)? {
-            Some(id) => Some(id),
-            None => return Ok((AcceptOutcome::UnknownTarget, Vec::new())),
-        },
-        _ => None,
+    let Some(references) = References::resolve(event, |id| lookup(conn, &event.room, id))? else {
+        return Ok((AcceptOutcome::UnknownTarget, Vec::new()));
     };
-    let reply_to_id = match &event.reply_to {
-        Some(id) => lookup(conn, &event.room, id)?,
-        None => None,
+    let Some(bridged_id) = insert_bridged(conn, event, &references, now)? else {
+        return Ok((AcceptOutcome::Duplicate, Vec::new()));
     };
-    let thread_id = match &event.thread {
-        Some(id) => lookup(conn, &event.room, id)?,
-        None => None,
+    let accepted = AcceptedEvent {
+        bridged_id,
+        references,
+        event,
+        now,
     };
-    let json = serde_json::to_string(&**event)
-        .map_err(|error| rusqlite::Error::ToSqlConversionFailure(error.into()))?;
-    conn.prepare_cached(
-        "INSERT INTO bridged_message (origin_network, origin_room, origin_native_id, target_id, reply_to_id, \
-         thread_id, sender_name, event, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?
-    .execute(params![
-        event.room.network.as_str(),
-        event.room.room.as_str(),
-        event.native_id.as_ref().map(NativeMsgId::as_str),
-        target_id,
-        reply_to_id,
-        thread_id,
-        event.sender.display_name,
-        json,
-        now
-    ])?;
-    let bridged_id = conn.last_insert_rowid();
-    if let Some(native_id) = &event.native_id {
-        let inserted = conn
-            .prepare_cached(
-                "INSERT INTO native_copy (network, room, native_id, bridged_id, part) VALUES (?1, ?2, ?3, ?4, -1) \
-                 ON CONFLICT (network, room, native_id) DO NOTHING",
-            )?
-            .execute(params![
-                event.room.network.as_str(),
-                event.room.room.as_str(),
-                native_id.as_str(),
-                bridged_id
-            ])?;
-        if inserted == 0 {
-            conn.prepare_cached("DELETE FROM bridged_message WHERE id = ?1")?
-                .execute([bridged_id])?;
-            return Ok((AcceptOutcome::Duplicate, Vec::new()));
-        }
-    }
-    if matches!(event.kind, EventKind::Delete { .. }) {
-        conn.prepare_cached("UPDATE bridged_message SET deleted_ms = ?2 WHERE id = ?1")?
-            .execute(params![target_id, now])?;
-    }
     let mut outbox = Vec::with_capacity(destinations.len());
     let mut rows = Vec::with_capacity(destinations.len());
     let mut insert = conn.prepare_cached(
@@ -475,21 +430,62 @@ fn accept(
         outbox.push((destination.room.clone(), outbox_id));
         rows.push((
             destination.room.clone(),
-            PendingRow {
-                outbox_id,
-                seq,
-                bridged_id,
-                route: destination.route.to_string(),
-                created_ms: now,
-                attempts: 0,
-                target_id,
-                reply_to_id,
-                thread_id,
-                event: event.clone(),
-            },
+            accepted.row(destination, outbox_id, seq),
         ));
     }
     Ok((AcceptOutcome::Accepted { bridged_id, outbox }, rows))
+}
+
+/// Stores the bridged message and its origin's native id; `None` (and nothing
+/// stored) when that native id is already known: a duplicate or an echo. The unique
+/// key on the native-id map decides, not a look-up before the insert.
+fn insert_bridged(
+    conn: &Connection,
+    event: &Inbound,
+    references: &References,
+    now: i64,
+) -> rusqlite::Result<Option<i64>> {
+    let json = serde_json::to_string(event)
+        .map_err(|error| rusqlite::Error::ToSqlConversionFailure(error.into()))?;
+    conn.prepare_cached(
+        "INSERT INTO bridged_message (origin_network, origin_room, origin_native_id, target_id, reply_to_id, \
+         thread_id, sender_name, event, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        event.room.network.as_str(),
+        event.room.room.as_str(),
+        event.native_id.as_ref().map(NativeMsgId::as_str),
+        references.target_id,
+        references.reply_to_id,
+        references.thread_id,
+        event.sender.display_name,
+        json,
+        now
+    ])?;
+    let bridged_id = conn.last_insert_rowid();
+    if let Some(native_id) = &event.native_id {
+        let inserted = conn
+            .prepare_cached(
+                "INSERT INTO native_copy (network, room, native_id, bridged_id, part) VALUES (?1, ?2, ?3, ?4, -1) \
+                 ON CONFLICT (network, room, native_id) DO NOTHING",
+            )?
+            .execute(params![
+                event.room.network.as_str(),
+                event.room.room.as_str(),
+                native_id.as_str(),
+                bridged_id
+            ])?;
+        if inserted == 0 {
+            conn.prepare_cached("DELETE FROM bridged_message WHERE id = ?1")?
+                .execute([bridged_id])?;
+            return Ok(None);
+        }
+    }
+    if let (EventKind::Delete { .. }, Some(target)) = (&event.kind, references.target_id) {
+        conn.prepare_cached("UPDATE bridged_message SET deleted_ms = ?2 WHERE id = ?1")?
+            .execute(params![target, now])?;
+    }
+    Ok(Some(bridged_id))
 }
 
 fn complete(conn: &Connection, completion: &Completion, now: i64) -> rusqlite::Result<()> {
