@@ -4,10 +4,7 @@
 use crate::inbound::canonical_channel;
 use crate::{IrcAdapter, IrcConfig};
 use std::sync::Arc;
-use switchboard_sdk::connector::{read_section, section_as};
-use switchboard_sdk::{
-    Adapter, AdapterError, ConfigProblem, NetworkConnector, NetworkSection, RoomId, SectionError,
-};
+use switchboard_sdk::{Adapter, AdapterError, ConfigProblem, NetworkSection, Protocol, RoomId};
 
 /// The section key and the adapters' protocol name.
 pub(crate) const PROTOCOL: &str = "irc";
@@ -20,24 +17,15 @@ impl NetworkSection for IrcConfig {
     }
 }
 
-impl NetworkConnector for IrcConnector {
-    fn protocol(&self) -> &'static str {
-        PROTOCOL
-    }
+impl Protocol for IrcConnector {
+    const NAME: &'static str = PROTOCOL;
+    type Section = IrcConfig;
 
-    fn read_section(
-        &self,
-        section: serde_json::Value,
-    ) -> Result<Arc<dyn NetworkSection>, SectionError> {
-        read_section::<IrcConfig>(section)
-    }
-
-    fn canonical_room(&self, room: &str) -> RoomId {
+    fn canonical(room: &str) -> RoomId {
         RoomId::new(canonical_channel(room))
     }
 
-    fn build(&self, section: &dyn NetworkSection) -> Result<Arc<dyn Adapter>, AdapterError> {
-        let config = section_as::<IrcConfig>(PROTOCOL, section)?;
+    fn adapter(config: &IrcConfig) -> Result<Arc<dyn Adapter>, AdapterError> {
         Ok(IrcAdapter::new(config.clone()))
     }
 }
@@ -45,6 +33,7 @@ impl NetworkConnector for IrcConnector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use switchboard_sdk::NetworkConnector;
 
     #[test]
     fn builds_an_adapter_of_its_protocol_from_its_section() {

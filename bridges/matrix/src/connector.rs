@@ -4,10 +4,8 @@
 use crate::config::is_room_reference;
 use crate::{MatrixAdapter, MatrixConfig};
 use std::sync::Arc;
-use switchboard_sdk::connector::{read_section, section_as};
 use switchboard_sdk::{
-    Adapter, AdapterError, ConfigProblem, NetworkConnector, NetworkSection, RoomProblem,
-    SectionError,
+    Adapter, AdapterError, ConfigProblem, NetworkSection, Protocol, RoomProblem,
 };
 
 /// The section key and the adapters' protocol name.
@@ -21,19 +19,11 @@ impl NetworkSection for MatrixConfig {
     }
 }
 
-impl NetworkConnector for MatrixConnector {
-    fn protocol(&self) -> &'static str {
-        PROTOCOL
-    }
+impl Protocol for MatrixConnector {
+    const NAME: &'static str = PROTOCOL;
+    type Section = MatrixConfig;
 
-    fn read_section(
-        &self,
-        section: serde_json::Value,
-    ) -> Result<Arc<dyn NetworkSection>, SectionError> {
-        read_section::<MatrixConfig>(section)
-    }
-
-    fn room_problem(&self, room: &str) -> Option<RoomProblem> {
+    fn check_room(room: &str) -> Option<RoomProblem> {
         (!is_room_reference(room)).then(|| RoomProblem {
             predicate: "is not a Matrix room alias or id".to_owned(),
             hint:
@@ -42,8 +32,7 @@ impl NetworkConnector for MatrixConnector {
         })
     }
 
-    fn build(&self, section: &dyn NetworkSection) -> Result<Arc<dyn Adapter>, AdapterError> {
-        let config = section_as::<MatrixConfig>(PROTOCOL, section)?;
+    fn adapter(config: &MatrixConfig) -> Result<Arc<dyn Adapter>, AdapterError> {
         let adapter: Arc<dyn Adapter> = MatrixAdapter::new(config.clone());
         Ok(adapter)
     }
@@ -52,6 +41,7 @@ impl NetworkConnector for MatrixConnector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use switchboard_sdk::NetworkConnector;
 
     #[test]
     fn builds_an_adapter_of_its_protocol_from_its_section() {

@@ -1,12 +1,10 @@
 //! How the daemon registers Mattermost: the `mattermost:` section, channel names in
 //! lower case, and the adapter built from the section.
 
-use crate::{MattermostAdapter, MattermostConfig, canonical_channel};
+use crate::config::MattermostConfig;
+use crate::{MattermostAdapter, canonical_channel};
 use std::sync::Arc;
-use switchboard_sdk::connector::{read_section, section_as};
-use switchboard_sdk::{
-    Adapter, AdapterError, ConfigProblem, NetworkConnector, NetworkSection, RoomId, SectionError,
-};
+use switchboard_sdk::{Adapter, AdapterError, ConfigProblem, NetworkSection, Protocol, RoomId};
 
 /// The section key and the adapters' protocol name.
 pub(crate) const PROTOCOL: &str = "mattermost";
@@ -19,24 +17,15 @@ impl NetworkSection for MattermostConfig {
     }
 }
 
-impl NetworkConnector for MattermostConnector {
-    fn protocol(&self) -> &'static str {
-        PROTOCOL
-    }
+impl Protocol for MattermostConnector {
+    const NAME: &'static str = PROTOCOL;
+    type Section = MattermostConfig;
 
-    fn read_section(
-        &self,
-        section: serde_json::Value,
-    ) -> Result<Arc<dyn NetworkSection>, SectionError> {
-        read_section::<MattermostConfig>(section)
-    }
-
-    fn canonical_room(&self, room: &str) -> RoomId {
+    fn canonical(room: &str) -> RoomId {
         RoomId::new(canonical_channel(room))
     }
 
-    fn build(&self, section: &dyn NetworkSection) -> Result<Arc<dyn Adapter>, AdapterError> {
-        let config = section_as::<MattermostConfig>(PROTOCOL, section)?;
+    fn adapter(config: &MattermostConfig) -> Result<Arc<dyn Adapter>, AdapterError> {
         let adapter: Arc<dyn Adapter> = MattermostAdapter::new(config.clone())?;
         Ok(adapter)
     }
@@ -45,6 +34,7 @@ impl NetworkConnector for MattermostConnector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use switchboard_sdk::NetworkConnector;
 
     #[test]
     fn builds_an_adapter_of_its_protocol_from_its_section() {

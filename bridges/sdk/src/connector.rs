@@ -55,7 +55,7 @@ pub trait NetworkConnector: Send + Sync + 'static {
 
     /// Reads one network's section, given as JSON. Reading stops at the first
     /// problem; the daemon removes the key at the error's path and reads again, so
-    /// that one mistake does not hide the next. Most connectors call [`read_section`].
+    /// that one mistake does not hide the next.
     fn read_section(
         &self,
         section: serde_json::Value,
@@ -76,8 +76,56 @@ pub trait NetworkConnector: Send + Sync + 'static {
     fn build(&self, section: &dyn NetworkSection) -> Result<Arc<dyn Adapter>, AdapterError>;
 }
 
+/// A protocol described with its own types. Every `Protocol` is a
+/// [`NetworkConnector`]: reading the section with serde and handing it back typed to
+/// `adapter` is written once here, not in each protocol's crate.
+pub trait Protocol: Send + Sync + 'static {
+    /// The section key and the adapters' protocol name.
+    const NAME: &'static str;
+    /// The protocol's config section.
+    type Section: NetworkSection + DeserializeOwned;
+
+    /// See [`NetworkConnector::canonical_room`].
+    fn canonical(room: &str) -> RoomId {
+        RoomId::new(room)
+    }
+
+    /// See [`NetworkConnector::room_problem`].
+    fn check_room(_room: &str) -> Option<RoomProblem> {
+        None
+    }
+
+    /// The running network for a section.
+    fn adapter(section: &Self::Section) -> Result<Arc<dyn Adapter>, AdapterError>;
+}
+
+impl<P: Protocol> NetworkConnector for P {
+    fn protocol(&self) -> &'static str {
+        P::NAME
+    }
+
+    fn read_section(
+        &self,
+        section: serde_json::Value,
+    ) -> Result<Arc<dyn NetworkSection>, SectionError> {
+        read_section::<P::Section>(section)
+    }
+
+    fn canonical_room(&self, room: &str) -> RoomId {
+        P::canonical(room)
+    }
+
+    fn room_problem(&self, room: &str) -> Option<RoomProblem> {
+        P::check_room(room)
+    }
+
+    fn build(&self, section: &dyn NetworkSection) -> Result<Arc<dyn Adapter>, AdapterError> {
+        P::adapter(section_as::<P::Section>(P::NAME, section)?)
+    }
+}
+
 /// Reads a section as `T` with serde, keeping the path to the first problem.
-pub fn read_section<T: NetworkSection + DeserializeOwned>(
+fn read_section<T: NetworkSection + DeserializeOwned>(
     section: serde_json::Value,
 ) -> Result<Arc<dyn NetworkSection>, SectionError> {
     match serde_path_to_error::deserialize::<_, T>(section) {
@@ -95,7 +143,7 @@ pub fn read_section<T: NetworkSection + DeserializeOwned>(
 
 /// `section` as `T`, for a connector's `build`; a configuration error when the daemon
 /// handed it another protocol's section.
-pub fn section_as<'a, T: NetworkSection>(
+fn section_as<'a, T: NetworkSection>(
     protocol: &str,
     section: &'a dyn NetworkSection,
 ) -> Result<&'a T, AdapterError> {

@@ -22,7 +22,7 @@ pub use adapter::{
     Adapter, AdapterContext, AdapterState, Capabilities, ConnectionState, CurrentRun,
     HealthReporter, InboundSink, StateHandle, SubmitOutcome, WebhookRequest, WebhookResponse,
 };
-pub use connector::{NetworkConnector, NetworkSection, RoomProblem, SectionError};
+pub use connector::{NetworkConnector, NetworkSection, Protocol, RoomProblem, SectionError};
 pub use context::{RoomChanges, RoomSet, RoomSetUpdater, Rooms};
 pub use error::{AdapterError, ConfigProblem, SendError, SubmitError};
 pub use event::{
