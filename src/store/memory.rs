@@ -6,6 +6,7 @@
 use super::{
     AcceptOutcome, AcceptedEvent, Clock, CommittedRows, CommittedRowsReceiver, Completion,
     DeadLetter, Destination, PendingRow, PruneBefore, Pruned, References, Store, StoreError,
+    releases_origin_id,
 };
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
@@ -94,6 +95,13 @@ impl State {
             self.native_ids.insert(key, (bridged_id, -1));
         }
         self.next_bridged_id = bridged_id;
+        if let Some(target) = references.target_id
+            && let Some(stored) = self.messages.get(&target)
+            && releases_origin_id(&event, &stored.event)
+        {
+            self.native_ids
+                .retain(|_, (owner, part)| !(*owner == target && *part == -1));
+        }
         let event = Arc::new(event);
         self.messages.insert(
             bridged_id,

@@ -8,6 +8,8 @@
 //! transaction; dedup is a unique constraint on the native-id map. `sqlite` is the
 //! durable implementation; `memory` serves tests on a paused clock.
 
+#[cfg(test)]
+mod contract_tests;
 mod memory;
 mod private;
 pub mod retention;
@@ -118,6 +120,16 @@ impl References {
     pub fn any(&self) -> bool {
         self.target_id.is_some() || self.reply_to_id.is_some() || self.thread_id.is_some()
     }
+}
+
+/// Whether accepting `event`, which deletes the stored `target`, releases the
+/// target's origin id. Networks that name a reaction by (message, user, emoji) —
+/// Mattermost, Slack, Discord — give the same id to the same person reacting the
+/// same way again after taking it back; without the release that second reaction
+/// would be taken for a duplicate of the first.
+pub fn releases_origin_id(event: &Inbound, target: &Inbound) -> bool {
+    matches!(event.kind, EventKind::Delete { .. })
+        && matches!(target.kind, EventKind::Reaction { .. })
 }
 
 /// One undelivered outbox row with the event it carries.

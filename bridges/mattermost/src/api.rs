@@ -192,16 +192,11 @@ impl WsMessage {
     /// an object is taken too), or why it cannot be read, with its id where that
     /// could be read, to fetch it by.
     pub fn post(&self) -> Result<Post, Unreadable> {
+        let value = self.carried("post").map_err(|reason| Unreadable {
+            reason,
+            post_id: None,
+        })?;
         let unreadable = |reason: String, post_id: Option<String>| Unreadable { reason, post_id };
-        let value = match self.data.get("post") {
-            Some(serde_json::Value::String(raw)) => serde_json::from_str(raw)
-                .map_err(|error| unreadable(format!("`post` is not JSON: {error}"), None))?,
-            Some(value @ serde_json::Value::Object(_)) => value.clone(),
-            Some(other) => {
-                return Err(unreadable(format!("`post` is {}", json_kind(other)), None));
-            }
-            None => return Err(unreadable("no `post` in the event".into(), None)),
-        };
         let post_id = value
             .get("id")
             .and_then(serde_json::Value::as_str)
@@ -215,6 +210,47 @@ impl WsMessage {
             Some(reason) => Err(unreadable(reason.to_owned(), post_id)),
         }
     }
+
+    /// The reaction carried by `reaction_added` and `reaction_removed`.
+    pub fn reaction(&self) -> Result<Reaction, String> {
+        let reaction = Reaction::deserialize(&self.carried("reaction")?)
+            .map_err(|error| format!("`reaction` is not a reaction: {error}"))?;
+        if reaction.post_id.is_empty()
+            || reaction.user_id.is_empty()
+            || reaction.emoji_name.is_empty()
+        {
+            return Err("the reaction lacks its post, user or emoji".into());
+        }
+        Ok(reaction)
+    }
+
+    /// The object under `key` in `data`: the server sends it as a JSON string; an
+    /// object is taken too.
+    fn carried(&self, key: &str) -> Result<serde_json::Value, String> {
+        match self.data.get(key) {
+            Some(serde_json::Value::String(raw)) => {
+                serde_json::from_str(raw).map_err(|error| format!("`{key}` is not JSON: {error}"))
+            }
+            Some(value @ serde_json::Value::Object(_)) => Ok(value.clone()),
+            Some(other) => Err(format!("`{key}` is {}", json_kind(other))),
+            None => Err(format!("no `{key}` in the event")),
+        }
+    }
+}
+
+/// A reaction: one user's emoji on one post. The server knows it by those three;
+/// `reaction_removed` events carry no creation time.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct Reaction {
+    #[serde(deserialize_with = "null_as_default")]
+    pub user_id: String,
+    #[serde(deserialize_with = "null_as_default")]
+    pub post_id: String,
+    #[serde(deserialize_with = "null_as_default")]
+    pub emoji_name: String,
+    #[serde(deserialize_with = "null_as_default")]
+    pub create_at: i64,
 }
 
 /// Why an event's post cannot be relayed as it came.
@@ -273,6 +309,21 @@ mod tests {
             unreadable.reason
         );
         assert!(unreadable.post_id.is_none());
+    }
+
+    #[test]
+    fn reaction_events_carry_the_reaction_as_a_string() {
+        let frame = r#"{"event":"reaction_added","data":{"reaction":"{\"user_id\":\"u1\",\"post_id\":\"p1\",\"emoji_name\":\"+1\",\"create_at\":7}"},"broadcast":{"channel_id":"c1"},"seq":4}"#;
+        let message: WsMessage = serde_json::from_str(frame).unwrap();
+        let reaction = message.reaction().unwrap();
+        assert_eq!(
+            (reaction.post_id.as_str(), reaction.emoji_name.as_str()),
+            ("p1", "+1")
+        );
+        assert_eq!(message.broadcast.channel_id, "c1");
+        let empty = serde_json::json!({"event": "reaction_removed", "data": {"reaction": "{}"}});
+        let message: WsMessage = serde_json::from_value(empty).unwrap();
+        assert!(message.reaction().is_err());
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! client (rustls on ring). Every failure says whether retrying can help: 429 and 5xx
 //! and transport errors are transient, other 4xx are permanent.
 
-use crate::api::{AppError, Channel, FileInfo, NewPost, Post, PostList, Team, UploadResult, User};
+use crate::api::{
+    AppError, Channel, FileInfo, NewPost, Post, PostList, Reaction, Team, UploadResult, User,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::{Arc, RwLock};
@@ -229,6 +231,31 @@ impl Client {
 
     pub async fn delete_post(&self, post_id: &str) -> Result<(), ApiError> {
         self.call::<serde_json::Value>(self.http.delete(self.url(&format!("/posts/{post_id}"))))
+            .await
+            .map(drop)
+    }
+
+    /// `POST /reactions`: `user_id` (the bridge's own user) reacts with `emoji_name`.
+    pub async fn add_reaction(
+        &self,
+        user_id: &str,
+        post_id: &str,
+        emoji_name: &str,
+    ) -> Result<Reaction, ApiError> {
+        let body = serde_json::json!({
+            "user_id": user_id, "post_id": post_id, "emoji_name": emoji_name
+        });
+        self.post("/reactions", &body).await
+    }
+
+    pub async fn remove_reaction(
+        &self,
+        user_id: &str,
+        post_id: &str,
+        emoji_name: &str,
+    ) -> Result<(), ApiError> {
+        let path = format!("/users/{user_id}/posts/{post_id}/reactions/{emoji_name}");
+        self.call::<serde_json::Value>(self.http.delete(self.url(&path)))
             .await
             .map(drop)
     }

@@ -1,9 +1,10 @@
 //! Native -> events: a Mattermost post (created, edited or deleted, from the websocket
 //! or from catch-up) becomes one normalised `Inbound` event.
 
-use crate::api::{FileInfo, Post};
+use crate::api::{FileInfo, Post, Reaction};
 use crate::client::Client;
 use crate::format;
+use crate::reaction::ReactionId;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use switchboard_sdk::{
@@ -113,6 +114,48 @@ impl Translator {
             reply_to: root.clone(),
             thread: root,
             attachments,
+        })
+    }
+
+    /// The event for a reaction added to or removed from a post in `channel_id`;
+    /// `None` for channels that are not bridged. Taking a reaction back deletes it.
+    pub async fn translate_reaction(
+        &self,
+        channel_id: &str,
+        added: bool,
+        reaction: &Reaction,
+    ) -> Option<Inbound> {
+        let room = self.rooms.get(channel_id)?.clone();
+        let mut sender = self.sender(&reaction.user_id).await;
+        sender.is_self = reaction.user_id == self.own_user_id;
+        let id = ReactionId::of(reaction).native();
+        let now = switchboard_sdk::event::now_ms();
+        let (kind, native_id) = if added {
+            let key = switchboard_sdk::emoji::key_from_name(&reaction.emoji_name);
+            let target = NativeMsgId::new(reaction.post_id.clone());
+            (EventKind::Reaction { target, key }, id)
+        } else {
+            // The server sends no time with a removal; the id only has to be new.
+            let removal = NativeMsgId::new(format!("{}/removed/{now}", id.as_str()));
+            (EventKind::Delete { target: id }, removal)
+        };
+        Some(Inbound {
+            room: RoomKey {
+                network: self.network.clone(),
+                room,
+            },
+            sender,
+            native_id: Some(native_id),
+            timestamp_ms: if reaction.create_at > 0 {
+                reaction.create_at
+            } else {
+                now
+            },
+            kind,
+            content: RichText::default(),
+            reply_to: None,
+            thread: None,
+            attachments: Vec::new(),
         })
     }
 

@@ -12,6 +12,7 @@ pub mod format;
 mod inbound;
 mod incoming_hook;
 mod outbound;
+mod reaction;
 mod session;
 mod webhook;
 
@@ -141,7 +142,7 @@ impl Adapter for MattermostAdapter {
             attachments: bot,
             max_message_bytes: Some(outbound::MAX_POST_BYTES),
             max_parts: None,
-            reactions: false,
+            reactions: bot,
             text: self.text.clone(),
         }
     }
@@ -193,13 +194,12 @@ impl Adapter for MattermostAdapter {
         let channel = session::channel_of(&live, &message.room).ok_or_else(|| {
             SendError::Transient(format!("channel {} is not resolved yet", message.room))
         })?;
-        outbound::send_rest(
-            &self.client,
-            &channel,
-            message,
-            self.config.max_upload_bytes,
-        )
-        .await
+        let target = outbound::RestTarget {
+            client: &self.client,
+            channel_id: &channel,
+            own_user_id: &live.translator.own_user_id,
+        };
+        outbound::send_rest(&target, message, self.config.max_upload_bytes).await
     }
 
     async fn check_webhook_request(

@@ -4,6 +4,7 @@
 use crate::api::NewPost;
 use crate::client::{ApiError, Client, without_url};
 use crate::incoming_hook::{HookPost, IncomingHook};
+use crate::reaction::ReactionId;
 use switchboard_sdk::{
     Attachment, MessageStyle, NativeMsgId, Outbound, OutboundKind, SendError, SendReceipt,
 };
@@ -44,13 +45,22 @@ pub fn override_props(message: &Outbound) -> serde_json::Map<String, serde_json:
     props
 }
 
-/// Sends one delivery through the REST API into `channel_id`.
+/// Where a delivery goes through the REST API: a channel, as the bridge's own user.
+pub struct RestTarget<'a> {
+    pub client: &'a Client,
+    pub channel_id: &'a str,
+    pub own_user_id: &'a str,
+}
+
+/// Sends one delivery through the REST API.
 pub async fn send_rest(
-    client: &Client,
-    channel_id: &str,
+    target: &RestTarget<'_>,
     message: &Outbound,
     max_upload_bytes: u64,
 ) -> Result<SendReceipt, SendError> {
+    let RestTarget {
+        client, channel_id, ..
+    } = *target;
     match &message.kind {
         OutboundKind::Message {
             reply_to,
@@ -117,9 +127,25 @@ pub async fn send_rest(
             }
             Ok(SendReceipt::default())
         }
-        OutboundKind::Reaction { .. } => Err(SendError::Permanent(
-            "this Mattermost adapter does not relay reactions".into(),
-        )),
+        OutboundKind::Reaction { target: post, key } => {
+            let Some(emoji_name) = switchboard_sdk::emoji::name_from_key(key) else {
+                return Err(SendError::Permanent(format!(
+                    "the reaction {key:?} has no Mattermost emoji name"
+                )));
+            };
+            client
+                .add_reaction(target.own_user_id, post.as_str(), &emoji_name)
+                .await
+                .map_err(ApiError::into_send_error)?;
+            let id = ReactionId {
+                post_id: post.as_str().to_owned(),
+                user_id: target.own_user_id.to_owned(),
+                emoji_name,
+            };
+            Ok(SendReceipt {
+                native_ids: vec![id.copy(message.delivery_id)],
+            })
+        }
     }
 }
 
@@ -132,8 +158,20 @@ fn cut_short(error: ApiError, parts_posted: usize) -> SendError {
     error.into_send_error()
 }
 
-async fn delete_if_present(client: &Client, post: &NativeMsgId) -> Result<(), SendError> {
-    match client.delete_post(post.as_str()).await {
+/// Deletes a post, or takes back a reaction, unless it is already gone.
+async fn delete_if_present(client: &Client, copy: &NativeMsgId) -> Result<(), SendError> {
+    let deleted = match ReactionId::parse(copy) {
+        Some(reaction) => {
+            let ReactionId {
+                post_id,
+                user_id,
+                emoji_name,
+            } = &reaction;
+            client.remove_reaction(user_id, post_id, emoji_name).await
+        }
+        None => client.delete_post(copy.as_str()).await,
+    };
+    match deleted {
         Ok(()) => Ok(()),
         Err(error) if error.status() == Some(404) => Ok(()),
         Err(error) => Err(error.into_send_error()),

@@ -386,6 +386,10 @@ async fn relay(
                     }
                     expected_seq = Some(seq + 1);
                 }
+                if let Some(added) = reaction_change(event) {
+                    relay_reaction(ctx, &live.translator, watch, &message, added).await?;
+                    continue;
+                }
                 let Some(change) = Change::from_event(event) else { continue };
                 let post = match message.post() {
                     Ok(post) => post,
@@ -480,6 +484,46 @@ async fn relay_post(
     }
     if let Err(at_ms) = cursors.advance(&post.channel_id, change_time(change, post)) {
         watch.future_timestamp(&post.channel_id, &post.id, at_ms);
+    }
+    Ok(())
+}
+
+/// `Some(true)` for `reaction_added`, `Some(false)` for `reaction_removed`.
+fn reaction_change(event: &str) -> Option<bool> {
+    match event {
+        "reaction_added" => Some(true),
+        "reaction_removed" => Some(false),
+        _ => None,
+    }
+}
+
+/// A reaction event: relayed as a reaction or as the removal of one. Catch-up does
+/// not list reactions, so one that cannot be read is counted and logged, not fetched.
+async fn relay_reaction(
+    ctx: &AdapterContext,
+    translator: &Translator,
+    watch: &mut Watch,
+    message: &WsMessage,
+    added: bool,
+) -> Result<(), AdapterError> {
+    let reaction = match message.reaction() {
+        Ok(reaction) => reaction,
+        Err(reason) => {
+            watch.unreadable(
+                "websocket",
+                "a reaction event",
+                &reason,
+                "it is not relayed",
+            );
+            return Ok(());
+        }
+    };
+    let channel_id = &message.broadcast.channel_id;
+    if let Some(event) = translator
+        .translate_reaction(channel_id, added, &reaction)
+        .await
+    {
+        ctx.inbound.submit(event).await.map_err(submit_error)?;
     }
     Ok(())
 }

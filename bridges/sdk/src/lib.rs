@@ -9,6 +9,7 @@
 pub mod adapter;
 pub mod connector;
 pub mod context;
+pub mod emoji;
 pub mod error;
 pub mod event;
 pub mod final_text;

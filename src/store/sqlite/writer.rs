@@ -12,7 +12,7 @@
 
 use super::super::{
     AcceptOutcome, AcceptedEvent, Clock, CommittedRows, Completion, Destination, PruneBefore,
-    Pruned, References, StoreError,
+    Pruned, References, StoreError, releases_origin_id,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::collections::{HashMap, HashSet};
@@ -484,8 +484,21 @@ fn insert_bridged(
     if let (EventKind::Delete { .. }, Some(target)) = (&event.kind, references.target_id) {
         conn.prepare_cached("UPDATE bridged_message SET deleted_ms = ?2 WHERE id = ?1")?
             .execute(params![target, now])?;
+        if releases_origin_id(event, &stored_event(conn, target)?) {
+            conn.prepare_cached("DELETE FROM native_copy WHERE bridged_id = ?1 AND part = -1")?
+                .execute([target])?;
+        }
     }
     Ok(Some(bridged_id))
+}
+
+fn stored_event(conn: &Connection, bridged_id: i64) -> rusqlite::Result<Inbound> {
+    let json: String = conn
+        .prepare_cached("SELECT event FROM bridged_message WHERE id = ?1")?
+        .query_row([bridged_id], |row| row.get(0))?;
+    serde_json::from_str(&json).map_err(|error| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, error.into())
+    })
 }
 
 fn complete(conn: &Connection, completion: &Completion, now: i64) -> rusqlite::Result<()> {

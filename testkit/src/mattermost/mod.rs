@@ -19,6 +19,7 @@
 //!
 //! Every wait is bounded and panics with a summary of what the fake saw.
 
+mod reactions;
 mod rest;
 mod shapes;
 mod state;

@@ -55,6 +55,7 @@ pub(super) fn router(inner: Arc<Inner>) -> Router {
         .route("/files/{file_id}/public", get(public_file))
         .route("/hooks/{hook_id}", post(webhooks::incoming))
         .route("/api/v4/websocket", get(websocket::upgrade))
+        .merge(super::reactions::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(inner.clone(), around))
         .layer(DefaultBodyLimit::max(MAX_FILE_BYTES))
@@ -185,13 +186,13 @@ pub(super) fn token_from(headers: &HeaderMap) -> Option<String> {
         .find_map(|pair| pair.trim().strip_prefix("MMAUTHTOKEN=").map(str::to_owned))
 }
 
-fn session(inner: &Inner, headers: &HeaderMap) -> Result<String, AppError> {
+pub(super) fn session(inner: &Inner, headers: &HeaderMap) -> Result<String, AppError> {
     token_from(headers)
         .and_then(|token| inner.session_user(&token))
         .ok_or_else(AppError::session_expired)
 }
 
-fn require_id(value: &str, name: &str) -> Result<(), AppError> {
+pub(super) fn require_id(value: &str, name: &str) -> Result<(), AppError> {
     if is_valid_id(value) {
         Ok(())
     } else {
@@ -226,7 +227,7 @@ pub(super) async fn read_body(body: Body) -> Result<Bytes, AppError> {
     Ok(collected.into())
 }
 
-fn parse_json<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, AppError> {
+pub(super) fn parse_json<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, AppError> {
     serde_json::from_slice(bytes).map_err(|_| AppError::invalid_body(what))
 }
 

@@ -190,6 +190,7 @@ pub(super) struct State {
     pub(super) clock_skew_ms: i64,
     /// The admin who owns the webhooks, as the integration's creator would.
     pub(super) hook_owner: String,
+    pub(super) reactions: Vec<super::reactions::Reaction>,
 }
 
 impl State {
@@ -228,6 +229,7 @@ impl State {
             last_stamp: 0,
             clock_skew_ms: 0,
             hook_owner,
+            reactions: Vec::new(),
         }
     }
 

@@ -22,6 +22,7 @@ pub const WAIT: Duration = Duration::from_secs(30);
 
 pub struct Server {
     pub mm: FakeMattermost,
+    pub team: String,
     pub town: String,
     pub bot: String,
     pub bot_token: String,
@@ -38,6 +39,7 @@ pub async fn server() -> Server {
     let (bob, bob_token) = mm.add_user("bob", false);
     Server {
         mm,
+        team,
         town,
         bot,
         bot_token,
