@@ -181,11 +181,16 @@ impl NetworkParts {
 }
 
 /// The routing table for `routes`, with room names in the form each network's
-/// adapter uses in events.
+/// adapter uses in events (its protocol's connector says which).
 fn build_table(routes: &[RouteConfig], adapters: &Adapters) -> RoutingTable {
-    RoutingTable::build(routes, |network, room| match adapters.get(network) {
-        Some(entry) => crate::protocols::canonical_room(entry.protocol, room),
-        None => RoomId::new(room),
+    RoutingTable::build(routes, |network, room| {
+        match adapters
+            .get(network)
+            .and_then(|entry| entry.adapter.connector())
+        {
+            Some(connector) => connector.canonical_room(room),
+            None => RoomId::new(room),
+        }
     })
 }
 

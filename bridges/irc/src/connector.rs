@@ -43,6 +43,8 @@ mod tests {
         assert!(section.validate().is_empty());
         let adapter = IrcConnector.build(&*section).unwrap();
         assert_eq!(adapter.protocol(), IrcConnector.protocol());
+        let named_by = adapter.connector().map(|connector| connector.protocol());
+        assert_eq!(named_by, Some(IrcConnector.protocol()));
         assert_eq!(
             IrcConnector.canonical_room("#Rust[Dev]").as_str(),
             "#rust{dev}"

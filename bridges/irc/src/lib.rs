@@ -54,6 +54,10 @@ impl Adapter for IrcAdapter {
         connector::PROTOCOL
     }
 
+    fn connector(&self) -> Option<&'static dyn switchboard_sdk::NetworkConnector> {
+        Some(&connector::IrcConnector)
+    }
+
     /// Line length depends on the channel and on our `nick!user@host`: see
     /// `room_capabilities`.
     fn capabilities(&self) -> Capabilities {

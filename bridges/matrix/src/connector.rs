@@ -55,6 +55,8 @@ mod tests {
         assert!(section.validate().is_empty(), "{:?}", section.validate());
         let adapter = MatrixConnector.build(&*section).unwrap();
         assert_eq!(adapter.protocol(), MatrixConnector.protocol());
+        let named_by = adapter.connector().map(|connector| connector.protocol());
+        assert_eq!(named_by, Some(MatrixConnector.protocol()));
         assert_eq!(
             MatrixConnector.canonical_room("#Room:example.org").as_str(),
             "#Room:example.org"

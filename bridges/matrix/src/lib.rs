@@ -65,6 +65,10 @@ impl Adapter for MatrixAdapter {
         connector::PROTOCOL
     }
 
+    fn connector(&self) -> Option<&'static dyn switchboard_sdk::NetworkConnector> {
+        Some(&connector::MatrixConnector)
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             edits: true,

@@ -46,6 +46,8 @@ mod tests {
         assert!(section.validate().is_empty(), "{:?}", section.validate());
         let adapter = MattermostConnector.build(&*section).unwrap();
         assert_eq!(adapter.protocol(), MattermostConnector.protocol());
+        let named_by = adapter.connector().map(|connector| connector.protocol());
+        assert_eq!(named_by, Some(MattermostConnector.protocol()));
         assert_eq!(
             MattermostConnector.canonical_room(" Town-Square ").as_str(),
             "town-square"

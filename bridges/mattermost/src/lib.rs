@@ -130,6 +130,10 @@ impl Adapter for MattermostAdapter {
         connector::PROTOCOL
     }
 
+    fn connector(&self) -> Option<&'static dyn switchboard_sdk::NetworkConnector> {
+        Some(&connector::MattermostConnector)
+    }
+
     fn capabilities(&self) -> Capabilities {
         let bot = !matches!(self.config.mode(), Mode::Webhooks(_));
         Capabilities {

@@ -231,6 +231,15 @@ pub trait Adapter: Send + Sync + 'static {
     /// Short protocol name, e.g. `irc`; used by nick templates and metrics.
     fn protocol(&self) -> &'static str;
 
+    /// The connector of this adapter's protocol, through which the daemon writes the
+    /// rooms of routes the way the adapter's events do. `None` (fakes of tests and
+    /// benchmarks) keeps rooms as written. Asking the adapter, rather than the list
+    /// of every protocol, keeps a program that runs the core with some adapters from
+    /// linking all the others.
+    fn connector(&self) -> Option<&'static dyn crate::NetworkConnector> {
+        None
+    }
+
     fn capabilities(&self) -> Capabilities;
 
     /// What one room of this network can do, where rooms differ (a channel where
