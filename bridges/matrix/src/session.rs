@@ -3,7 +3,9 @@
 //! sync. Each sync response's timeline events are relayed in order and only then is
 //! its `next_batch` saved, so a crash replays at most one response (the core drops
 //! the duplicates by event id). A gap in a room's timeline (`limited`) is filled from
-//! `/messages` back to the previous token, bounded by the catch-up age.
+//! `/messages` back to the previous token, bounded by the catch-up age. In a room the
+//! bridge has just joined (a route added it), what was said before the join is not
+//! relayed.
 
 use crate::inbound::{Translator, event_json};
 use crate::{Live, MatrixAdapter, MatrixConfig};
@@ -98,18 +100,36 @@ pub async fn run(
             if translator.room_of(room_id).is_none() {
                 continue;
             }
-            if update.timeline.limited
+            let events = &update.timeline.events;
+            // A room the bridge has just joined: what was said before is not relayed.
+            let start = events
+                .iter()
+                .rposition(|event| is_own_join(event, &own_user))
+                .map_or(0, |join| join + 1);
+            if start == 0
+                && update.timeline.limited
                 && let Some(prev_batch) = &update.timeline.prev_batch
             {
                 let missed =
                     backfill(&client, room_id, prev_batch, &token, relay.oldest_ms).await?;
                 relay.all(room_id, &missed).await?;
             }
-            relay.all(room_id, &update.timeline.events).await?;
+            relay.all(room_id, &events[start..]).await?;
         }
         token = response.next_batch;
         save(ctx, SYNC_TOKEN, &token).await?;
     }
+}
+
+/// The bridge's own user joining a room (not changing its name or picture there):
+/// the start of its membership, before which the room's history lies.
+fn is_own_join(event: &TimelineEvent, own_user: &UserId) -> bool {
+    event_json(event).is_some_and(|json| {
+        json["type"] == "m.room.member"
+            && json["state_key"] == own_user.as_str()
+            && json["content"]["membership"] == "join"
+            && json["unsigned"]["prev_content"]["membership"] != "join"
+    })
 }
 
 /// Joins a routed room (by id or alias) and returns its id.

@@ -1,15 +1,18 @@
 //! The Matrix adapter against a real Synapse: the sdk conformance suite, and a send
 //! retried with the same outbox row (as after a crash between send and commit) that
-//! the homeserver takes as the same event, so nothing is posted twice.
+//! the homeserver takes as the same event, so nothing is posted twice; and rooms
+//! added to and removed from the room set while the adapter runs, on one session.
 
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_matrix::{MatrixAdapter, MatrixConfig};
 use switchboard_sdk::testing::{
-    ConformanceHarness, message_from_alice, run_conformance, spawn_adapter, wait_connected,
+    ConformanceHarness, message_from_alice, run_conformance, spawn_adapter, spawn_adapter_in,
+    wait_connected,
 };
-use switchboard_sdk::{Adapter, NetworkId, Outbound, RoomId};
+use switchboard_sdk::{Adapter, Inbound, NetworkId, Outbound, RoomId, RoomSet};
 use switchboard_testkit::synapse::{MatrixPeer, Synapse, SynapseOptions};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -118,5 +121,90 @@ async fn a_retried_delivery_is_the_same_event() {
         })
         .count();
     assert_eq!(copies, 1, "{seen:?}");
+    run.cancel.cancel();
+}
+
+/// The next message from someone other than the bridge (its probes echo back).
+async fn next_from_others(inbound: &mut UnboundedReceiver<Inbound>, what: &str) -> Inbound {
+    loop {
+        let event = tokio::time::timeout(WAIT, inbound.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no inbound event ({what}) within {WAIT:?}"))
+            .expect("inbound sink open");
+        if !event.sender.is_self && !event.kind.is_membership() {
+            return event;
+        }
+    }
+}
+
+/// Sends to `room` until the adapter's answer satisfies `done`: the adapter follows
+/// a room set change on its own task, and its sends show when it has.
+async fn until_sends(adapter: &Arc<MatrixAdapter>, room: &str, done: fn(bool) -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if done(
+            adapter
+                .send(&message_from_alice(room, "probe"))
+                .await
+                .is_ok(),
+        ) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the adapter did not follow the change of {room} within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_are_joined_and_dropped_while_the_adapter_runs() {
+    let (synapse, mut peer, first) = setup().await;
+    let first_id = peer.join(&first).await;
+    let second_id = peer.create_room(Some("second"), false).await;
+    let second = "#second:localhost";
+    let adapter = MatrixAdapter::new(config(&synapse));
+    let (rooms, room_set) = RoomSet::watched([RoomId::new(first.clone())]);
+    let mut run = spawn_adapter_in(adapter.clone(), NetworkId::new("mx"), room_set);
+    wait_connected(&mut run.health, WAIT).await;
+
+    peer.send_text(&second_id, "second, before it is routed")
+        .await;
+    peer.send_text(&first_id, "first 1").await;
+    let event = next_from_others(&mut run.inbound, "first 1").await;
+    assert_eq!(
+        event.content.to_plain(),
+        "first 1",
+        "second is not relayed yet"
+    );
+
+    rooms.set([RoomId::new(first.clone()), RoomId::new(second)]);
+    until_sends(&adapter, second, |sent| sent).await;
+    assert!(
+        peer.joined_members(&second_id)
+            .await
+            .iter()
+            .any(|member| member == "@switchboard:localhost"),
+        "the bridge joined the room added"
+    );
+    peer.send_text(&second_id, "second 1").await;
+    let event = next_from_others(&mut run.inbound, "second 1").await;
+    assert_eq!(
+        (event.room.room.as_str(), event.content.to_plain().as_str()),
+        (second, "second 1")
+    );
+
+    rooms.set([RoomId::new(second)]);
+    until_sends(&adapter, &first, |sent| !sent).await;
+    peer.send_text(&first_id, "first, after it left the routes")
+        .await;
+    peer.send_text(&second_id, "second 2").await;
+    let event = next_from_others(&mut run.inbound, "second 2").await;
+    assert_eq!(
+        event.content.to_plain(),
+        "second 2",
+        "the room removed is not relayed any more"
+    );
     run.cancel.cancel();
 }
