@@ -3,13 +3,14 @@
 //! line on IRC and a real edit of the Mattermost post, a redaction deletes the post and
 //! says nothing on IRC, also for a message relayed before a daemon restart; and a crash
 //! between Synapse accepting a send and the daemon recording it does not duplicate the
-//! message in Matrix (the retry reuses the transaction id).
+//! message in Matrix (the retry reuses the transaction id). Reactions travel between
+//! Matrix and Mattermost, and are counted as skipped on IRC.
 
 mod common;
 
 use common::WAIT;
 use common::bridge::BridgeProcess;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::net::SocketAddr;
 use switchboard_testkit::http_proxy::HttpProxy;
 use switchboard_testkit::mattermost::{FakeMattermost, Post};
@@ -307,6 +308,90 @@ async fn matrix_edits_and_redactions_reach_mattermost_as_real_edits_and_deletes(
             ("the end", false),
         ],
         "{posts:#?}"
+    );
+    assert!(
+        bridge
+            .metric("switchboard_events_dead_lettered_total")
+            .await
+            .is_none(),
+        "something was dead-lettered; log:\n{}",
+        bridge.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reactions_travel_between_matrix_and_mattermost_and_irc_counts_them_skipped() {
+    let mut w = world().await;
+    let mut alice = IrcPeer::connect(w.irc.port(), "alice", &["#a"]).await;
+    let (carol, _) = w.mm.add_user("carol", false);
+    let homeserver = w.synapse.url();
+    let bridge =
+        BridgeProcess::start(|http, state| w.config(http, state, &homeserver, true, THREE_WAY));
+    bridge.wait_healthy().await;
+    w.bot_joined().await;
+    let room = w.room.clone();
+    let label = format!("<b{ZWJ}ob>");
+    let original = w.bob.send_text(&room, "react to this").await;
+    assert_eq!(
+        next_in_a(&mut alice).await,
+        format!("{label} react to this")
+    );
+    let post = w.wait_bridged(1).await.remove(0);
+
+    // Matrix -> Mattermost: bob's 👍 becomes the bridge user's reaction by name.
+    let relates = json!({"rel_type": "m.annotation", "event_id": original, "key": "👍"});
+    let thumbs = w
+        .bob
+        .send_event(&room, "m.reaction", json!({ "m.relates_to": relates }))
+        .await;
+    let bot = w.mm_bot.clone();
+    w.mm.wait_for_reactions(&post.id, WAIT, |now| {
+        now.iter()
+            .any(|(user, emoji)| *user == bot && (emoji == "+1" || emoji == "thumbsup"))
+    })
+    .await;
+
+    // Mattermost -> Matrix: carol's `tada` on the copy is a 🎉 on bob's message.
+    w.mm.react_as(&carol, &post.id, "tada");
+    let reaction = w
+        .bob
+        .expect_event(&room, WAIT, |event| event["type"] == "m.reaction")
+        .await;
+    let relation = &reaction["content"]["m.relates_to"];
+    assert_eq!(relation["key"], "🎉", "{reaction}");
+    assert_eq!(relation["event_id"], original.as_str(), "{reaction}");
+    assert_eq!(reaction["sender"], BOT);
+
+    // Taken back on either side, taken back on the other.
+    w.mm.unreact_as(&carol, &post.id, "tada");
+    let redaction = w
+        .bob
+        .expect_event(&room, WAIT, |event| event["type"] == "m.room.redaction")
+        .await;
+    let redacts = redaction["content"]["redacts"]
+        .as_str()
+        .or(redaction["redacts"].as_str());
+    assert_eq!(redacts, reaction["event_id"].as_str(), "{redaction}");
+    w.bob.redact(&room, &thumbs).await;
+    w.mm.wait_for_reactions(&post.id, WAIT, |now| now.is_empty())
+        .await;
+
+    // IRC has neither reactions nor deletes: it heard nothing of them (the next line
+    // there is the next message) and each was counted as skipped, not lost.
+    w.bob.send_text(&room, "after the reactions").await;
+    assert_eq!(
+        next_in_a(&mut alice).await,
+        format!("{label} after the reactions")
+    );
+    let skipped = |reason: &str| {
+        format!(
+            "switchboard_events_skipped_total{{network=\"irc\",route=\"main\",reason=\"{reason}\"}}"
+        )
+    };
+    assert_eq!(
+        bridge.metric(&skipped("reactions_unsupported")).await,
+        Some(2.0),
+        "bob's and carol's reactions"
     );
     assert!(
         bridge

@@ -175,8 +175,16 @@ fn reaction_data(reaction: &Reaction) -> Value {
 }
 
 impl FakeMattermost {
-    /// `user_id` reacts to a post with `emoji_name`, as through the web app.
+    /// `user_id` reacts to a post with `emoji_name`, as through the web app (joining
+    /// the post's channel first, as `post_as` does).
     pub fn react_as(&self, user_id: &str, post_id: &str, emoji_name: &str) -> Reaction {
+        {
+            let mut st = self.inner.lock();
+            let channel = st.post_index(post_id).map(|i| st.posts[i].channel_id.clone());
+            if let Some(channel) = channel {
+                st.ensure_member(&channel, user_id);
+            }
+        }
         self.inner
             .react(user_id, post_id, emoji_name)
             .unwrap_or_else(|e| panic!("fake Mattermost: react_as failed: {e:?}"))

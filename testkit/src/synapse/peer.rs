@@ -364,11 +364,24 @@ impl MatrixPeer {
         timeout: Duration,
         matches: impl Fn(&Value) -> bool,
     ) -> Value {
+        self.expect_event(room_id, timeout, |event| {
+            is_message(event) && matches(event)
+        })
+        .await
+    }
+
+    /// As [`Self::expect_message`], for an event of any type.
+    pub async fn expect_event(
+        &mut self,
+        room_id: &str,
+        timeout: Duration,
+        matches: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + timeout;
         let mut seen = Vec::new();
         loop {
             while let Some(event) = self.take(room_id) {
-                if is_message(&event) && matches(&event) {
+                if matches(&event) {
                     return event;
                 }
                 seen.push(event);
@@ -376,7 +389,7 @@ impl MatrixPeer {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 panic!(
-                    "peer {}: no matching m.room.message in {room_id} within {timeout:?}; saw {}",
+                    "peer {}: no matching event in {room_id} within {timeout:?}; saw {}",
                     self.user_id,
                     summaries(&seen)
                 );
