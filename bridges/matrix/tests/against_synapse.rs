@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use switchboard_matrix::{MatrixAdapter, MatrixConfig};
 use switchboard_sdk::testing::{
-    ConformanceHarness, message_from_alice, run_conformance, spawn_adapter, spawn_adapter_in,
-    wait_connected,
+    ConformanceHarness, message_from_alice, next_inbound, run_conformance, spawn_adapter,
+    spawn_adapter_in, until_sendable, wait_connected,
 };
 use switchboard_sdk::{Adapter, Inbound, NetworkId, Outbound, RoomId, RoomSet};
 use switchboard_testkit::synapse::{MatrixPeer, Synapse, SynapseOptions};
@@ -126,36 +126,10 @@ async fn a_retried_delivery_is_the_same_event() {
 
 /// The next message from someone other than the bridge (its probes echo back).
 async fn next_from_others(inbound: &mut UnboundedReceiver<Inbound>, what: &str) -> Inbound {
-    loop {
-        let event = tokio::time::timeout(WAIT, inbound.recv())
-            .await
-            .unwrap_or_else(|_| panic!("no inbound event ({what}) within {WAIT:?}"))
-            .expect("inbound sink open");
-        if !event.sender.is_self && !event.kind.is_membership() {
-            return event;
-        }
-    }
-}
-
-/// Sends to `room` until the adapter's answer satisfies `done`: the adapter follows
-/// a room set change on its own task, and its sends show when it has.
-async fn until_sends(adapter: &Arc<MatrixAdapter>, room: &str, done: fn(bool) -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if done(
-            adapter
-                .send(&message_from_alice(room, "probe"))
-                .await
-                .is_ok(),
-        ) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the adapter did not follow the change of {room} within {WAIT:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    next_inbound(inbound, what, WAIT, |event| {
+        !event.kind.is_membership() && !event.sender.is_self
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,7 +154,7 @@ async fn rooms_are_joined_and_dropped_while_the_adapter_runs() {
     );
 
     rooms.set([RoomId::new(first.clone()), RoomId::new(second)]);
-    until_sends(&adapter, second, |sent| sent).await;
+    until_sendable(&*adapter, second, true, WAIT).await;
     assert!(
         peer.joined_members(&second_id)
             .await
@@ -196,7 +170,7 @@ async fn rooms_are_joined_and_dropped_while_the_adapter_runs() {
     );
 
     rooms.set([RoomId::new(second)]);
-    until_sends(&adapter, &first, |sent| !sent).await;
+    until_sendable(&*adapter, &first, false, WAIT).await;
     peer.send_text(&first_id, "first, after it left the routes")
         .await;
     peer.send_text(&second_id, "second 2").await;

@@ -18,7 +18,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 mod common;
 
-use common::{Server, config, server};
+use common::{Server, config, next_event, server};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -96,19 +96,6 @@ async fn running(
     );
     wait_connected(&mut run.health, WAIT).await;
     (run.inbound, run.cancel)
-}
-
-/// The next event that is not a membership change (joins show up as system posts).
-async fn next_event(inbound: &mut UnboundedReceiver<Inbound>, what: &str) -> Inbound {
-    loop {
-        let event = tokio::time::timeout(WAIT, inbound.recv())
-            .await
-            .unwrap_or_else(|_| panic!("no inbound event ({what}) within {WAIT:?}"))
-            .expect("inbound sink open");
-        if !event.kind.is_membership() {
-            return event;
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,11 +3,11 @@
 //! while the adapter runs (a channel starts and stops being relayed on the same
 //! connection).
 
-use std::sync::Arc;
 use std::time::Duration;
 use switchboard_mattermost::MattermostAdapter;
 use switchboard_sdk::testing::{
-    message_from_alice, planned, spawn_adapter, spawn_adapter_in, wait_connected,
+    message_from_alice, next_inbound, planned, spawn_adapter, spawn_adapter_in, until_sendable,
+    wait_connected,
 };
 use switchboard_sdk::{
     Adapter, EventKind, Inbound, NativeMsgId, NetworkId, Outbound, OutboundKind, RoomId, RoomSet,
@@ -17,31 +17,16 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 mod common;
 
-use common::{config, server};
+use common::{config, next_event, server};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// The next event that is not a membership change (joins show up as system posts).
-async fn next_event(inbound: &mut UnboundedReceiver<Inbound>, what: &str) -> Inbound {
-    loop {
-        let event = tokio::time::timeout(WAIT, inbound.recv())
-            .await
-            .unwrap_or_else(|_| panic!("no inbound event ({what}) within {WAIT:?}"))
-            .expect("inbound sink open");
-        if !event.kind.is_membership() {
-            return event;
-        }
-    }
-}
-
-/// The next event from someone other than the bridge (its probes echo back).
+/// The next message from someone other than the bridge (its probes echo back).
 async fn next_from_others(inbound: &mut UnboundedReceiver<Inbound>, what: &str) -> Inbound {
-    loop {
-        let event = next_event(inbound, what).await;
-        if !event.sender.is_self {
-            return event;
-        }
-    }
+    next_inbound(inbound, what, WAIT, |event| {
+        !event.kind.is_membership() && !event.sender.is_self
+    })
+    .await
 }
 
 /// What the core sends for a reaction with `key` to the post `target`.
@@ -149,23 +134,6 @@ async fn reactions_are_relayed_both_ways_and_taken_back() {
     run.cancel.cancel();
 }
 
-/// Sends to `room` until the adapter's answer satisfies `done` (the adapter follows
-/// a room set change on its own task; its sends show when it has).
-async fn until_sends(adapter: &Arc<MattermostAdapter>, room: &str, done: fn(bool) -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let probe = planned(&**adapter, message_from_alice(room, "probe"));
-        if done(adapter.send(&probe).await.is_ok()) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the adapter did not follow the change of {room} within {WAIT:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn channels_start_and_stop_being_relayed_without_reconnecting() {
     let server = server().await;
@@ -183,7 +151,7 @@ async fn channels_start_and_stop_being_relayed_without_reconnecting() {
     assert_eq!(first.content.to_plain(), "town 1", "dev is not relayed yet");
 
     rooms.set([RoomId::new("town-square"), RoomId::new("dev")]);
-    until_sends(&adapter, "dev", |sent| sent).await;
+    until_sendable(&*adapter, "dev", true, WAIT).await;
     mm.post_as(&server.bob, &dev, "dev 1", None);
     let event = next_from_others(&mut run.inbound, "dev 1").await;
     assert_eq!(
@@ -192,7 +160,7 @@ async fn channels_start_and_stop_being_relayed_without_reconnecting() {
     );
 
     rooms.set([RoomId::new("dev")]);
-    until_sends(&adapter, "town-square", |sent| !sent).await;
+    until_sendable(&*adapter, "town-square", false, WAIT).await;
     mm.post_as(
         &server.bob,
         &server.town,

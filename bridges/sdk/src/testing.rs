@@ -424,6 +424,49 @@ pub async fn wait_connected(
     );
 }
 
+/// The next event the adapter submitted that `keep` accepts (earlier ones are
+/// consumed); panics after `timeout`, naming `what` was awaited.
+pub async fn next_inbound(
+    inbound: &mut mpsc::UnboundedReceiver<Inbound>,
+    what: &str,
+    timeout: Duration,
+    keep: impl Fn(&Inbound) -> bool,
+) -> Inbound {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let event = tokio::time::timeout_at(deadline, inbound.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no inbound event ({what}) within {timeout:?}"))
+            .expect("the inbound sink is open");
+        if keep(&event) {
+            return event;
+        }
+    }
+}
+
+/// Sends a probe to `room` until whether the adapter takes it is `sendable`: an
+/// adapter follows a change of its room set on its own task, and its sends show
+/// when it has. Panics after `timeout`.
+pub async fn until_sendable<A: Adapter + ?Sized>(
+    adapter: &A,
+    room: &str,
+    sendable: bool,
+    timeout: Duration,
+) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let probe = planned(adapter, message_from_alice(room, "probe"));
+        if adapter.send(&probe).await.is_ok() == sendable {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the adapter did not follow the change of {room} within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -180,7 +180,9 @@ impl FakeMattermost {
     pub fn react_as(&self, user_id: &str, post_id: &str, emoji_name: &str) -> Reaction {
         {
             let mut st = self.inner.lock();
-            let channel = st.post_index(post_id).map(|i| st.posts[i].channel_id.clone());
+            let channel = st
+                .post_index(post_id)
+                .map(|i| st.posts[i].channel_id.clone());
             if let Some(channel) = channel {
                 st.ensure_member(&channel, user_id);
             }

@@ -20,6 +20,12 @@ use tokio_util::sync::CancellationToken;
 
 pub const WAIT: Duration = Duration::from_secs(30);
 
+/// The next event that is not a membership change (joins show up as system posts).
+pub async fn next_event(inbound: &mut UnboundedReceiver<Inbound>, what: &str) -> Inbound {
+    switchboard_sdk::testing::next_inbound(inbound, what, WAIT, |event| !event.kind.is_membership())
+        .await
+}
+
 pub struct Server {
     pub mm: FakeMattermost,
     pub team: String,
