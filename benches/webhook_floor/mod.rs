@@ -73,8 +73,11 @@ impl InboundHandler for DirectRelay {
 /// Runs the floor relay from `from` (`mm-a`) to `to` (`mm-b`) for `routes` channels:
 /// prints `ready HTTP_ADDRESS RSS_KB` and serves until stdin says `stop` or closes.
 pub async fn run(routes: u64, from: Arc<dyn Adapter>, to: Arc<dyn Adapter>, rss_before_kb: u64) {
+    let connector = from
+        .connector()
+        .expect("the Mattermost adapter has a connector");
     let rooms: Vec<RoomId> = (0..routes)
-        .map(|i| switchboard::protocols::canonical_room(from.protocol(), &format!("chan-{i}")))
+        .map(|i| connector.canonical_room(&format!("chan-{i}")))
         .collect();
     let relay = DirectRelay {
         to,
