@@ -282,10 +282,12 @@ fn apply_batch(
             Err(error) => applied.push(failed(command, error)),
         }
     }
-    if let Err(error) = state.sequences.save(&tx) {
-        return Ok(Err(error));
+    let committed = state.sequences.save(&tx).and_then(|()| tx.commit());
+    if committed.is_err() {
+        // The reservations written with the batch are not on disk: read them again.
+        state.sequences = RoomSequences::default();
     }
-    Ok(tx.commit().map(|()| applied))
+    Ok(committed.map(|()| applied))
 }
 
 /// One command's writes; its new outbox rows are added to `new_rows`.
@@ -549,58 +551,85 @@ struct WriterState {
     sequences: RoomSequences,
 }
 
-/// The last sequence number handed out in each destination room.
+/// The sequence numbers of each destination room, handed out from reserved blocks.
 ///
-/// The writer is the only writer of its database, so after reading a room's number
-/// once it counts on by itself; every batch writes the numbers it advanced to
-/// `room_sequence` in its own transaction, once per room rather than once per row.
-/// The table is thus always at or above every committed row's number. Numbers taken
-/// by a batch that is rolled back are skipped: a room's order needs increasing
-/// numbers, not consecutive ones.
+/// The writer is the only writer of its database, so it counts on in memory and
+/// only records in `room_sequence` how far a room's numbers are reserved: when a
+/// room's next number passes its reservation, the batch's transaction reserves the
+/// next `SEQUENCE_BLOCK` numbers with the rows that use them. The table is thus always
+/// at or above every committed row's number, and after a restart a room goes on
+/// above its reservation, so no number is ever handed out twice there; unused
+/// reserved numbers are skipped, as are those of a batch that is rolled back (a
+/// room's order needs increasing numbers, not consecutive ones). Reserving per
+/// block rather than writing each room's number in every batch keeps a one-event
+/// batch with a fan-out of 10 from writing 10 counter rows.
 #[derive(Default)]
 struct RoomSequences {
-    /// The last number of each room, and whether it advanced since the last `save`.
-    last: HashMap<RoomKey, (i64, bool)>,
-    advanced: Vec<RoomKey>,
+    /// Per room: the last number handed out, the last number reserved, and whether
+    /// the reservation grew since the last `save`.
+    rooms: HashMap<RoomKey, RoomNumbers>,
+    grown: Vec<RoomKey>,
 }
+
+struct RoomNumbers {
+    last: i64,
+    reserved: i64,
+    grown: bool,
+}
+
+/// How many numbers a room reserves at a time.
+const SEQUENCE_BLOCK: i64 = 1024;
 
 impl RoomSequences {
     fn next(&mut self, conn: &Connection, room: &RoomKey) -> rusqlite::Result<i64> {
-        if let Some((seq, advanced)) = self.last.get_mut(room) {
-            *seq += 1;
-            if !*advanced {
-                *advanced = true;
-                self.advanced.push(room.clone());
-            }
-            return Ok(*seq);
+        if !self.rooms.contains_key(room) {
+            let stored: i64 = conn
+                .prepare_cached(
+                    "SELECT last_seq FROM room_sequence WHERE network = ?1 AND room = ?2",
+                )?
+                .query_row(params![room.network.as_str(), room.room.as_str()], |row| {
+                    row.get(0)
+                })
+                .optional()?
+                .unwrap_or(0);
+            let numbers = RoomNumbers {
+                last: stored,
+                reserved: stored,
+                grown: false,
+            };
+            self.rooms.insert(room.clone(), numbers);
         }
-        let stored: i64 = conn
-            .prepare_cached("SELECT last_seq FROM room_sequence WHERE network = ?1 AND room = ?2")?
-            .query_row(params![room.network.as_str(), room.room.as_str()], |row| {
-                row.get(0)
-            })
-            .optional()?
-            .unwrap_or(0);
-        self.last.insert(room.clone(), (stored + 1, true));
-        self.advanced.push(room.clone());
-        Ok(stored + 1)
+        let numbers = self.rooms.get_mut(room).expect("inserted above");
+        numbers.last += 1;
+        if numbers.last > numbers.reserved {
+            numbers.reserved = numbers.last + SEQUENCE_BLOCK - 1;
+            if !numbers.grown {
+                numbers.grown = true;
+                self.grown.push(room.clone());
+            }
+        }
+        Ok(numbers.last)
     }
 
-    /// Writes the numbers advanced since the last call (in the batch's transaction).
+    /// Writes the reservations grown since the last call (in the batch's transaction).
     fn save(&mut self, conn: &Connection) -> rusqlite::Result<()> {
-        if self.advanced.is_empty() {
+        if self.grown.is_empty() {
             return Ok(());
         }
         let mut upsert = conn.prepare_cached(
             "INSERT INTO room_sequence (network, room, last_seq) VALUES (?1, ?2, ?3) \
              ON CONFLICT (network, room) DO UPDATE SET last_seq = MAX(last_seq, excluded.last_seq)",
         )?;
-        for room in self.advanced.drain(..) {
-            let Some((last, advanced)) = self.last.get_mut(&room) else {
+        for room in self.grown.drain(..) {
+            let Some(numbers) = self.rooms.get_mut(&room) else {
                 continue;
             };
-            *advanced = false;
-            upsert.execute(params![room.network.as_str(), room.room.as_str(), *last])?;
+            numbers.grown = false;
+            upsert.execute(params![
+                room.network.as_str(),
+                room.room.as_str(),
+                numbers.reserved
+            ])?;
         }
         Ok(())
     }
