@@ -496,13 +496,15 @@ async fn a_backlog_larger_than_memory_is_read_back_in_order_exactly_once() {
         })
     };
     // Bring b back while events are still arriving: disk and memory rows interleave.
-    eventually("a backlog builds up", || async {
+    // More than the inbox is enough; how fast the rest arrives is the disk's pace
+    // (one fsync per event from one submitter), which a busy machine slows down.
+    eventually("a backlog larger than the inbox builds up", || async {
         let (_, metrics) = http_get(daemon.http_addr().unwrap(), "/metrics").await;
         metrics
             .lines()
             .find(|l| l.starts_with("switchboard_queue_depth{network=\"b\""))
             .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .is_some_and(|depth| depth > 1100.0)
+            .is_some_and(|depth| depth > 600.0)
     })
     .await;
     f[1].set_down(false);
