@@ -117,6 +117,7 @@ async fn setup(routes: Vec<RouteConfig>, record_arrivals: bool, started: Instant
             retry_initial: Duration::from_millis(100),
             retry_max: Duration::from_secs(1),
             shutdown_deadline: Duration::from_secs(5),
+            ..DeliveryConfig::default()
         },
         store: Default::default(),
         routes,

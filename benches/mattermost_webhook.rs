@@ -29,7 +29,9 @@
 //!
 //! `-- --only daemon|floor ROUTES MESSAGES` runs one throughput scenario and prints
 //! one line (with the relay's CPU by thread), to profile or to compare two builds;
-//! `-- --only latency ROUTES RATE` one latency scenario.
+//! `-- --only latency ROUTES RATE` one latency scenario; `-- --only closed IN_FLIGHT
+//! ROUTES MESSAGES` a closed loop with at most IN_FLIGHT requests unanswered (1: each
+//! message waits for the previous one's answer), with its relay and answer p99.
 //!
 //! Prints: sustained messages/s (closed loop, 64 connections) on 1 and 16 routes;
 //! latency at 500 and 2,000 messages/s offered (open loop), with what the disk did
@@ -392,6 +394,7 @@ fn daemon_child(args: &[String]) {
                 retry_initial: Duration::from_millis(100),
                 retry_max: Duration::from_secs(1),
                 shutdown_deadline: Duration::from_secs(5),
+                ..DeliveryConfig::default()
             },
             store: Default::default(),
             routes: (0..routes)
@@ -518,8 +521,18 @@ impl Scenario {
 
     /// Every connection sends back to back until `range` is sent and acknowledged.
     async fn closed_loop(&self, range: Range<u64>) {
+        self.closed_loop_with(range, CONNECTIONS).await
+    }
+
+    /// `in_flight` connections send back to back until `range` is sent and
+    /// acknowledged: at most `in_flight` requests are ever unanswered.
+    async fn closed_loop_with(&self, range: Range<u64>, in_flight: usize) {
         let next = Arc::new(AtomicU64::new(range.start));
-        let connections: Vec<Connection> = std::mem::take(&mut *self.idle.lock().unwrap());
+        let connections: Vec<Connection> = {
+            let mut idle = self.idle.lock().unwrap();
+            let keep = idle.len().saturating_sub(in_flight);
+            idle.split_off(keep)
+        };
         let tasks: Vec<_> = connections
             .into_iter()
             .map(|mut connection| {
@@ -698,6 +711,14 @@ fn percentile(sorted: &[u64], p: f64) -> Duration {
     Duration::from_nanos(sorted[((sorted.len() as f64 - 1.0) * p) as usize])
 }
 
+/// Where the disk probe syncs: `DISK_PROBE_DIR` when set (so that a run with its
+/// state on tmpfs still reports what the real disk did), else `default`.
+fn probe_dir(default: &Path) -> PathBuf {
+    std::env::var_os("DISK_PROBE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| default.to_owned())
+}
+
 fn ms(duration: Duration) -> String {
     format!("{:.2} ms", duration.as_secs_f64() * 1e3)
 }
@@ -706,6 +727,11 @@ fn ms(duration: Duration) -> String {
 // Scenarios.
 
 struct Throughput {
+    /// From a request sent to its message reaching the sink.
+    relay_p50: Duration,
+    relay_p99: Duration,
+    /// From a request sent to its answer.
+    ack_p99: Duration,
     accepted_per_s: f64,
     delivered_per_s: f64,
     daemon_cpu_us: f64,
@@ -728,7 +754,11 @@ impl Throughput {
     /// Each figure's median over `runs`; the peak RSS is the largest.
     fn median_of(runs: &[Throughput]) -> Self {
         let pick = |f: fn(&Throughput) -> f64| median(runs.iter().map(f).collect());
+        let middle = &runs[runs.len() / 2];
         Throughput {
+            relay_p50: middle.relay_p50,
+            relay_p99: middle.relay_p99,
+            ack_p99: middle.ack_p99,
             accepted_per_s: pick(|t| t.accepted_per_s),
             delivered_per_s: pick(|t| t.delivered_per_s),
             daemon_cpu_us: pick(|t| t.daemon_cpu_us),
@@ -742,13 +772,24 @@ impl Throughput {
 /// Closed loop: `warmup` messages, then `messages` measured from the first send of
 /// the measured batch until its last message reached the sink.
 async fn throughput(relay: Relay, routes: u64, warmup: u64, messages: u64) -> Throughput {
+    throughput_with(relay, routes, warmup, messages, CONNECTIONS).await
+}
+
+/// `throughput` with `in_flight` requests at most unanswered at a time.
+async fn throughput_with(
+    relay: Relay,
+    routes: u64,
+    warmup: u64,
+    messages: u64,
+    in_flight: usize,
+) -> Throughput {
     let total = warmup + messages;
     let s = Scenario::start(relay, routes, total).await;
-    s.closed_loop(0..warmup).await;
+    s.closed_loop_with(0..warmup, in_flight).await;
     s.wait_delivered(warmup, Duration::from_secs(120)).await;
     let cpu_before = s.cpu();
     let begin = now_ns();
-    s.closed_loop(warmup..total).await;
+    s.closed_loop_with(warmup..total, in_flight).await;
     let acked = now_ns();
     s.wait_delivered(total, Duration::from_secs(300)).await;
     let cpu_after = s.cpu();
@@ -764,8 +805,17 @@ async fn throughput(relay: Relay, routes: u64, warmup: u64, messages: u64) -> Th
         })
         .filter(|(_, us)| *us > 0.0)
         .collect();
+    let relay_spans = s
+        .ledger
+        .spans(warmup..total, &s.ledger.sent, &s.ledger.arrived);
+    let ack_spans = s
+        .ledger
+        .spans(warmup..total, &s.ledger.sent, &s.ledger.acked);
     let daemon_peak_kb = s.finish().await;
     Throughput {
+        relay_p50: percentile(&relay_spans, 0.50),
+        relay_p99: percentile(&relay_spans, 0.99),
+        ack_p99: percentile(&ack_spans, 0.99),
         accepted_per_s: messages as f64 / ((acked - begin) as f64 / 1e9),
         delivered_per_s: messages as f64 / ((end - begin) as f64 / 1e9),
         daemon_cpu_us,
@@ -798,7 +848,7 @@ async fn latency(routes: u64, rate: u64, warmup: u64, messages: u64) -> Latency 
     s.closed_loop(0..warmup).await;
     s.wait_delivered(warmup, Duration::from_secs(120)).await;
     let cpu_before = s.cpu();
-    let disk = DiskProbe::start(s.dir.path());
+    let disk = DiskProbe::start(&probe_dir(s.dir.path()));
     s.open_loop(warmup..total, rate).await;
     s.wait_delivered(total, Duration::from_secs(300)).await;
     let disk = disk.finish();
@@ -1013,8 +1063,35 @@ async fn run(quick: bool) {
 /// to profile or to compare two builds run after run; `--only latency ROUTES RATE`:
 /// one open-loop latency scenario of 5 s.
 async fn only(args: &[String]) {
+    if let [mode, in_flight, routes, count, ..] = args
+        && mode == "closed"
+    {
+        let (in_flight, routes, count) = (
+            in_flight.parse().unwrap(),
+            routes.parse().unwrap(),
+            count.parse().unwrap(),
+        );
+        let probe = DiskProbe::start(&probe_dir(&std::env::temp_dir()));
+        let t = throughput_with(Relay::Daemon, routes, 500, count, in_flight).await;
+        let disk = probe.finish();
+        println!(
+            "closed {in_flight} in flight, {routes} routes, {count}: delivered {:.0}/s, acknowledged {:.0}/s, relay p50 {} p99 {}, ack p99 {}, relay CPU {:.1} us/msg ({}); disk sync max {}, {} over 10 ms",
+            t.delivered_per_s,
+            t.accepted_per_s,
+            ms(t.relay_p50),
+            ms(t.relay_p99),
+            ms(t.ack_p99),
+            t.daemon_cpu_us,
+            t.by_thread(),
+            ms(disk.longest),
+            disk.over_10ms
+        );
+        return;
+    }
     let [relay, routes, count, ..] = args else {
-        panic!("usage: --only daemon|floor ROUTES MESSAGES, or --only latency ROUTES RATE");
+        panic!(
+            "usage: --only daemon|floor ROUTES MESSAGES, --only latency ROUTES RATE, or --only closed IN_FLIGHT ROUTES MESSAGES"
+        );
     };
     let (routes, count) = (routes.parse().unwrap(), count.parse().unwrap());
     if relay == "latency" {

@@ -269,6 +269,10 @@ impl Daemon {
                 settings: DeliverySettings {
                     retry_initial: options.delivery.retry_initial,
                     retry_max: options.delivery.retry_max,
+                    hold_answers_above: i64::try_from(options.delivery.hold_answers_above)
+                        .unwrap_or(i64::MAX),
+                    hold_answers_for: options.delivery.hold_answers_for,
+                    lagging_after: options.delivery.lagging_after,
                 },
                 health: health.clone(),
                 cancel: delivery_cancel.clone(),
@@ -279,7 +283,12 @@ impl Daemon {
         );
 
         let intake = CancellationToken::new();
-        let ingest = Arc::new(Ingest::new(routes.clone(), store.clone(), intake.clone()));
+        let ingest = Arc::new(Ingest::new(
+            routes.clone(),
+            store.clone(),
+            queues.clone(),
+            intake.clone(),
+        ));
         let parts = NetworkParts {
             state_dir: options.state_dir.clone(),
             restart: options.restart,

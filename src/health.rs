@@ -63,6 +63,27 @@ fn error_of(state: &ConnectionState) -> Option<&str> {
 #[derive(Default)]
 pub struct HealthRegistry {
     networks: Mutex<BTreeMap<NetworkId, NetworkHealth>>,
+    /// Destination rooms whose oldest queued row is older than
+    /// `delivery.lagging_after`, by `network/room`.
+    lagging: Mutex<BTreeMap<String, Lagging>>,
+}
+
+/// A lagging destination room as `/healthz` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Lagging {
+    /// Rows queued for the room.
+    pub queued: i64,
+    /// When the oldest of them was accepted (ms since the Unix epoch).
+    pub oldest_queued_ms: i64,
+}
+
+impl Lagging {
+    pub fn new(queued: i64, oldest_queued_ms: i64) -> Self {
+        Self {
+            queued,
+            oldest_queued_ms,
+        }
+    }
 }
 
 impl HealthRegistry {
@@ -132,6 +153,23 @@ impl HealthRegistry {
             .unwrap_or_else(|p| p.into_inner())
             .get(network)
             .map_or(0, |health| health.connections)
+    }
+
+    /// Reports `room` as lagging (`Some`) or no longer (`None`).
+    pub fn set_lagging(&self, room: &switchboard_sdk::RoomKey, lagging: Option<Lagging>) {
+        let mut rooms = self.lagging.lock().unwrap_or_else(|p| p.into_inner());
+        match lagging {
+            Some(lagging) => rooms.insert(room.to_string(), lagging),
+            None => rooms.remove(&room.to_string()),
+        };
+    }
+
+    /// The lagging rooms, by `network/room`.
+    pub fn lagging(&self) -> BTreeMap<String, Lagging> {
+        self.lagging
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn all_connected(&self) -> bool {

@@ -38,6 +38,14 @@ pub const FAILED: &str = "switchboard_delivery_failures_total";
 pub const DEAD_LETTERED: &str = "switchboard_events_dead_lettered_total";
 /// Deliveries waiting in one destination room (`network`, `room`).
 pub const QUEUE_DEPTH: &str = "switchboard_queue_depth";
+/// Seconds since the oldest row still queued for one destination room was accepted
+/// (`network`, `room`); 0 when nothing is queued. Updated about once a second.
+pub const QUEUE_OLDEST_AGE: &str = "switchboard_queue_oldest_age_seconds";
+/// Answers to waiting sources (webhooks, application-service transactions) held
+/// because a destination room's queue was over `delivery.hold_answers_above`, by
+/// `outcome`: `drained` (the queue came back under the bound) or `timed_out`
+/// (answered after `delivery.hold_answers_for` anyway).
+pub const ANSWERS_HELD: &str = "switchboard_answers_held_total";
 /// Adapter restarts after a failed or ended connection.
 pub const RECONNECTS: &str = "switchboard_reconnects_total";
 /// 1 while the network's adapter reports itself connected, else 0.
@@ -57,6 +65,12 @@ pub const HTTP_REFUSED: &str = "switchboard_http_connections_refused_total";
 /// HTTP connections closed by a timeout, by `phase`: `header` (no complete request
 /// head in time) or `idle` (a keep-alive connection unused for too long).
 pub const HTTP_TIMED_OUT: &str = "switchboard_http_connections_timed_out_total";
+/// Syncs of the store's WAL that failed; after one, the store refuses writes until
+/// the daemon restarts (docs/durability.md).
+pub const STORE_SYNC_FAILURES: &str = "switchboard_store_sync_failures_total";
+/// Seconds one `fdatasync` of the store's WAL took: how long acknowledgements waited
+/// for the disk (deliveries do not wait for it).
+pub const STORE_SYNC_SECONDS: &str = "switchboard_store_sync_seconds";
 
 /// The `network` label of webhook requests for a network that is not configured:
 /// a fixed value, so that names made up by clients never become label values.
@@ -73,6 +87,13 @@ pub fn install() -> PrometheusHandle {
                     &[
                         0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                         10.0, 30.0, 60.0,
+                    ],
+                )
+                .expect("bucket list is not empty")
+                .set_buckets_for_metric(
+                    Matcher::Full(STORE_SYNC_SECONDS.to_owned()),
+                    &[
+                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
                     ],
                 )
                 .expect("bucket list is not empty");
@@ -208,6 +229,17 @@ pub fn queue_depth(room: &RoomKey, depth: i64) {
     });
 }
 
+/// (About once a second per room: no cached handle.)
+pub fn queue_oldest_age(room: &RoomKey, age_ms: i64) {
+    gauge!(QUEUE_OLDEST_AGE, "network" => room.network.to_string(), "room" => room.room.to_string())
+        .set(age_ms as f64 / 1000.0);
+}
+
+/// `outcome`: `drained` or `timed_out`.
+pub fn answer_held(outcome: &'static str) {
+    counter!(ANSWERS_HELD, "outcome" => outcome).increment(1);
+}
+
 pub fn reconnect(network: &NetworkId) {
     counter!(RECONNECTS, "network" => network.to_string()).increment(1);
 }
@@ -248,4 +280,14 @@ pub fn http_refused() {
 /// `phase`: `header` or `idle`.
 pub fn http_timed_out(phase: &'static str) {
     counter!(HTTP_TIMED_OUT, "phase" => phase).increment(1);
+}
+
+pub fn store_sync_failed() {
+    counter!(STORE_SYNC_FAILURES).increment(1);
+}
+
+/// One sync of the store's WAL, and how long the disk took.
+/// (Once per sync, not per message: no cached handle.)
+pub fn store_synced(took: Duration) {
+    histogram!(STORE_SYNC_SECONDS).record(took.as_secs_f64());
 }

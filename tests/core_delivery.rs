@@ -6,16 +6,13 @@ mod common;
 use common::*;
 use std::sync::Arc;
 use std::time::Duration;
+use switchboard::config::DeliveryConfig;
 use switchboard_sdk::testing::FakeAdapter;
 use switchboard_sdk::{
     Adapter, AdapterContext, AdapterError, Capabilities, EventKind, Inbound, NativeMsgId,
     OutboundKind, RichText, RoomKey, SendError, SendReceipt, Sender, SubmitOutcome,
 };
 use tokio_util::sync::CancellationToken;
-
-fn dyn_adapter(fake: &Arc<FakeAdapter>) -> Arc<dyn Adapter> {
-    fake.clone()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relays_with_template_and_ignores_duplicates_and_echoes() {
@@ -476,10 +473,15 @@ async fn healthz_reports_a_down_network() {
 async fn a_backlog_larger_than_memory_is_read_back_in_order_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let f = fakes(2, false);
-    let daemon = start(
+    // The submitter's answers are not held: this is about what the queue does.
+    let daemon = start_with_delivery(
         dir.path(),
         vec![route("r", &[("a", "#a"), ("b", "#b")])],
         vec![("a", dyn_adapter(&f[0])), ("b", dyn_adapter(&f[1]))],
+        DeliveryConfig {
+            hold_answers_above: 1_000_000,
+            ..fast_delivery()
+        },
     )
     .await;
     f[1].set_down(true);

@@ -8,8 +8,8 @@
 
 mod common;
 
-use common::WAIT;
 use common::bridge::BridgeProcess;
+use common::{WAIT, enc, get_json};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use switchboard_testkit::http_proxy::HttpProxy;
@@ -154,49 +154,8 @@ impl World {
     }
 }
 
-/// An authenticated GET to the homeserver; the JSON answer. HTTP/1.0, so the body is
-/// not chunked.
-async fn get_json(port: u16, path: &str, token: &str) -> Value {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-        let request = format!(
-            "GET {path} HTTP/1.0\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\r\n"
-        );
-        stream.write_all(request.as_bytes()).await?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await?;
-        Ok::<_, std::io::Error>(String::from_utf8_lossy(&response).into_owned())
-    };
-    let response = tokio::time::timeout(WAIT, exchange)
-        .await
-        .unwrap_or_else(|_| panic!("GET {path}: no answer within {WAIT:?}"))
-        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("GET {path}: no header end in {response:?}"));
-    assert!(
-        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
-        "GET {path}: {response}"
-    );
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body}"))
-}
-
 fn body(event: &Value) -> &str {
     event["content"]["body"].as_str().unwrap_or_default()
-}
-
-/// Percent-encodes a path segment.
-fn enc(text: &str) -> String {
-    text.bytes()
-        .map(|byte| {
-            if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-                char::from(byte).to_string()
-            } else {
-                format!("%{byte:02X}")
-            }
-        })
-        .collect()
 }
 
 /// The next message alice sees in `#a`, whatever it is: asserting on it proves that

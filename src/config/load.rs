@@ -24,7 +24,14 @@ const TOP_KEYS: &[&str] = &[
 const STORE_KEYS: &[&str] = &["retention"];
 const RETENTION_KEYS: &[&str] = &["id_map", "dead_letters"];
 const HTTP_KEYS: &[&str] = &["listen", "allow_non_loopback"];
-const DELIVERY_KEYS: &[&str] = &["retry_initial", "retry_max", "shutdown_deadline"];
+const DELIVERY_KEYS: &[&str] = &[
+    "retry_initial",
+    "retry_max",
+    "shutdown_deadline",
+    "hold_answers_above",
+    "hold_answers_for",
+    "lagging_after",
+];
 const ROUTE_KEYS: &[&str] = &[
     "name",
     "rooms",
@@ -44,6 +51,10 @@ pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:9477";
 const MAX_RETRY_INITIAL: Duration = Duration::from_secs(3_600);
 const MAX_RETRY_MAX: Duration = Duration::from_secs(86_400);
 const MAX_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(3_600);
+/// Well under any webhook sender's timeout (Mattermost's is 30 s).
+const MAX_HOLD_ANSWERS_FOR: Duration = Duration::from_secs(20);
+const MAX_LAGGING_AFTER: Duration = Duration::from_secs(7 * 86_400);
+const MAX_HOLD_ANSWERS_ABOVE: u64 = 1_000_000;
 const MAX_MAX_AGE: Duration = Duration::from_secs(365 * 86_400);
 const MAX_RETENTION: Duration = Duration::from_secs(100 * 365 * 86_400);
 
@@ -255,6 +266,26 @@ impl Loader {
         }
     }
 
+    /// A whole number from 0 to `max`.
+    fn count(&mut self, node: &Node, what: &str, max: u64) -> Option<u64> {
+        let count = match node.value {
+            Value::UInt(u) => Some(u),
+            Value::Int(i) => u64::try_from(i).ok(),
+            _ => None,
+        };
+        match count {
+            Some(count) if count <= max => Some(count),
+            _ => {
+                let subject = self.subject(node);
+                self.error(
+                    ConfigError::at(node.pos, format!("{what}: {subject} is not a count"))
+                        .hint(format!("write a whole number from 0 to {max}, e.g. 128")),
+                );
+                None
+            }
+        }
+    }
+
     fn boolean(&mut self, node: &Node, what: &str) -> bool {
         match node.value {
             Value::Bool(b) => b,
@@ -308,11 +339,7 @@ impl Loader {
             http: HttpConfig {
                 listen: Some(DEFAULT_HTTP_LISTEN.parse().expect("valid default")),
             },
-            delivery: DeliveryConfig {
-                retry_initial: std::time::Duration::from_secs(1),
-                retry_max: std::time::Duration::from_secs(300),
-                shutdown_deadline: std::time::Duration::from_secs(10),
-            },
+            delivery: DeliveryConfig::default(),
             store: StoreConfig::default(),
             networks: BTreeMap::new(),
             routes: Vec::new(),
@@ -426,6 +453,15 @@ impl Loader {
                 "retry_initial" => (&mut delivery.retry_initial, MAX_RETRY_INITIAL),
                 "retry_max" => (&mut delivery.retry_max, MAX_RETRY_MAX),
                 "shutdown_deadline" => (&mut delivery.shutdown_deadline, MAX_SHUTDOWN_DEADLINE),
+                "hold_answers_for" => (&mut delivery.hold_answers_for, MAX_HOLD_ANSWERS_FOR),
+                "lagging_after" => (&mut delivery.lagging_after, MAX_LAGGING_AFTER),
+                "hold_answers_above" => {
+                    if let Some(count) = self.count(value, &key.key_text(), MAX_HOLD_ANSWERS_ABOVE)
+                    {
+                        delivery.hold_answers_above = count;
+                    }
+                    continue;
+                }
                 _ => {
                     self.unknown_key(key, DELIVERY_KEYS);
                     continue;

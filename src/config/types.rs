@@ -35,6 +35,28 @@ pub struct DeliveryConfig {
     pub retry_max: Duration,
     /// On SIGTERM, how long in-flight sends may take (default 10s).
     pub shutdown_deadline: Duration,
+    /// Answers to sources that wait for them (webhooks, application-service
+    /// transactions) are held while a destination room has more rows queued than
+    /// this (default 128)...
+    pub hold_answers_above: u64,
+    /// ...for at most this long (default 5s).
+    pub hold_answers_for: Duration,
+    /// A destination room whose oldest queued row is older than this is logged and
+    /// shown in `/healthz` as lagging (default 2m).
+    pub lagging_after: Duration,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            retry_initial: Duration::from_secs(1),
+            retry_max: Duration::from_secs(300),
+            shutdown_deadline: Duration::from_secs(10),
+            hold_answers_above: 128,
+            hold_answers_for: Duration::from_secs(5),
+            lagging_after: Duration::from_secs(120),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]

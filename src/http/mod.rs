@@ -307,9 +307,13 @@ impl Throttle {
 
 #[derive(Serialize)]
 struct HealthBody {
-    /// `ok` when every network is connected, else `degraded`.
+    /// `degraded` (answered 503) while a network is not connected; else `lagging`
+    /// while a destination room's oldest queued row is older than
+    /// `delivery.lagging_after`; else `ok`.
     status: &'static str,
     networks: BTreeMap<String, crate::health::NetworkHealth>,
+    /// The lagging rooms, by `network/room`.
+    lagging: BTreeMap<String, crate::health::Lagging>,
 }
 
 async fn healthz(State(Served { state, .. }): State<Served>) -> Response {
@@ -320,9 +324,16 @@ async fn healthz(State(Served { state, .. }): State<Served>) -> Response {
         .map(|(network, health)| (network.to_string(), health))
         .collect();
     let healthy = state.health.all_connected();
+    let lagging = state.health.lagging();
+    let status = match (healthy, lagging.is_empty()) {
+        (false, _) => "degraded",
+        (true, false) => "lagging",
+        (true, true) => "ok",
+    };
     let body = HealthBody {
-        status: if healthy { "ok" } else { "degraded" },
+        status,
         networks,
+        lagging,
     };
     let code = if healthy {
         StatusCode::OK

@@ -113,6 +113,13 @@ impl Adapters {
 pub struct DeliverySettings {
     pub retry_initial: Duration,
     pub retry_max: Duration,
+    /// Answers to sources that wait are held while a destination room has more rows
+    /// queued than this (see `backlog`)...
+    pub hold_answers_above: i64,
+    /// ...for at most this long.
+    pub hold_answers_for: Duration,
+    /// A room whose oldest queued row is older than this is reported as lagging.
+    pub lagging_after: Duration,
 }
 
 /// What every room worker shares.
@@ -129,14 +136,23 @@ pub struct DeliveryParts {
     pub tracker: TaskTracker,
 }
 
-struct RoomState {
-    key: RoomKey,
+pub(super) struct RoomState {
+    pub(super) key: RoomKey,
     inbox: Mutex<Inbox>,
     /// New rows were committed for this room.
     wake: Notify,
     /// Its network reconnected: retry the head row now.
     reconnected: Notify,
-    depth: AtomicI64,
+    /// Rows queued (committed and not yet delivered, skipped or dead-lettered).
+    pub(super) depth: AtomicI64,
+    /// When the row the worker is on was accepted (ms since the epoch): the oldest
+    /// queued row. 0 while the room has nothing queued.
+    pub(super) head_created_ms: AtomicI64,
+    /// Whether the room is reported as lagging (see `backlog`).
+    pub(super) lagging: std::sync::atomic::AtomicBool,
+    /// Answers held for this room's backlog wait here (see `backlog`).
+    pub(super) drained: Notify,
+    pub(super) holders: std::sync::atomic::AtomicUsize,
 }
 
 /// Rows handed over by the store right after their commit, so the hot path never
@@ -153,7 +169,7 @@ struct Inbox {
 /// the worker of their room.
 pub struct RoomScheduler {
     runtime: tokio::runtime::Handle,
-    shared: Arc<DeliveryParts>,
+    pub(super) shared: Arc<DeliveryParts>,
     rooms: Mutex<HashMap<RoomKey, Arc<RoomState>>>,
 }
 
@@ -188,10 +204,11 @@ impl RoomScheduler {
         }
         let tracker = queues.shared.tracker.clone();
         tracker.spawn_on(hand_over(queues.clone(), committed), &queues.runtime);
+        tracker.spawn_on(super::backlog::watch(queues.clone()), &queues.runtime);
         queues
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RoomKey, Arc<RoomState>>> {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RoomKey, Arc<RoomState>>> {
         self.rooms
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -221,6 +238,10 @@ impl RoomScheduler {
             wake: Notify::new(),
             reconnected: Notify::new(),
             depth: AtomicI64::new(0),
+            head_created_ms: AtomicI64::new(0),
+            lagging: Default::default(),
+            drained: Notify::new(),
+            holders: Default::default(),
         });
         rooms.insert(key.clone(), state.clone());
         (state, true)
@@ -396,6 +417,9 @@ impl Worker<'_> {
     /// Delivers one row to its end (delivered, skipped or dead). Returns false when
     /// shutdown interrupted it; the row then stays for the next start.
     async fn deliver(&mut self, row: PendingRow) -> bool {
+        self.state
+            .head_created_ms
+            .store(row.created_ms, Ordering::Relaxed);
         match self.prepare(&row).await {
             Prepared::Send { outbound, max_age } => self.send(&row, &outbound, max_age).await,
             Prepared::Done(carry_on) => carry_on,
@@ -609,6 +633,14 @@ impl Worker<'_> {
         }
         let depth = self.state.depth.fetch_sub(1, Ordering::Relaxed) - 1;
         m::queue_depth(&self.state.key, depth.max(0));
+        if depth <= 0 {
+            self.state.head_created_ms.store(0, Ordering::Relaxed);
+        }
+        if depth <= self.shared.settings.hold_answers_above
+            && self.state.holders.load(Ordering::Acquire) > 0
+        {
+            self.state.drained.notify_waiters();
+        }
         true
     }
 

@@ -4,6 +4,7 @@
 //! The table is immutable and shared behind an `ArcSwap`, so a reload can swap in a
 //! new one while events flow; each event sees one consistent table.
 
+mod backlog;
 pub mod delivery;
 mod ingest;
 pub mod policy;

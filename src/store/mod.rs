@@ -40,6 +40,10 @@ pub enum StoreError {
     Corrupt(#[from] serde_json::Error),
     #[error("the store is closed")]
     Closed,
+    #[error(
+        "the disk did not confirm a write ({0}); nothing more is accepted until the daemon restarts"
+    )]
+    SyncFailed(String),
 }
 
 /// One room an event must be delivered to, and the route that sends it there.
@@ -210,12 +214,25 @@ pub struct Pruned {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Records the event and its fan-out (one outbox row per destination, each with
-    /// the next sequence number of its room) in one transaction.
+    /// the next sequence number of its room) in one transaction. Returns once that is
+    /// on disk: the caller may acknowledge the event's source then.
     async fn accept(
         &self,
         event: Inbound,
         destinations: Vec<Destination>,
     ) -> Result<AcceptOutcome, StoreError>;
+
+    /// `accept` for an event whose source is never acknowledged (IRC) or is
+    /// acknowledged by a later durable write (a cursor saved with
+    /// `save_adapter_state`, which reaches the disk only with everything before it):
+    /// returns once the event is written in order, without waiting for the disk.
+    async fn accept_unacknowledged(
+        &self,
+        event: Inbound,
+        destinations: Vec<Destination>,
+    ) -> Result<AcceptOutcome, StoreError> {
+        self.accept(event, destinations).await
+    }
 
     /// Up to `limit` undelivered rows for `room` with a sequence above `after_seq`,
     /// in order.

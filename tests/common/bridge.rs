@@ -63,6 +63,13 @@ impl BridgeProcess {
         self.spawn_command(Command::new(env!("CARGO_BIN_EXE_switchboard")));
     }
 
+    /// Starts the binary with extra environment variables.
+    pub fn spawn_with_env(&mut self, vars: &[(&str, &std::ffi::OsStr)]) {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        command.envs(vars.iter().copied());
+        self.spawn_command(command);
+    }
+
     /// Starts the binary with at most `limit` open files (soft and hard), as a
     /// container or a small `LimitNOFILE` would allow (util-linux's `prlimit`).
     pub fn spawn_with_open_file_limit(&mut self, limit: u32) {

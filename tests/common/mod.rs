@@ -25,6 +25,7 @@ pub fn fast_delivery() -> DeliveryConfig {
         retry_initial: Duration::from_millis(10),
         retry_max: Duration::from_millis(50),
         shutdown_deadline: Duration::from_secs(2),
+        ..DeliveryConfig::default()
     }
 }
 
@@ -44,6 +45,21 @@ pub async fn start(
     Daemon::start(options(state_dir, routes, adapters))
         .await
         .expect("daemon starts")
+}
+
+/// `start` with delivery settings of the test's own.
+pub async fn start_with_delivery(
+    state_dir: &Path,
+    routes: Vec<RouteConfig>,
+    adapters: Vec<(&str, Arc<dyn Adapter>)>,
+    delivery: DeliveryConfig,
+) -> Daemon {
+    Daemon::start(DaemonOptions {
+        delivery,
+        ..options(state_dir, routes, adapters)
+    })
+    .await
+    .expect("daemon starts")
 }
 
 /// `start`, on an in-memory store: for tests on a paused clock whose behaviour does
@@ -80,6 +96,11 @@ fn options(
             .collect(),
         restart: fast_restart(),
     }
+}
+
+/// A fake network as the daemon takes it.
+pub fn dyn_adapter(fake: &Arc<FakeAdapter>) -> Arc<dyn Adapter> {
+    fake.clone()
 }
 
 /// `count` fake networks, all with the default capabilities plus edits, deletes and
@@ -162,4 +183,45 @@ pub async fn http_request(
         .map(|(_, body)| body.to_owned())
         .unwrap_or_default();
     (status, body)
+}
+
+/// An authenticated GET to the homeserver; the JSON answer. HTTP/1.0, so the body is
+/// not chunked.
+pub async fn get_json(port: u16, path: &str, token: &str) -> serde_json::Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        let request = format!(
+            "GET {path} HTTP/1.0\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await?;
+        Ok::<_, std::io::Error>(String::from_utf8_lossy(&response).into_owned())
+    };
+    let response = tokio::time::timeout(WAIT, exchange)
+        .await
+        .unwrap_or_else(|_| panic!("GET {path}: no answer within {WAIT:?}"))
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("GET {path}: no header end in {response:?}"));
+    assert!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "GET {path}: {response}"
+    );
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body}"))
+}
+
+/// Percent-encodes a path segment.
+pub fn enc(text: &str) -> String {
+    text.bytes()
+        .map(|byte| {
+            if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+                char::from(byte).to_string()
+            } else {
+                format!("%{byte:02X}")
+            }
+        })
+        .collect()
 }

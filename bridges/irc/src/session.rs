@@ -176,7 +176,7 @@ async fn run_connected(
     let network = ctx.network.clone();
     tokio::spawn(async move {
         while let Some(event) = events_rx.recv().await {
-            if let Err(error) = sink.submit(event).await {
+            if let Err(error) = sink.submit_unacknowledged(event).await {
                 tracing::warn!(%network, %error, "IRC: an inbound message was not accepted");
             }
         }

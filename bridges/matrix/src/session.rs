@@ -421,7 +421,10 @@ impl Relay<'_> {
             if let Some(name) = self.display_name(room_id, &inbound.sender.id).await {
                 inbound.sender.display_name = name;
             }
-            self.ctx.inbound.submit(inbound).await.map_err(|error| {
+            // Acknowledged by the sync token saved after the response (its save
+            // reaches the disk only with every event submitted before it).
+            let submitted = self.ctx.inbound.submit_unacknowledged(inbound).await;
+            submitted.map_err(|error| {
                 // Not acknowledged: the token is not saved, so the next run sees it again.
                 AdapterError::Connection(format!("the core did not accept an event: {error}"))
             })?;

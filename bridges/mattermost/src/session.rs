@@ -480,7 +480,10 @@ async fn relay_post(
     post: &Post,
 ) -> Result<(), AdapterError> {
     if let Some(event) = translator.translate(change, post).await {
-        ctx.inbound.submit(event).await.map_err(submit_error)?;
+        ctx.inbound
+            .submit_unacknowledged(event)
+            .await
+            .map_err(submit_error)?;
     }
     if let Err(at_ms) = cursors.advance(&post.channel_id, change_time(change, post)) {
         watch.future_timestamp(&post.channel_id, &post.id, at_ms);
@@ -523,7 +526,10 @@ async fn relay_reaction(
         .translate_reaction(channel_id, added, &reaction)
         .await
     {
-        ctx.inbound.submit(event).await.map_err(submit_error)?;
+        ctx.inbound
+            .submit_unacknowledged(event)
+            .await
+            .map_err(submit_error)?;
     }
     Ok(())
 }

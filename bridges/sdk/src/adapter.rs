@@ -97,10 +97,19 @@ pub enum SubmitOutcome {
 }
 
 /// Where adapters put inbound events. `submit` returns once the event and its
-/// fan-out are committed, so an adapter may acknowledge its source only then.
+/// fan-out are committed to disk, so an adapter may acknowledge its source only then.
 #[async_trait]
 pub trait InboundHandler: Send + Sync + 'static {
     async fn submit(&self, event: Inbound) -> Result<SubmitOutcome, SubmitError>;
+
+    /// For an event nobody is told was accepted (IRC has no acks), or whose
+    /// acknowledgement is a position the adapter saves later with `AdapterState::save`
+    /// (which returns only once it and everything submitted before it are on disk):
+    /// returns once the event is queued in order, safe from a crash of the daemon but
+    /// not yet on disk, so that a slow disk does not hold the next event back.
+    async fn submit_unacknowledged(&self, event: Inbound) -> Result<SubmitOutcome, SubmitError> {
+        self.submit(event).await
+    }
 }
 
 pub type InboundSink = Arc<dyn InboundHandler>;

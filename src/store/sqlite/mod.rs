@@ -1,14 +1,20 @@
-//! The durable `Store`: SQLite (bundled), WAL, a full fsync per commit.
+//! The durable `Store`: SQLite (bundled), WAL, and nothing acknowledged before it is
+//! on disk.
 //!
 //! All writes go through one writer thread that groups whatever is queued into one
-//! transaction (group commit), so a burst costs one fsync, not one per event. After
-//! the commit, new outbox rows are sent to delivery in memory (`CommittedRows`).
+//! transaction (group commit). As soon as a batch is written (in the kernel, where a
+//! crash of this process cannot take it), its new outbox rows are sent to delivery in
+//! memory (`CommittedRows`); its callers are answered once a `fdatasync` of the WAL
+//! has put it on disk (`sync`), so one slow sync delays acknowledgements, not relays.
 //! Reads (a room's backlog at start or after an overflow, id lookups) use a small
 //! pool of read connections; WAL lets them run beside the writer.
 
 mod read;
 mod schema;
+mod sync;
 mod writer;
+
+pub use sync::WalSync;
 
 use super::{
     AcceptOutcome, Clock, CommittedRowsReceiver, Completion, DeadLetter, Destination, PendingRow,
@@ -44,6 +50,17 @@ impl SqliteStore {
         state_dir: &Path,
         clock: Clock,
     ) -> Result<(Self, CommittedRowsReceiver), StoreError> {
+        let wal_sync = sync::wal_fdatasync(&state_dir.join(DATABASE_FILE));
+        Self::open_with(state_dir, clock, wal_sync)
+    }
+
+    /// `open_with_clock`, with the WAL made durable by `wal_sync` (tests hold it back
+    /// or fail it).
+    pub fn open_with(
+        state_dir: &Path,
+        clock: Clock,
+        wal_sync: WalSync,
+    ) -> Result<(Self, CommittedRowsReceiver), StoreError> {
         private::private_dir(state_dir).map_err(|source| StoreError::StateDir {
             path: state_dir.to_owned(),
             source,
@@ -53,12 +70,30 @@ impl SqliteStore {
             path: path.clone(),
             source,
         })?;
-        let mut conn = open_writer(&path)?;
-        schema::migrate(&mut conn)?;
+        let conn = open_writer(&path)?;
         let (committed, receiver) = tokio::sync::mpsc::unbounded_channel();
-        let writer = writer::spawn(conn, committed, clock)?;
+        let writer = writer::spawn(conn, &path, committed, clock, wal_sync)?;
         let readers = Arc::new(read::ReadPool::new(path));
         Ok((Self { writer, readers }, receiver))
+    }
+}
+
+impl SqliteStore {
+    /// An accept answered once on disk (`wait_for_disk`) or once written.
+    async fn accept_answered(
+        &self,
+        event: Inbound,
+        destinations: Vec<Destination>,
+        wait_for_disk: bool,
+    ) -> Result<AcceptOutcome, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.writer.send(writer::Command::Accept {
+            event: Arc::new(event),
+            destinations,
+            wait_for_disk,
+            reply,
+        })?;
+        rx.await.map_err(|_| StoreError::Closed)?
     }
 }
 
@@ -69,13 +104,15 @@ impl Store for SqliteStore {
         event: Inbound,
         destinations: Vec<Destination>,
     ) -> Result<AcceptOutcome, StoreError> {
-        let (reply, rx) = oneshot::channel();
-        self.writer.send(writer::Command::Accept {
-            event: Arc::new(event),
-            destinations,
-            reply,
-        })?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        self.accept_answered(event, destinations, true).await
+    }
+
+    async fn accept_unacknowledged(
+        &self,
+        event: Inbound,
+        destinations: Vec<Destination>,
+    ) -> Result<AcceptOutcome, StoreError> {
+        self.accept_answered(event, destinations, false).await
     }
 
     fn complete(&self, completion: Completion) -> Result<oneshot::Receiver<()>, StoreError> {
@@ -171,10 +208,14 @@ impl Store for SqliteStore {
     }
 }
 
-/// The writer's connection, configured (WAL, `synchronous = FULL`: see `schema`).
+/// The writer's connection, migrated and with its run begun (synced by SQLite), then
+/// configured to leave syncing to `sync` (see `schema::configure_writer`).
 pub(super) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open(path)?;
-    schema::configure(&conn)?;
+    let mut conn = Connection::open(path)?;
+    schema::configure_common(&conn)?;
+    schema::migrate(&mut conn)?;
+    schema::begin_run(&mut conn)?;
+    schema::configure_writer(&conn)?;
     Ok(conn)
 }
 

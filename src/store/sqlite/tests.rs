@@ -43,7 +43,7 @@ async fn pending_rows_of_an_older_database_keep_their_order_after_the_migration(
     {
         // A database as version 2 left it, with rows pending in two rooms.
         let mut conn = Connection::open(&path).unwrap();
-        schema::configure(&conn).unwrap();
+        schema::configure_common(&conn).unwrap();
         for (version, sql) in &schema::MIGRATIONS[..2] {
             let tx = conn.transaction().unwrap();
             tx.execute_batch(sql).unwrap();

@@ -1,10 +1,7 @@
 //! The single writer thread: applies queued commands in batches, one transaction per
-//! batch (group commit), and only then answers the callers and hands the new outbox
-//! rows to delivery.
-//!
-//! The answering runs on the callers' runtime when there is one (the announcer task):
-//! a task woken from a foreign thread costs that runtime a syscall each, so the
-//! writer wakes the announcer once per batch and the announcer wakes the callers.
+//! batch (group commit), hands the new outbox rows to delivery as soon as the batch
+//! is written, and leaves it to the syncer to answer the callers once it is on disk
+//! (see `sync`).
 //!
 //! A batch runs without savepoints; only if one of its commands fails is it rolled
 //! back and run again with a savepoint per command, so that the failure costs that
@@ -14,9 +11,13 @@ use super::super::{
     AcceptOutcome, AcceptedEvent, Clock, CommittedRows, Completion, Destination, PruneBefore,
     Pruned, References, StoreError, releases_origin_id,
 };
+use super::schema::CHECKPOINT_PAGES;
+use super::sync::{self, Announce, Announcement, CheckpointRequest, SyncFailed, WalSync};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use switchboard_sdk::{EventKind, Inbound, NativeMsgId, NetworkId, RoomKey};
 use tokio::sync::mpsc::UnboundedSender;
@@ -29,6 +30,8 @@ pub enum Command {
     Accept {
         event: Arc<Inbound>,
         destinations: Vec<Destination>,
+        /// Answer once on disk (the caller acknowledges a source), else once written.
+        wait_for_disk: bool,
         reply: oneshot::Sender<Result<AcceptOutcome, StoreError>>,
     },
     Complete {
@@ -65,64 +68,92 @@ impl WriterHandle {
     }
 }
 
+/// Starts the writer with its syncer and checkpointer.
 pub fn spawn(
     conn: Connection,
+    database: &Path,
     delivery: UnboundedSender<CommittedRows>,
     clock: Clock,
+    wal_sync: WalSync,
 ) -> Result<WriterHandle, StoreError> {
+    let thread_failed = |source| StoreError::StateDir {
+        path: "store threads".into(),
+        source,
+    };
     let (tx, rx) = mpsc::channel();
-    let announce = match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => {
-            let (to_announcer, batches) = tokio::sync::mpsc::unbounded_channel();
-            runtime.spawn(announcer(batches, delivery.clone()));
-            Announce::Runtime(to_announcer)
-        }
-        // Outside a runtime (e.g. the `matrix-registration` command), in place.
-        Err(_) => Announce::InPlace,
+    let announce = Announce::new(delivery);
+    let sync_failed = SyncFailed::default();
+    let syncer = sync::spawn_syncer(wal_sync, announce.clone(), sync_failed.clone())
+        .map_err(thread_failed)?;
+    let wal_oversized = Arc::new(AtomicBool::new(false));
+    let checkpointer = sync::spawn_checkpointer(database, wal_oversized.clone())?;
+    let helpers = Helpers {
+        announce,
+        syncer,
+        sync_failed,
+        checkpointer,
+        wal_oversized,
+        commands_since_checkpoint: 0,
     };
     std::thread::Builder::new()
         .name("store-writer".into())
-        .spawn(move || run(conn, rx, announce, delivery, clock))
-        .map_err(|source| StoreError::StateDir {
-            path: "store-writer thread".into(),
-            source,
-        })?;
+        .spawn(move || run(conn, rx, helpers, clock))
+        .map_err(thread_failed)?;
     Ok(WriterHandle(tx))
 }
 
-/// Where committed batches are announced (to delivery and the callers).
-enum Announce {
-    /// To the announcer task on the callers' runtime.
-    Runtime(tokio::sync::mpsc::UnboundedSender<Committed>),
-    /// On the writer thread.
-    InPlace,
+/// The writer's links to the threads that finish what it starts.
+struct Helpers {
+    announce: Announce,
+    syncer: mpsc::Sender<Vec<Reply>>,
+    sync_failed: SyncFailed,
+    checkpointer: mpsc::Sender<CheckpointRequest>,
+    wal_oversized: Arc<AtomicBool>,
+    commands_since_checkpoint: usize,
 }
 
-/// Announces batches in commit order, on the runtime of the callers it wakes.
-async fn announcer(
-    mut batches: tokio::sync::mpsc::UnboundedReceiver<Committed>,
-    delivery: UnboundedSender<CommittedRows>,
-) {
-    while let Some(committed) = batches.recv().await {
-        committed.announce(&delivery);
-    }
-}
+/// Commands written between two checkpoint requests: a command writes a couple of
+/// pages on average (an accepted message with its outbox row and id-map entry, a
+/// completion), so this is about `CHECKPOINT_PAGES` pages.
+const CHECKPOINT_COMMANDS: usize = (CHECKPOINT_PAGES / 2) as usize;
 
-/// A batch after its transaction: what to tell delivery and each caller.
-struct Committed {
-    batch: Vec<Command>,
-    outcome: rusqlite::Result<Vec<Applied>>,
-    new_rows: CommittedRows,
-}
-
-impl Committed {
-    /// Hands the new rows to delivery, then answers every caller.
-    fn announce(self, delivery: &UnboundedSender<CommittedRows>) {
-        if self.outcome.is_ok() && !self.new_rows.is_empty() {
-            // Nobody delivers (e.g. `matrix-registration`): the rows wait on disk.
-            let _ = delivery.send(self.new_rows);
+impl Helpers {
+    /// Hands a written batch on: its rows to delivery and the answers that need not
+    /// wait to the announcer, the answers that wait for the disk to the syncer.
+    fn written(&mut self, committed: Committed) {
+        self.commands_since_checkpoint += committed.replies.len();
+        let (waiting, now): (Vec<Reply>, Vec<Reply>) = committed
+            .replies
+            .into_iter()
+            .partition(Reply::waits_for_disk);
+        self.announce.send(Announcement::Written {
+            rows: committed.new_rows,
+            replies: now,
+        });
+        if !waiting.is_empty()
+            && let Err(unsent) = self.syncer.send(waiting)
+        {
+            for reply in unsent.0 {
+                reply.refuse(StoreError::Closed);
+            }
         }
-        answer(self.batch, self.outcome);
+        if self.commands_since_checkpoint >= CHECKPOINT_COMMANDS {
+            self.commands_since_checkpoint = 0;
+            let _ = self.checkpointer.send(CheckpointRequest::Soon);
+        }
+    }
+
+    /// Before a batch: if checkpoints fell too far behind, wait for one with the
+    /// writer idle (it then completes, and the WAL is reused from its start).
+    fn wait_for_checkpoint_if_oversized(&self) {
+        if !self.wal_oversized.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        tracing::info!("store: the WAL outgrew its limit; the writer waits for a checkpoint");
+        let (done, wait) = mpsc::channel();
+        if self.checkpointer.send(CheckpointRequest::Now(done)).is_ok() {
+            let _ = wait.recv();
+        }
     }
 }
 
@@ -145,13 +176,7 @@ enum Isolation {
 /// A command failed in a batch run without isolation; nothing was committed.
 struct CommandFailed;
 
-fn run(
-    mut conn: Connection,
-    rx: mpsc::Receiver<Command>,
-    announce: Announce,
-    delivery: UnboundedSender<CommittedRows>,
-    clock: Clock,
-) {
+fn run(mut conn: Connection, rx: mpsc::Receiver<Command>, mut helpers: Helpers, clock: Clock) {
     let mut state = WriterState {
         clock,
         sequences: RoomSequences::default(),
@@ -176,17 +201,13 @@ fn run(
                 next = rx.try_recv().ok();
             }
         }
+        if helpers.sync_failed.load(Ordering::Acquire) {
+            refuse_after_failed_sync(batch, prune);
+            continue;
+        }
+        helpers.wait_for_checkpoint_if_oversized();
         if !batch.is_empty() {
-            let committed = process(&mut conn, batch, &mut state);
-            match &announce {
-                Announce::Runtime(announcer) => {
-                    // The runtime is gone only at shutdown; its callers are gone with it.
-                    if let Err(unsent) = announcer.send(committed) {
-                        unsent.0.announce(&delivery);
-                    }
-                }
-                Announce::InPlace => committed.announce(&delivery),
-            }
+            helpers.written(process(&mut conn, batch, &mut state));
         }
         if let Some((before, limit, reply)) = prune {
             let result = prune_step(&mut conn, &mut prune_cursor, before, limit);
@@ -196,9 +217,42 @@ fn run(
             let _ = reply.send(result.map_err(StoreError::from));
         }
     }
+    // Whichever connection closes last checkpoints the WAL into the database and
+    // removes it: with syncs, so that nothing the syncer confirmed is lost then.
+    if let Err(error) = conn.pragma_update(None, "synchronous", "FULL") {
+        tracing::error!(%error, "store: cannot make the closing checkpoint synced");
+    }
 }
 
-/// Commits one batch; what it committed is announced by the caller.
+type PruneCommand = (
+    PruneBefore,
+    usize,
+    oneshot::Sender<Result<Pruned, StoreError>>,
+);
+
+/// After a failed sync nothing more is written (see `sync::SyncFailed`).
+fn refuse_after_failed_sync(batch: Vec<Command>, prune: Option<PruneCommand>) {
+    let error = || StoreError::SyncFailed("an earlier sync failed".to_owned());
+    for command in batch {
+        Reply {
+            command,
+            applied: Applied::Done,
+        }
+        .refuse(error());
+    }
+    if let Some((_, _, reply)) = prune {
+        let _ = reply.send(Err(error()));
+    }
+}
+
+/// A batch after its transaction: the rows to hand to delivery and what to tell
+/// each caller.
+struct Committed {
+    replies: Vec<Reply>,
+    new_rows: CommittedRows,
+}
+
+/// Commits one batch; what it committed is handed on by the caller.
 fn process(conn: &mut Connection, batch: Vec<Command>, state: &mut WriterState) -> Committed {
     let mut new_rows: CommittedRows = Vec::new();
     let outcome = match apply_batch(conn, &batch, Isolation::None, &mut new_rows, state) {
@@ -211,27 +265,52 @@ fn process(conn: &mut Connection, batch: Vec<Command>, state: &mut WriterState) 
             }
         }
     };
-    if let Err(error) = &outcome {
-        tracing::error!(%error, "store: batch commit failed; its events were not accepted");
-    }
-    Committed {
-        batch,
-        outcome,
-        new_rows,
-    }
+    let applied = match outcome {
+        Ok(applied) => applied,
+        Err(error) => {
+            tracing::error!(%error, "store: batch commit failed; its events were not accepted");
+            new_rows.clear();
+            batch
+                .iter()
+                .map(|_| Applied::Accept(Err(StoreError::Sqlite(clone_error(&error)))))
+                .collect()
+        }
+    };
+    let replies = batch
+        .into_iter()
+        .zip(applied)
+        .map(|(command, applied)| Reply { command, applied })
+        .collect();
+    Committed { replies, new_rows }
 }
 
-/// Tells every caller of the batch what became of its command.
-fn answer(batch: Vec<Command>, committed: rusqlite::Result<Vec<Applied>>) {
-    let applied = match committed {
-        Ok(applied) => applied,
-        Err(error) => batch
-            .iter()
-            .map(|_| Applied::Accept(Err(StoreError::Sqlite(clone_error(&error)))))
-            .collect(),
-    };
-    for (command, applied) in batch.into_iter().zip(applied) {
-        match (command, applied) {
+/// A command of a written batch and what it did: what its caller is told.
+pub struct Reply {
+    command: Command,
+    applied: Applied,
+}
+
+impl Reply {
+    /// Whether the caller may act on the answer only once the batch is on disk: an
+    /// accept that acknowledges its source (a duplicate's original may be in the
+    /// same unsynced batch), saved adapter state (a sync position or cursor says
+    /// what the source need not send again) and a flush.
+    fn waits_for_disk(&self) -> bool {
+        match (&self.command, &self.applied) {
+            (
+                Command::Accept {
+                    wait_for_disk: true,
+                    ..
+                },
+                Applied::Accept(result),
+            ) => result.is_ok(),
+            (Command::SaveState { .. } | Command::Flush { .. }, _) => true,
+            _ => false,
+        }
+    }
+
+    pub fn send(self) {
+        match (self.command, self.applied) {
             (Command::Accept { reply, .. }, Applied::Accept(result)) => {
                 let _ = reply.send(result);
             }
@@ -247,6 +326,23 @@ fn answer(batch: Vec<Command>, committed: rusqlite::Result<Vec<Applied>>) {
                 let _ = reply.send(Ok(Pruned::default()));
             }
             (Command::Failure { .. }, _) => {}
+        }
+    }
+
+    /// The command's result could not be made durable: an accept is told why, the
+    /// others' callers see their reply dropped (`StoreError::Closed`).
+    pub fn refuse(self, error: StoreError) {
+        match self.command {
+            Command::Accept { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            Command::Prune { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            Command::Complete { .. }
+            | Command::Failure { .. }
+            | Command::SaveState { .. }
+            | Command::Flush { .. } => {}
         }
     }
 }
@@ -772,6 +868,7 @@ mod tests {
                 route: Arc::from("r"),
                 room: room("b"),
             }],
+            wait_for_disk: true,
             reply,
         };
         (command, rx)
@@ -782,7 +879,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.sqlite3");
         let mut conn = Connection::open(&path).unwrap();
-        super::super::schema::configure(&conn).unwrap();
+        super::super::schema::configure_common(&conn).unwrap();
         super::super::schema::migrate(&mut conn).unwrap();
         // Saving adapter state now fails; the accepts around it must not.
         conn.execute_batch("DROP TABLE adapter_state").unwrap();
@@ -797,7 +894,9 @@ mod tests {
         let (second, second_reply) = accept("m2");
         let (again, again_reply) = accept("m1");
         let (delivery, mut committed) = tokio::sync::mpsc::unbounded_channel();
-        process(&mut conn, vec![first, save, second, again], &mut state()).announce(&delivery);
+        let written = process(&mut conn, vec![first, save, second, again], &mut state());
+        delivery.send(written.new_rows).unwrap();
+        written.replies.into_iter().for_each(Reply::send);
         let outcome = |rx: oneshot::Receiver<Result<AcceptOutcome, StoreError>>| {
             rx.blocking_recv().unwrap().unwrap()
         };
@@ -828,7 +927,7 @@ mod tests {
     fn a_batch_without_failures_commits_without_savepoints() {
         let dir = tempfile::tempdir().unwrap();
         let mut conn = Connection::open(dir.path().join("db.sqlite3")).unwrap();
-        super::super::schema::configure(&conn).unwrap();
+        super::super::schema::configure_common(&conn).unwrap();
         super::super::schema::migrate(&mut conn).unwrap();
         let (first, _) = accept("m1");
         let (second, _) = accept("m1");

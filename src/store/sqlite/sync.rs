@@ -1,0 +1,238 @@
+//! Durability off the relay path: what the writer has written reaches delivery at
+//! once, and reaches its callers (who acknowledge their sources) only once on disk.
+//!
+//! - The **syncer** thread `fdatasync`s the WAL and then answers the callers that
+//!   wait for the disk (accepts, saved adapter state, flushes). One sync covers every
+//!   batch written before it, so while it waits on a slow disk the writer goes on
+//!   writing (and delivering) the next batches, and the next sync covers them all.
+//! - The **checkpointer** thread copies the WAL back into the database on its own
+//!   connection, which syncs both files; the writer never waits for that, unless the
+//!   WAL outgrows `WAL_LIMIT_PAGES` because checkpoints cannot catch up.
+//! - The **announcer** task tells delivery and callers, on the callers' runtime (a
+//!   task woken from a foreign thread costs that runtime a syscall each, so the
+//!   threads wake the announcer once per batch and it wakes the callers).
+//!
+//! docs/durability.md says what each failure does under this scheme.
+
+use super::schema;
+use super::writer::Reply;
+use crate::store::{CommittedRows, StoreError};
+use rusqlite::Connection;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// How the syncer makes the WAL durable; a test can hold it back or fail it.
+pub type WalSync = Box<dyn FnMut() -> std::io::Result<()> + Send>;
+
+/// `fdatasync` of the database's WAL file, opened on first use (SQLite creates it
+/// when the writer opens the database; it stays the same file while the writer's
+/// connection is open). A sync of any descriptor of a file writes back all of that
+/// file's data, whoever wrote it: the same call SQLite makes on commit with
+/// `synchronous = FULL`.
+pub fn wal_fdatasync(database: &Path) -> WalSync {
+    let mut wal_path = database.as_os_str().to_owned();
+    wal_path.push("-wal");
+    let wal_path = PathBuf::from(wal_path);
+    let mut wal: Option<File> = None;
+    Box::new(move || {
+        let file = match &mut wal {
+            Some(file) => file,
+            None => wal.insert(File::open(&wal_path)?),
+        };
+        file.sync_data()
+    })
+}
+
+/// What the announcer is asked to tell, in the order the threads tell it.
+pub enum Announcement {
+    /// A batch is written: its rows go to delivery, and the callers who need not wait
+    /// for the disk get their answers.
+    Written {
+        rows: CommittedRows,
+        replies: Vec<Reply>,
+    },
+    /// Every batch written before is on disk (or the sync failed): the callers who
+    /// waited for it.
+    Synced {
+        replies: Vec<Reply>,
+        result: Result<(), String>,
+    },
+}
+
+impl Announcement {
+    fn tell(self, delivery: &UnboundedSender<CommittedRows>) {
+        match self {
+            Announcement::Written { rows, replies } => {
+                if !rows.is_empty() {
+                    // Nobody delivers (e.g. `matrix-registration`): the rows wait on disk.
+                    let _ = delivery.send(rows);
+                }
+                replies.into_iter().for_each(Reply::send);
+            }
+            Announcement::Synced { replies, result } => match result {
+                Ok(()) => replies.into_iter().for_each(Reply::send),
+                Err(error) => {
+                    for reply in replies {
+                        reply.refuse(StoreError::SyncFailed(error.clone()));
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// Where announcements go: to the announcer task on the callers' runtime, or, with
+/// no runtime (e.g. the `matrix-registration` command) or once it is gone (shutdown),
+/// told in place by the thread that has them.
+#[derive(Clone)]
+pub struct Announce {
+    announcer: Option<UnboundedSender<Announcement>>,
+    delivery: UnboundedSender<CommittedRows>,
+}
+
+impl Announce {
+    pub fn new(delivery: UnboundedSender<CommittedRows>) -> Self {
+        let announcer = tokio::runtime::Handle::try_current().ok().map(|runtime| {
+            let (to_announcer, announcements) = tokio::sync::mpsc::unbounded_channel();
+            runtime.spawn(announcer(announcements, delivery.clone()));
+            to_announcer
+        });
+        Self {
+            announcer,
+            delivery,
+        }
+    }
+
+    pub fn send(&self, announcement: Announcement) {
+        let unsent = match &self.announcer {
+            Some(announcer) => match announcer.send(announcement) {
+                Ok(()) => return,
+                Err(unsent) => unsent.0,
+            },
+            None => announcement,
+        };
+        unsent.tell(&self.delivery);
+    }
+}
+
+/// Tells announcements in the order they were sent, on the callers' runtime.
+async fn announcer(
+    mut announcements: tokio::sync::mpsc::UnboundedReceiver<Announcement>,
+    delivery: UnboundedSender<CommittedRows>,
+) {
+    while let Some(announcement) = announcements.recv().await {
+        announcement.tell(&delivery);
+    }
+}
+
+/// Set once a sync failed: after a failed `fsync` the kernel may have dropped the
+/// pages it could not write and report the next sync clean, so nothing written since
+/// can be known to be on disk. The writer then refuses every command until the
+/// daemon restarts and reads back what the disk really holds.
+pub type SyncFailed = Arc<AtomicBool>;
+
+/// Starts the syncer; the writer sends it, after each batch, the replies that wait
+/// for the disk.
+pub fn spawn_syncer(
+    mut sync: WalSync,
+    announce: Announce,
+    failed: SyncFailed,
+) -> std::io::Result<mpsc::Sender<Vec<Reply>>> {
+    let (tx, rx) = mpsc::channel::<Vec<Reply>>();
+    std::thread::Builder::new()
+        .name("store-sync".into())
+        .spawn(move || {
+            while let Ok(mut replies) = rx.recv() {
+                while let Ok(more) = rx.try_recv() {
+                    replies.extend(more);
+                }
+                let result = if failed.load(Ordering::Acquire) {
+                    Err("an earlier sync failed".to_owned())
+                } else {
+                    let started = std::time::Instant::now();
+                    let synced = sync().map_err(|error| error.to_string());
+                    crate::metrics::store_synced(started.elapsed());
+                    synced
+                };
+                if let Err(error) = &result
+                    && !failed.swap(true, Ordering::AcqRel)
+                {
+                    tracing::error!(
+                        %error,
+                        "store: the disk did not confirm a sync; nothing more is accepted until the daemon restarts"
+                    );
+                    crate::metrics::store_sync_failed();
+                }
+                announce.send(Announcement::Synced { replies, result });
+            }
+        })?;
+    Ok(tx)
+}
+
+/// WAL pages past which the writer waits for a checkpoint before its next batch:
+/// checkpoints beside a writer that never pauses may not catch up, and the WAL is
+/// reused from its start only after one completes.
+const WAL_LIMIT_PAGES: i64 = 8 * schema::CHECKPOINT_PAGES;
+
+/// How often the checkpointer looks at the WAL when nobody asked it to.
+const IDLE_CHECK: Duration = Duration::from_secs(5);
+
+/// What the writer asks of the checkpointer.
+pub enum CheckpointRequest {
+    /// About `CHECKPOINT_PAGES` may have been written since the last checkpoint.
+    Soon,
+    /// The WAL is over its limit: the writer waits, idle, until this is answered.
+    Now(mpsc::Sender<()>),
+}
+
+/// The checkpointer: its own connection, whose checkpoints sync the WAL before they
+/// copy it back and the database file after. Sets `oversized` when a checkpoint
+/// finds the WAL past `WAL_LIMIT_PAGES`.
+pub fn spawn_checkpointer(
+    database: &Path,
+    oversized: Arc<AtomicBool>,
+) -> Result<mpsc::Sender<CheckpointRequest>, StoreError> {
+    let conn = Connection::open(database)?;
+    schema::configure_checkpointer(&conn)?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("store-checkpoint".into())
+        .spawn(move || {
+            loop {
+                let waiter = match rx.recv_timeout(IDLE_CHECK) {
+                    Ok(CheckpointRequest::Soon) | Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Ok(CheckpointRequest::Now(waiter)) => Some(waiter),
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                };
+                match checkpoint(&conn) {
+                    Ok(wal_pages) => {
+                        let over = waiter.is_none() && wal_pages > WAL_LIMIT_PAGES;
+                        oversized.store(over, Ordering::Release);
+                    }
+                    Err(error) => tracing::error!(%error, "store: checkpoint failed"),
+                }
+                if let Some(waiter) = waiter {
+                    let _ = waiter.send(());
+                }
+            }
+        })
+        .map_err(|source| StoreError::StateDir {
+            path: "store-checkpoint thread".into(),
+            source,
+        })?;
+    Ok(tx)
+}
+
+/// One passive checkpoint (never waits for the writer or readers); returns how many
+/// pages the WAL held.
+fn checkpoint(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,106 @@
+//! Rows reach delivery before the disk confirms them; callers hear only after it did,
+//! and never after it failed.
+
+use super::super::{DATABASE_FILE, SqliteStore, WalSync};
+use crate::store::{AcceptOutcome, Destination, Store, StoreError, system_clock};
+use std::sync::Arc;
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::time::Duration;
+use switchboard_sdk::{Inbound, NativeMsgId, NetworkId, RichText, RoomKey, Sender};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A WAL sync that waits until the test says how it ends.
+fn held_sync() -> (WalSync, SyncSender<std::io::Result<()>>) {
+    let (release, outcome) = sync_channel(0);
+    let sync: WalSync = Box::new(move || outcome.recv().unwrap_or(Ok(())));
+    (sync, release)
+}
+
+fn message(native_id: &str) -> Inbound {
+    Inbound::message(
+        RoomKey::new("a", "#a"),
+        Sender::user("u1", "alice"),
+        Some(NativeMsgId::new(native_id.to_owned())),
+        RichText::plain("hello"),
+    )
+}
+
+fn to_b() -> Vec<Destination> {
+    vec![Destination {
+        route: Arc::from("r"),
+        room: RoomKey::new("b", "#b"),
+    }]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_gets_a_row_before_the_sync_and_its_source_the_answer_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sync, release) = held_sync();
+    let (store, mut committed) = SqliteStore::open_with(dir.path(), system_clock(), sync).unwrap();
+    let accepting = tokio::spawn({
+        let store = store.clone();
+        async move { store.accept(message("m1"), to_b()).await }
+    });
+    let rows = tokio::time::timeout(WAIT, committed.recv())
+        .await
+        .expect("the row reaches delivery while the sync is held back")
+        .expect("the store is open");
+    assert_eq!(rows.len(), 1);
+    assert!(
+        !accepting.is_finished(),
+        "the source must not be answered before the sync"
+    );
+    // The row is readable (by delivery's look-ups) before it is on disk.
+    let pending = store.pending_after(&rows[0].0, 0, 10).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    release.send(Ok(())).unwrap();
+    let outcome = tokio::time::timeout(WAIT, accepting)
+        .await
+        .expect("answered once synced")
+        .unwrap()
+        .unwrap();
+    assert!(matches!(outcome, AcceptOutcome::Accepted { .. }));
+    // A saved position is answered after a sync too.
+    let saving = tokio::spawn({
+        let store = store.clone();
+        async move {
+            store
+                .save_adapter_state(&NetworkId::new("a"), "cursor", "7")
+                .await
+        }
+    });
+    release.send(Ok(())).unwrap();
+    tokio::time::timeout(WAIT, saving)
+        .await
+        .expect("answered once synced")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_sync_refuses_its_commands_and_every_later_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sync, release) = held_sync();
+    let (store, _committed) = SqliteStore::open_with(dir.path(), system_clock(), sync).unwrap();
+    let accepting = tokio::spawn({
+        let store = store.clone();
+        async move { store.accept(message("m1"), to_b()).await }
+    });
+    release
+        .send(Err(std::io::Error::other("injected EIO")))
+        .unwrap();
+    let refused = tokio::time::timeout(WAIT, accepting)
+        .await
+        .expect("answered")
+        .unwrap();
+    assert!(
+        matches!(&refused, Err(StoreError::SyncFailed(error)) if error.contains("injected EIO")),
+        "{refused:?}"
+    );
+    let later = tokio::time::timeout(WAIT, store.accept(message("m2"), to_b()))
+        .await
+        .expect("answered");
+    assert!(matches!(later, Err(StoreError::SyncFailed(_))), "{later:?}");
+    assert!(dir.path().join(DATABASE_FILE).exists());
+}
