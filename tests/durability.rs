@@ -4,6 +4,10 @@
 //! restart and is told they are known; IRC may see a delivery that was in flight at
 //! the kill twice (IRC has no idempotent send), Matrix never (transaction ids).
 //!
+//! A power cut is simulated by putting back a copy of the state taken before the
+//! message came: the message's record is gone, its source sends it again, and Matrix
+//! still shows it once (its transaction id is made from the origin event).
+//!
 //! The stalling disk is `tests/fixtures/sync_gate.c`, built here with the system C
 //! compiler and loaded with LD_PRELOAD: it holds syncs of the store's files, not the
 //! writes, as a disk whose flushes stall does.
@@ -82,21 +86,32 @@ async fn room_bodies(synapse: &Synapse, bob: &MatrixPeer, room: &str) -> Vec<Str
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sigkill_between_write_and_sync_loses_nothing_and_matrix_gets_no_duplicate() {
+/// Synapse with bob in `#bridge`, ngircd with alice in `#a`, and a fake Mattermost
+/// whose outgoing webhooks the test plays; one route across all three.
+struct World {
+    synapse: Synapse,
+    bob: MatrixPeer,
+    room: String,
+    _irc: Ngircd,
+    alice: IrcPeer,
+    mm: FakeMattermost,
+    town: String,
+    bridge: BridgeProcess,
+}
+
+async fn world() -> World {
     let synapse = Synapse::start(SynapseOptions::default());
     synapse.register("switchboard", PASSWORD);
     synapse.register("bob", "bob-password");
     let mut bob = MatrixPeer::login(&synapse.url(), "bob", "bob-password").await;
     let room = bob.create_room(Some("bridge"), false).await;
     let irc = Ngircd::start(NgircdOptions::default());
-    let mut alice = IrcPeer::connect(irc.port(), "alice", &["#a"]).await;
+    let alice = IrcPeer::connect(irc.port(), "alice", &["#a"]).await;
     let mm = FakeMattermost::start().await;
     let team = mm.add_team("core");
     let town = mm.add_channel(&team, "town-square");
     let incoming = mm.add_incoming_webhook(&town);
-
-    let mut bridge = BridgeProcess::prepare(|http, state| {
+    let bridge = BridgeProcess::prepare(|http, state| {
         format!(
             "state_dir: {state}\nhttp:\n  listen: {http}\ndelivery:\n  retry_initial: 50ms\n  retry_max: 500ms\n  shutdown_deadline: 5s\n\
              networks:\n  irc:\n    irc:\n      server: 127.0.0.1:{port}\n      tls: false\n      nick: switchboard\n\
@@ -109,6 +124,47 @@ async fn a_sigkill_between_write_and_sync_loses_nothing_and_matrix_gets_no_dupli
             url = mm.url(),
         )
     });
+    World {
+        synapse,
+        bob,
+        room,
+        _irc: irc,
+        alice,
+        mm,
+        town,
+        bridge,
+    }
+}
+
+impl World {
+    async fn bot_joined(&self) {
+        common::eventually("the bridge joins the Matrix room", || async {
+            self.bob
+                .joined_members(&self.room)
+                .await
+                .iter()
+                .any(|m| m == BOT)
+        })
+        .await;
+    }
+
+    async fn matrix_bodies(&self) -> Vec<String> {
+        room_bodies(&self.synapse, &self.bob, &self.room).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkill_between_write_and_sync_loses_nothing_and_matrix_gets_no_duplicate() {
+    let World {
+        synapse,
+        bob,
+        room,
+        _irc,
+        mut alice,
+        mm,
+        town,
+        mut bridge,
+    } = world().await;
     let library = build_sync_gate(bridge.dir.path());
     let gate = bridge.dir.path().join("sync-gate");
     let held = bridge.dir.path().join("sync-gate.held");
@@ -221,5 +277,92 @@ async fn a_sigkill_between_write_and_sync_loses_nothing_and_matrix_gets_no_dupli
         Some(MESSAGES as f64),
         "log:\n{}",
         bridge.log()
+    );
+}
+
+/// Copies the files of `from` into `to` (a state directory: flat, plus the
+/// networks' own subdirectories).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_whose_record_a_power_cut_lost_is_shown_once_in_matrix_when_resent() {
+    let mut w = world().await;
+    let library = build_sync_gate(w.bridge.dir.path());
+    let gate = w.bridge.dir.path().join("sync-gate");
+    let env = [
+        ("LD_PRELOAD", library.as_os_str()),
+        ("SYNC_GATE_FILE", gate.as_os_str()),
+    ];
+    w.bridge.spawn_with_env(&env);
+    w.bridge.wait_healthy().await;
+    w.bot_joined().await;
+
+    // From here the disk writes nothing back: what it holds is what a power cut
+    // would leave (syncs held, so no checkpoint writes the database file either).
+    std::fs::write(&gate, b"").unwrap();
+    let state = w.bridge.dir.path().join("state");
+    let on_disk = w.bridge.dir.path().join("state-on-disk");
+    copy_dir(&state, &on_disk);
+
+    // Relayed (Matrix and IRC) before its sync; then the power goes: the daemon
+    // dies and the disk holds only what it held before the message.
+    let (addr, town) = (w.bridge.http, w.town.clone());
+    let unanswered =
+        tokio::spawn(
+            async move { webhook(addr, &town, "cut1", "said before the power cut").await },
+        );
+    w.alice.expect("#a", "before the power cut", WAIT).await;
+    common::eventually("Matrix has the message", || async {
+        w.matrix_bodies().await.len() == 1
+    })
+    .await;
+    w.bridge.kill();
+    assert_eq!(
+        unanswered.await.unwrap(),
+        None,
+        "acknowledged before its sync"
+    );
+    std::fs::remove_dir_all(&state).unwrap();
+    copy_dir(&on_disk, &state);
+    std::fs::remove_file(&gate).unwrap();
+
+    // Never acknowledged: the source sends the post again.
+    w.bridge.spawn_with_env(&env);
+    w.bridge.wait_healthy().await;
+    let status = webhook(w.bridge.http, &w.town, "cut1", "said before the power cut").await;
+    assert_eq!(status, Some(200));
+    assert_eq!(
+        webhook(w.bridge.http, &w.town, "cut2", "said after the power cut").await,
+        Some(200)
+    );
+    // IRC has no idempotent send: it shows the message again (docs/durability.md).
+    let again = w.alice.expect("#a", "before the power cut", WAIT).await;
+    assert_eq!(again.text, format!("<b{ZWJ}ob> said before the power cut"));
+    w.alice.expect("#a", "after the power cut", WAIT).await;
+    common::eventually("Matrix has the message sent after the cut", || async {
+        w.matrix_bodies()
+            .await
+            .iter()
+            .any(|body| body.contains("after the power cut"))
+    })
+    .await;
+    assert_eq!(
+        w.matrix_bodies().await,
+        vec![
+            format!("<b{ZWJ}ob> said before the power cut"),
+            format!("<b{ZWJ}ob> said after the power cut"),
+        ],
+        "Matrix must show the resent message once"
     );
 }

@@ -45,6 +45,7 @@ impl InboundHandler for DirectRelay {
         let outbound = Outbound {
             room: event.room.room.clone(),
             delivery_id: self.next_delivery_id.fetch_add(1, Ordering::Relaxed),
+            delivery_key: String::new(),
             sender_name: event.sender.display_name,
             sender_avatar: event.sender.avatar_url,
             sender_label: String::new(),

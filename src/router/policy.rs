@@ -74,6 +74,7 @@ mod tests {
         Outbound {
             room: RoomId::new("#d"),
             delivery_id: 1,
+            delivery_key: "d1".into(),
             sender_name: "al".into(),
             sender_avatar: None,
             sender_label: "<al> ".into(),

@@ -10,7 +10,7 @@ use super::policy;
 use super::{Member, Route};
 use switchboard_sdk::{
     Capabilities, EventKind, Inbound, MessageStyle, NativeMsgId, Origin, Outbound, OutboundKind,
-    RichText, Span, Style,
+    RichText, RoomKey, Span, Style,
 };
 
 /// What the id map says about the event's references in the destination room.
@@ -68,6 +68,39 @@ const NO_COPY: Skip = Skip {
 
 const QUOTE_CHARS: usize = 50;
 
+/// The key a destination may deduplicate this delivery by (`Outbound::delivery_key`).
+///
+/// With a native id, a digest of the origin event's identity (its room, native id and
+/// time, the time telling apart a reaction removed and added again under the same
+/// id) and of the destination room: an event its source sends again after a power cut
+/// lost our record of it gets the same key. Without one (its source never sends it
+/// again), the outbox id, which no run reuses.
+fn delivery_key(event: &Inbound, destination: &RoomKey, delivery_id: i64) -> String {
+    use sha2::{Digest, Sha256};
+    let Some(native_id) = &event.native_id else {
+        return format!("o{delivery_id}");
+    };
+    let mut digest = Sha256::new();
+    for field in [
+        event.room.network.as_str(),
+        event.room.room.as_str(),
+        native_id.as_str(),
+        &event.timestamp_ms.to_string(),
+        destination.network.as_str(),
+        destination.room.as_str(),
+    ] {
+        // Length-prefixed, so that no two different tuples hash the same bytes.
+        digest.update((field.len() as u64).to_le_bytes());
+        digest.update(field.as_bytes());
+    }
+    let hash = digest.finalize();
+    let hex: String = hash[..16]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    format!("e{hex}")
+}
+
 pub fn render(
     event: &Inbound,
     delivery_id: i64,
@@ -100,6 +133,7 @@ pub fn render(
     let outbound = Outbound {
         room: target.member.room.room.clone(),
         delivery_id,
+        delivery_key: delivery_key(event, &target.member.room, delivery_id),
         sender_name: name.clone(),
         sender_avatar: event.sender.avatar_url.clone(),
         // Lines the bridge speaks itself (no label) have no remote author.

@@ -439,3 +439,37 @@ fn reactions_go_to_the_first_copy_where_shown_and_are_skipped_elsewhere() {
     };
     assert_eq!(skip.class, "no_copy");
 }
+
+#[test]
+fn a_delivery_key_names_the_origin_event_and_the_destination_room() {
+    // Rendered as outbox row 7 to the fixture's destination room.
+    let key =
+        |event: &Inbound| match render_for(event, &Resolved::default(), Capabilities::default()) {
+            Rendered::Send(out) => out.delivery_key,
+            other => panic!("expected a send, got {other:?}"),
+        };
+    let event = said("a", "#a", "alice", "hello");
+    // The same origin event, sent again by its source (e.g. after a power cut lost
+    // our record of it), gets the same key.
+    let again = event.clone();
+    assert_eq!(key(&event), key(&again));
+    assert!(key(&event).starts_with('e'));
+    // Another event under the same native id (a reaction removed and added again)
+    // differs by its time.
+    let later = Inbound {
+        timestamp_ms: event.timestamp_ms + 1,
+        ..event.clone()
+    };
+    assert_ne!(key(&event), key(&later));
+    let elsewhere = Inbound {
+        room: RoomKey::new("a", "#other"),
+        ..event.clone()
+    };
+    assert_ne!(key(&event), key(&elsewhere));
+    // No native id: the outbox id, which no run hands out twice.
+    let anonymous = Inbound {
+        native_id: None,
+        ..event
+    };
+    assert_eq!(key(&anonymous), "o7");
+}

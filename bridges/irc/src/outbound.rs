@@ -188,6 +188,7 @@ mod tests {
         Outbound {
             room: RoomId::new("#chan"),
             delivery_id: 1,
+            delivery_key: "d1".into(),
             sender_name: "alice".into(),
             sender_avatar: None,
             sender_label: "<a\u{200D}lice> ".into(),

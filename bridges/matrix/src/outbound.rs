@@ -63,9 +63,11 @@ pub fn request(message: &Outbound) -> Option<Request> {
     }
 }
 
-/// The transaction id of part `part` of an outbox row: stable across retries.
+/// The transaction id of part `part` of a delivery: stable across retries and
+/// restarts, and the same for an origin event sent again after a power cut lost the
+/// record of its delivery, so the homeserver answers with the event it already made.
 pub fn txn_id(salt: &str, message: &Outbound, part: usize) -> String {
-    format!("{salt}-{}-{part}", message.delivery_id)
+    format!("{salt}-{}-{part}", message.delivery_key)
 }
 
 /// Sends as the relay bot, through the matrix-sdk client.

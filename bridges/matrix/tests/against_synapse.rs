@@ -102,6 +102,7 @@ async fn a_retried_delivery_is_the_same_event() {
     wait_connected(&mut run.health, WAIT).await;
     let message = Outbound {
         delivery_id: 42,
+        delivery_key: "d42".into(),
         ..message_from_alice(&alias, "only once")
     };
 

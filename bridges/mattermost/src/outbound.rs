@@ -297,6 +297,7 @@ mod tests {
         Outbound {
             room: "town-square".into(),
             delivery_id: 7,
+            delivery_key: "d7".into(),
             sender_name: "alice".into(),
             sender_avatar: None,
             sender_label: "<alice> ".into(),

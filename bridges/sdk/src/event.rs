@@ -168,8 +168,15 @@ pub enum OutboundKind {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outbound {
     pub room: RoomId,
-    /// The outbox row id: stable across retries, usable as an idempotency key.
+    /// The outbox row id: stable across retries and restarts, never reused.
     pub delivery_id: i64,
+    /// Names this delivery for a destination that deduplicates sends by a key (a
+    /// Matrix transaction id): stable across retries and restarts, and, when the
+    /// origin event has a native id, made from that event's identity, so that an
+    /// event its source sends again after a power cut lost the daemon's record of it
+    /// gets the same key (docs/durability.md).
+    #[serde(default)]
+    pub delivery_key: String,
     /// The relayed author's plain name (for networks with per-message sender names).
     pub sender_name: String,
     /// The relayed author's picture, where the origin network has one.

@@ -33,6 +33,7 @@ pub fn message_from_alice(room: &str, text: &str) -> Outbound {
     Outbound {
         room: RoomId::new(room),
         delivery_id: 1,
+        delivery_key: "d1".into(),
         sender_name: "alice".into(),
         sender_avatar: None,
         sender_label: "<alice> ".into(),

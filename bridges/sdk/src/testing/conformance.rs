@@ -229,6 +229,7 @@ fn hello(room: &RoomId) -> Outbound {
     Outbound {
         room: room.clone(),
         delivery_id: 1,
+        delivery_key: "d1".into(),
         sender_name: "conformer".into(),
         sender_avatar: None,
         sender_label: "<conformer> ".into(),
