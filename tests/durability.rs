@@ -20,7 +20,7 @@ use serde_json::json;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use switchboard_testkit::mattermost::FakeMattermost;
-use switchboard_testkit::synapse::{MatrixPeer, Synapse, SynapseOptions};
+use switchboard_testkit::synapse::{MatrixPeer, Synapse};
 use switchboard_testkit::{IrcPeer, Ngircd, NgircdOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -100,11 +100,7 @@ struct World {
 }
 
 async fn world() -> World {
-    let synapse = Synapse::start(SynapseOptions::default());
-    synapse.register("switchboard", PASSWORD);
-    synapse.register("bob", "bob-password");
-    let mut bob = MatrixPeer::login(&synapse.url(), "bob", "bob-password").await;
-    let room = bob.create_room(Some("bridge"), false).await;
+    let (synapse, bob, room) = common::synapse_with_bob(PASSWORD).await;
     let irc = Ngircd::start(NgircdOptions::default());
     let alice = IrcPeer::connect(irc.port(), "alice", &["#a"]).await;
     let mm = FakeMattermost::start().await;

@@ -11,7 +11,7 @@ use common::bridge::BridgeProcess;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::time::Duration;
-use switchboard_testkit::synapse::{MatrixPeer, Synapse, SynapseOptions};
+use switchboard_testkit::synapse::{MatrixPeer, Synapse};
 use switchboard_testkit::{IrcPeer, Ngircd, NgircdOptions};
 
 const ZWJ: &str = "\u{200D}";
@@ -28,11 +28,7 @@ struct World {
 }
 
 async fn world() -> World {
-    let synapse = Synapse::start(SynapseOptions::default());
-    synapse.register("switchboard", PASSWORD);
-    synapse.register("bob", "bob-password");
-    let mut bob = MatrixPeer::login(&synapse.url(), "bob", "bob-password").await;
-    let room = bob.create_room(Some("bridge"), false).await;
+    let (synapse, mut bob, room) = common::synapse_with_bob(PASSWORD).await;
     let other = bob.create_room(Some("other"), false).await;
     let irc = Ngircd::start(NgircdOptions::default());
     World {

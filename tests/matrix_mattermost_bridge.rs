@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use std::net::SocketAddr;
 use switchboard_testkit::http_proxy::HttpProxy;
 use switchboard_testkit::mattermost::{FakeMattermost, Post};
-use switchboard_testkit::synapse::{MatrixPeer, Synapse, SynapseOptions};
+use switchboard_testkit::synapse::{MatrixPeer, Synapse};
 use switchboard_testkit::{IrcPeer, Ngircd, NgircdOptions};
 
 const ZWJ: &str = "\u{200D}";
@@ -37,11 +37,7 @@ struct World {
 }
 
 async fn world() -> World {
-    let synapse = Synapse::start(SynapseOptions::default());
-    synapse.register("switchboard", PASSWORD);
-    synapse.register("bob", "bob-password");
-    let mut bob = MatrixPeer::login(&synapse.url(), "bob", "bob-password").await;
-    let room = bob.create_room(Some("bridge"), false).await;
+    let (synapse, bob, room) = common::synapse_with_bob(PASSWORD).await;
     let irc = Ngircd::start(NgircdOptions::default());
     let mm = FakeMattermost::start().await;
     mm.set_allow_name_override(true);

@@ -225,3 +225,21 @@ pub fn enc(text: &str) -> String {
         })
         .collect()
 }
+
+/// A real Synapse with the bridge's account (`switchboard`, `bridge_password`) and
+/// bob, logged in, in the room `#bridge:localhost` he created; returns the room id.
+pub async fn synapse_with_bob(
+    bridge_password: &str,
+) -> (
+    switchboard_testkit::synapse::Synapse,
+    switchboard_testkit::synapse::MatrixPeer,
+    String,
+) {
+    use switchboard_testkit::synapse::{MatrixPeer, Synapse, SynapseOptions};
+    let synapse = Synapse::start(SynapseOptions::default());
+    synapse.register("switchboard", bridge_password);
+    synapse.register("bob", "bob-password");
+    let mut bob = MatrixPeer::login(&synapse.url(), "bob", "bob-password").await;
+    let room = bob.create_room(Some("bridge"), false).await;
+    (synapse, bob, room)
+}
