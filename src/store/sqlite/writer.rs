@@ -12,12 +12,13 @@ use super::super::{
     Pruned, References, StoreError, releases_origin_id,
 };
 use super::schema::CHECKPOINT_PAGES;
+use super::sync::WAL_LIMIT_PAGES;
 use super::sync::{self, Announce, Announcement, CheckpointRequest, SyncFailed, WalSync};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use switchboard_sdk::{EventKind, Inbound, NativeMsgId, NetworkId, RoomKey};
 use tokio::sync::mpsc::UnboundedSender;
@@ -85,19 +86,20 @@ pub fn spawn(
     let sync_failed = SyncFailed::default();
     let syncer = sync::spawn_syncer(wal_sync, announce.clone(), sync_failed.clone())
         .map_err(thread_failed)?;
-    let wal_oversized = Arc::new(AtomicBool::new(false));
-    let checkpointer = sync::spawn_checkpointer(database, wal_oversized.clone())?;
+    let checkpointer = sync::spawn_checkpointer(database)?;
     let helpers = Helpers {
         announce,
         syncer,
         sync_failed,
         checkpointer,
-        wal_oversized,
-        commands_since_checkpoint: 0,
+        checkpoint_asked: false,
     };
     std::thread::Builder::new()
         .name("store-writer".into())
-        .spawn(move || run(conn, rx, helpers, clock))
+        .spawn(move || {
+            sync::watch_wal_pages(&conn);
+            run(conn, rx, helpers, clock)
+        })
         .map_err(thread_failed)?;
     Ok(WriterHandle(tx))
 }
@@ -108,20 +110,14 @@ struct Helpers {
     syncer: mpsc::Sender<Vec<Reply>>,
     sync_failed: SyncFailed,
     checkpointer: mpsc::Sender<CheckpointRequest>,
-    wal_oversized: Arc<AtomicBool>,
-    commands_since_checkpoint: usize,
+    /// A checkpoint was asked for since the WAL last started over.
+    checkpoint_asked: bool,
 }
-
-/// Commands written between two checkpoint requests: a command writes a couple of
-/// pages on average (an accepted message with its outbox row and id-map entry, a
-/// completion), so this is about `CHECKPOINT_PAGES` pages.
-const CHECKPOINT_COMMANDS: usize = (CHECKPOINT_PAGES / 2) as usize;
 
 impl Helpers {
     /// Hands a written batch on: its rows to delivery and the answers that need not
     /// wait to the announcer, the answers that wait for the disk to the syncer.
     fn written(&mut self, committed: Committed) {
-        self.commands_since_checkpoint += committed.replies.len();
         let (waiting, now): (Vec<Reply>, Vec<Reply>) = committed
             .replies
             .into_iter()
@@ -137,22 +133,24 @@ impl Helpers {
                 reply.refuse(StoreError::Closed);
             }
         }
-        if self.commands_since_checkpoint >= CHECKPOINT_COMMANDS {
-            self.commands_since_checkpoint = 0;
-            let _ = self.checkpointer.send(CheckpointRequest::Soon);
-        }
+        self.checkpoint_as_the_wal_grows();
     }
 
-    /// Before a batch: if checkpoints fell too far behind, wait for one with the
-    /// writer idle (it then completes, and the WAL is reused from its start).
-    fn wait_for_checkpoint_if_oversized(&self) {
-        if !self.wal_oversized.swap(false, Ordering::AcqRel) {
-            return;
-        }
-        tracing::info!("store: the WAL outgrew its limit; the writer waits for a checkpoint");
-        let (done, wait) = mpsc::channel();
-        if self.checkpointer.send(CheckpointRequest::Now(done)).is_ok() {
-            let _ = wait.recv();
+    /// Asks for a checkpoint once `CHECKPOINT_PAGES` are in the WAL, and past
+    /// `WAL_LIMIT_PAGES` waits for one with the writer idle: it then copies back every
+    /// frame, and the next write starts the WAL over (see `sync::WAL_LIMIT_PAGES`).
+    fn checkpoint_as_the_wal_grows(&mut self) {
+        let pages = sync::wal_pages();
+        if pages < CHECKPOINT_PAGES {
+            self.checkpoint_asked = false;
+        } else if pages >= WAL_LIMIT_PAGES {
+            let (done, wait) = mpsc::channel();
+            if self.checkpointer.send(CheckpointRequest::Now(done)).is_ok() {
+                let _ = wait.recv();
+            }
+            self.checkpoint_asked = false;
+        } else if !self.checkpoint_asked {
+            self.checkpoint_asked = self.checkpointer.send(CheckpointRequest::Soon).is_ok();
         }
     }
 }
@@ -205,7 +203,6 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Command>, mut helpers: Helpers, 
             refuse_after_failed_sync(batch, prune);
             continue;
         }
-        helpers.wait_for_checkpoint_if_oversized();
         if !batch.is_empty() {
             helpers.written(process(&mut conn, batch, &mut state));
         }

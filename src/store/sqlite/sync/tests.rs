@@ -104,3 +104,26 @@ async fn a_failed_sync_refuses_its_commands_and_every_later_one() {
     assert!(matches!(later, Err(StoreError::SyncFailed(_))), "{later:?}");
     assert!(dir.path().join(DATABASE_FILE).exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_starts_over_under_a_writer_that_never_pauses() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _committed) = SqliteStore::open(dir.path()).unwrap();
+    let wal = dir.path().join(format!("{DATABASE_FILE}-wal"));
+    let mut largest = 0;
+    // Each accept writes a few pages; these write several times the WAL's limit.
+    for i in 0..8_000 {
+        store
+            .accept_unacknowledged(message(&format!("m{i}")), to_b())
+            .await
+            .unwrap();
+        largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+    }
+    store.flush().await.unwrap();
+    // The limit is 8,000 pages of 4 KiB (plus frame headers), and one batch more.
+    assert!(
+        largest < 48 << 20,
+        "the WAL grew to {} MiB: it never started over",
+        largest >> 20
+    );
+}
