@@ -20,7 +20,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
 use switchboard_sdk::{EventKind, Inbound, NativeMsgId, NetworkId, RoomKey};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
@@ -181,21 +180,31 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Command>, mut helpers: Helpers, 
         sequences: RoomSequences::default(),
     };
     let mut prune_cursor = PruneCursor::default();
-    // When the last batch was committed: under load, the next one gathers until
-    // `COMMIT_SPACING` after it (see there).
-    let mut last_commit: Option<Instant> = None;
     while let Ok(first) = rx.recv() {
-        let gather_until = last_commit
-            .map(|at| at + COMMIT_SPACING)
-            .filter(|until| *until > Instant::now());
-        let (batch, prune) = gather(&rx, first, gather_until);
+        let mut batch = Vec::new();
+        let mut prune = None;
+        let mut next = Some(first);
+        while let Some(command) = next.take() {
+            if let Command::Prune {
+                before,
+                limit,
+                reply,
+            } = command
+            {
+                prune = Some((before, limit, reply));
+                break;
+            }
+            batch.push(command);
+            if batch.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
         if helpers.sync_failed.load(Ordering::Acquire) {
             refuse_after_failed_sync(batch, prune);
             continue;
         }
         if !batch.is_empty() {
             helpers.written(process(&mut conn, batch, &mut state));
-            last_commit = Some(Instant::now());
         }
         if let Some((before, limit, reply)) = prune {
             let result = prune_step(&mut conn, &mut prune_cursor, before, limit);
@@ -210,46 +219,6 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Command>, mut helpers: Helpers, 
     if let Err(error) = conn.pragma_update(None, "synchronous", "FULL") {
         tracing::error!(%error, "store: cannot make the closing checkpoint synced");
     }
-}
-
-/// The least time between two commits while commands keep coming.
-///
-/// The writer no longer waits for the disk between batches, so under load it would
-/// commit nearly every command on its own, and each commit writes the pages it
-/// changed (the same outbox and index leaves again and again) to the WAL: more CPU
-/// per message than batches of several. A writer that committed less than this ago
-/// gathers what arrives until this long after that commit; one that has been idle
-/// commits at once, so a lone message never waits.
-const COMMIT_SPACING: Duration = Duration::from_micros(300);
-
-/// The batch that starts with `first`: whatever is queued, and until `until` (if
-/// given) whatever arrives meanwhile, up to `MAX_BATCH`; a prune request ends it.
-fn gather(
-    rx: &mpsc::Receiver<Command>,
-    first: Command,
-    until: Option<Instant>,
-) -> (Vec<Command>, Option<PruneCommand>) {
-    let mut batch = Vec::new();
-    let mut next = Some(first);
-    while let Some(command) = next.take() {
-        if let Command::Prune {
-            before,
-            limit,
-            reply,
-        } = command
-        {
-            return (batch, Some((before, limit, reply)));
-        }
-        batch.push(command);
-        if batch.len() >= MAX_BATCH {
-            break;
-        }
-        next = rx.try_recv().ok().or_else(|| {
-            let wait = until?.checked_duration_since(Instant::now())?;
-            rx.recv_timeout(wait).ok()
-        });
-    }
-    (batch, None)
 }
 
 type PruneCommand = (
