@@ -1,5 +1,6 @@
-//! Core benchmark: routing + durable commit (SQLite, WAL, synchronous=FULL, group
-//! commit) + per-room delivery to an in-process adapter.
+//! Core benchmark: routing + durable commit (SQLite WAL, group commit; answered
+//! after the WAL's fdatasync, delivered once written) + per-room delivery to an
+//! in-process adapter.
 //!
 //! `cargo bench --bench core` (add `-- --quick` for a short smoke run). Prints:
 //! throughput with fan-out 1/3/10, accept-to-send latency at fixed offered rates
@@ -278,7 +279,7 @@ fn main() {
         idle.daemon.shutdown().await;
 
         let (events, reps) = if quick { (2_000, 1) } else { (20_000, 3) };
-        println!("\nthroughput: {events} events, median of {reps} runs, durable (WAL, synchronous=FULL)");
+        println!("\nthroughput: {events} events, median of {reps} runs, durable (WAL, answered after fdatasync)");
         println!("{:>8} {:>12} {:>16}", "fan-out", "submitters", "events/s");
         for fanout in [1usize, 3, 10] {
             for submitters in [1u64, 64] {

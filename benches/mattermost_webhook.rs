@@ -11,9 +11,9 @@
 //! generator POSTs form-encoded outgoing-webhook calls (a unique `post_id` as
 //! random-looking as Mattermost's, sequence number in `text`) to `/webhooks/mm-a`
 //! over keep-alive HTTP/1.1 connections written by hand. The daemon answers each
-//! only after the event is durably committed (SQLite WAL, synchronous=FULL, group
-//! commit; a fresh state dir on disk per scenario), then relays it through `mm-b`'s
-//! incoming webhook to the sink.
+//! only once the event's commit is on disk (SQLite WAL, group commit, one fdatasync
+//! for what was written; a fresh state dir on disk per scenario), and relays it
+//! through `mm-b`'s incoming webhook to the sink as soon as it is written.
 //!
 //! The daemon runs in a child process (this binary, re-run with `--daemon-child`),
 //! started through the library API on the runtime `switchboard run` uses
@@ -880,7 +880,7 @@ async fn latency(routes: u64, rate: u64, warmup: u64, messages: u64) -> Latency 
 async fn run(quick: bool) {
     let probe = tempfile::tempdir().unwrap();
     println!(
-        "state dirs: a fresh one per scenario under {} ({}); SQLite WAL, synchronous=FULL",
+        "state dirs: a fresh one per scenario under {} ({}); SQLite WAL, answered after fdatasync",
         std::env::temp_dir().display(),
         filesystem_of(probe.path())
     );
@@ -1055,7 +1055,7 @@ async fn run(quick: bool) {
         mb(daemon_peak_kb)
     );
     println!(
-        "\nEvery message was acknowledged only after its commit (WAL, synchronous=FULL), reached the sink exactly once on its channel, and is in the store with its outbox row done. The daemon shares the 2 cores with the generator and the sink."
+        "\nEvery message was acknowledged only once its commit was on disk (WAL, fdatasync), reached the sink exactly once on its channel, and is in the store with its outbox row done. The daemon shares the 2 cores with the generator and the sink."
     );
 }
 
