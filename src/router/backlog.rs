@@ -26,12 +26,12 @@ const WATCH_EVERY: Duration = Duration::from_secs(1);
 impl RoomScheduler {
     /// Waits while any of `rooms` has more rows queued than the bound, for at most the
     /// configured time. Returns at once when no room is over the bound.
-    pub async fn hold_answer(&self, rooms: &[RoomKey]) {
+    pub async fn hold_answer<'a>(&self, rooms: impl IntoIterator<Item = &'a RoomKey>) {
         let settings = &self.shared.settings;
         let over: Vec<Arc<RoomState>> = {
             let known = self.lock();
             rooms
-                .iter()
+                .into_iter()
                 .filter_map(|room| known.get(room).cloned())
                 .filter(|state| state.depth.load(Ordering::Relaxed) > settings.hold_answers_above)
                 .collect()
@@ -66,23 +66,19 @@ impl RoomScheduler {
             m::queue_oldest_age(&state.key, age_ms);
             let lagging = age_ms > lagging_after;
             let was_lagging = state.lagging.swap(lagging, Ordering::Relaxed);
-            let health = &self.shared.health;
-            match (was_lagging, lagging) {
-                (false, true) => {
-                    tracing::warn!(
-                        room = %state.key,
-                        oldest_queued_s = age_ms / 1000,
-                        queued = depth,
-                        "delivery: room is lagging"
-                    );
-                    health.set_lagging(&state.key, Some(Lagging::new(depth, head)));
-                }
-                (true, true) => health.set_lagging(&state.key, Some(Lagging::new(depth, head))),
-                (true, false) => {
-                    tracing::info!(room = %state.key, queued = depth, "delivery: room caught up");
-                    health.set_lagging(&state.key, None);
-                }
-                (false, false) => {}
+            if lagging && !was_lagging {
+                tracing::warn!(
+                    room = %state.key,
+                    oldest_queued_s = age_ms / 1000,
+                    queued = depth,
+                    "delivery: room is lagging"
+                );
+            } else if was_lagging && !lagging {
+                tracing::info!(room = %state.key, queued = depth, "delivery: room caught up");
+            }
+            if lagging || was_lagging {
+                let shown = lagging.then(|| Lagging::new(depth, head));
+                self.shared.health.set_lagging(&state.key, shown);
             }
         }
     }

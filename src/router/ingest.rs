@@ -7,7 +7,7 @@ use crate::store::{AcceptOutcome, SharedStore};
 use async_trait::async_trait;
 use std::sync::Arc;
 use switchboard_sdk::adapter::InboundHandler;
-use switchboard_sdk::{Inbound, NetworkId, RoomKey, SubmitError, SubmitOutcome};
+use switchboard_sdk::{Inbound, NetworkId, SubmitError, SubmitOutcome};
 use tokio_util::sync::CancellationToken;
 
 pub struct Ingest {
@@ -80,10 +80,6 @@ impl Ingest {
             .iter()
             .map(|d| (d.room.network.clone(), d.route.clone()))
             .collect();
-        let rooms: Vec<RoomKey> = match acknowledged {
-            Acknowledged::Yes => destinations.iter().map(|d| d.room.clone()).collect(),
-            Acknowledged::No => Vec::new(),
-        };
         let accepted = match acknowledged {
             Acknowledged::Yes => self.store.accept(event, destinations).await,
             Acknowledged::No => self.store.accept_unacknowledged(event, destinations).await,
@@ -96,7 +92,11 @@ impl Ingest {
                 }
                 // The source waits for this answer: a flood slows it down here
                 // rather than growing the rooms' queues (see `backlog`).
-                self.queues.hold_answer(&rooms).await;
+                if acknowledged == Acknowledged::Yes {
+                    self.queues
+                        .hold_answer(outbox.iter().map(|(room, _)| room))
+                        .await;
+                }
                 Ok(SubmitOutcome::Accepted {
                     destinations: outbox.len(),
                 })

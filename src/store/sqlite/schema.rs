@@ -33,10 +33,10 @@ pub fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 /// The checkpointer's connection: it syncs the WAL before copying it back and the
-/// database file after, so the WAL is reused only once its pages are on disk.
+/// database file after (`synchronous = FULL`, from `configure_common`), so the WAL is
+/// reused only once its pages are on disk.
 pub fn configure_checkpointer(conn: &Connection) -> rusqlite::Result<()> {
     configure_common(conn)?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     Ok(())
 }
@@ -57,8 +57,8 @@ const OUTBOX_IDS_PER_RUN: i64 = 1 << 32;
 /// Starts a run: moves the outbox's id counter to the start of a range no earlier
 /// run used, in a synced commit, before anything is accepted.
 ///
-/// Outbox ids name deliveries outside the store (a Matrix transaction id is built
-/// from one). A commit written but not yet synced is lost with a power cut, and
+/// Outbox ids name deliveries outside the store (the delivery key, and with it the
+/// Matrix transaction id, of an event without a native id is built from one). A commit written but not yet synced is lost with a power cut, and
 /// AUTOINCREMENT would then hand its ids out again for other messages, which a
 /// destination could take for retries of the lost ones and drop. Each run's ids start
 /// past every id an earlier run could have handed out, synced or not.

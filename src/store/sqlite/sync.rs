@@ -136,6 +136,9 @@ async fn announcer(
 /// daemon restarts and reads back what the disk really holds.
 pub type SyncFailed = Arc<AtomicBool>;
 
+/// What every command after a failed sync is told.
+pub const EARLIER_SYNC_FAILED: &str = "an earlier sync failed";
+
 /// Starts the syncer; the writer sends it, after each batch, the replies that wait
 /// for the disk.
 pub fn spawn_syncer(
@@ -152,7 +155,7 @@ pub fn spawn_syncer(
                     replies.extend(more);
                 }
                 let result = if failed.load(Ordering::Acquire) {
-                    Err("an earlier sync failed".to_owned())
+                    Err(EARLIER_SYNC_FAILED.to_owned())
                 } else {
                     let started = std::time::Instant::now();
                     let synced = sync().map_err(|error| error.to_string());

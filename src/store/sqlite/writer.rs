@@ -229,7 +229,7 @@ type PruneCommand = (
 
 /// After a failed sync nothing more is written (see `sync::SyncFailed`).
 fn refuse_after_failed_sync(batch: Vec<Command>, prune: Option<PruneCommand>) {
-    let error = || StoreError::SyncFailed("an earlier sync failed".to_owned());
+    let error = || StoreError::SyncFailed(sync::EARLIER_SYNC_FAILED.to_owned());
     for command in batch {
         Reply {
             command,
