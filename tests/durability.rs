@@ -30,19 +30,55 @@ const PASSWORD: &str = "bridge-password";
 const TOKEN: &str = "outgoing-secret-token";
 const MESSAGES: usize = 5;
 
-/// Builds the sync gate next to the test's files; returns the library's path.
-fn build_sync_gate(dir: &Path) -> PathBuf {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sync_gate.c");
-    let library = dir.join("libsync_gate.so");
-    let status = std::process::Command::new("cc")
-        .args(["-shared", "-fPIC", "-O2", "-o"])
-        .arg(&library)
-        .arg(&source)
-        .arg("-ldl")
-        .status()
-        .expect("run the C compiler (cc)");
-    assert!(status.success(), "building {} failed", source.display());
-    library
+/// `tests/fixtures/sync_gate.c`, built next to the test's files: the daemon started
+/// through it has its store's syncs held while the gate is closed.
+struct SyncGate {
+    library: PathBuf,
+    gate: PathBuf,
+}
+
+impl SyncGate {
+    fn build(dir: &Path) -> Self {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sync_gate.c");
+        let library = dir.join("libsync_gate.so");
+        let status = std::process::Command::new("cc")
+            .args(["-shared", "-fPIC", "-O2", "-o"])
+            .arg(&library)
+            .arg(&source)
+            .arg("-ldl")
+            .status()
+            .expect("run the C compiler (cc)");
+        assert!(status.success(), "building {} failed", source.display());
+        Self {
+            library,
+            gate: dir.join("sync-gate"),
+        }
+    }
+
+    /// Starts the daemon with the gate loaded and waits until it is healthy.
+    async fn start(&self, bridge: &mut BridgeProcess) {
+        bridge.spawn_with_env(&[
+            ("LD_PRELOAD", self.library.as_os_str()),
+            ("SYNC_GATE_FILE", self.gate.as_os_str()),
+        ]);
+        bridge.wait_healthy().await;
+    }
+
+    /// From now on the store's syncs are held (writes still reach the kernel).
+    fn close(&self) {
+        std::fs::write(&self.gate, b"").unwrap();
+    }
+
+    fn open(&self) {
+        std::fs::remove_file(&self.gate).unwrap();
+    }
+
+    /// Whether a sync of the store was ever held.
+    fn held_a_sync(&self) -> bool {
+        let mut held = self.gate.clone().into_os_string();
+        held.push(".held");
+        Path::new(&held).exists()
+    }
 }
 
 /// One outgoing-webhook call as Mattermost makes it; `None` when the connection
@@ -133,15 +169,13 @@ async fn world() -> World {
 }
 
 impl World {
-    async fn bot_joined(&self) {
-        common::eventually("the bridge joins the Matrix room", || async {
-            self.bob
-                .joined_members(&self.room)
-                .await
-                .iter()
-                .any(|m| m == BOT)
-        })
-        .await;
+    /// Starts the daemon through a sync gate (open) and waits until it is in the
+    /// Matrix room.
+    async fn start_gated(&mut self) -> SyncGate {
+        let gate = SyncGate::build(self.bridge.dir.path());
+        gate.start(&mut self.bridge).await;
+        common::bridge_bot_joined(&self.bob, &self.room).await;
+        gate
     }
 
     async fn matrix_bodies(&self) -> Vec<String> {
@@ -151,52 +185,31 @@ impl World {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigkill_between_write_and_sync_loses_nothing_and_matrix_gets_no_duplicate() {
-    let World {
-        synapse,
-        bob,
-        room,
-        _irc,
-        mut alice,
-        mm,
-        town,
-        mut bridge,
-    } = world().await;
-    let library = build_sync_gate(bridge.dir.path());
-    let gate = bridge.dir.path().join("sync-gate");
-    let held = bridge.dir.path().join("sync-gate.held");
-    let env = [
-        ("LD_PRELOAD", library.as_os_str()),
-        ("SYNC_GATE_FILE", gate.as_os_str()),
-    ];
-    bridge.spawn_with_env(&env);
-    bridge.wait_healthy().await;
-    common::eventually("the bridge joins the Matrix room", || async {
-        bob.joined_members(&room).await.iter().any(|m| m == BOT)
-    })
-    .await;
+    let mut w = world().await;
+    let gate = w.start_gated().await;
 
     // The disk stalls: syncs of the store are held from now on.
-    std::fs::write(&gate, b"").unwrap();
+    gate.close();
     let mut unanswered = Vec::new();
     for i in 0..MESSAGES {
-        let (addr, town) = (bridge.http, town.clone());
+        let (addr, town) = (w.bridge.http, w.town.clone());
         unanswered.push(tokio::spawn(async move {
             webhook(addr, &town, &format!("post{i}"), &text(i)).await
         }));
         // Relayed although its sync (and so its answer) is held back.
-        alice.expect("#a", &text(i), WAIT).await;
+        w.alice.expect("#a", &text(i), WAIT).await;
     }
     common::eventually("Matrix has every message", || async {
-        room_bodies(&synapse, &bob, &room).await.len() >= MESSAGES
+        w.matrix_bodies().await.len() >= MESSAGES
     })
     .await;
-    assert!(held.exists(), "no sync of the store was ever held");
+    assert!(gate.held_a_sync(), "no sync of the store was ever held");
     assert!(
         unanswered.iter().all(|request| !request.is_finished()),
         "a source was answered before its message was on disk"
     );
 
-    bridge.kill();
+    w.bridge.kill();
     for request in unanswered {
         let answer = tokio::time::timeout(WAIT, request).await.unwrap().unwrap();
         assert_eq!(answer, None, "answered although the sync never completed");
@@ -204,15 +217,14 @@ async fn a_sigkill_between_write_and_sync_loses_nothing_and_matrix_gets_no_dupli
 
     // The disk recovers; the daemon comes back; the sender sends what was never
     // acknowledged again, and is told it is known.
-    std::fs::remove_file(&gate).unwrap();
-    bridge.spawn_with_env(&env);
-    bridge.wait_healthy().await;
+    gate.open();
+    gate.start(&mut w.bridge).await;
     for i in 0..MESSAGES {
-        let status = webhook(bridge.http, &town, &format!("post{i}"), &text(i)).await;
+        let status = webhook(w.bridge.http, &w.town, &format!("post{i}"), &text(i)).await;
         assert_eq!(status, Some(200), "the resent post{i}");
     }
     assert_eq!(
-        webhook(bridge.http, &town, "after", "after the restart").await,
+        webhook(w.bridge.http, &w.town, "after", "after the restart").await,
         Some(200)
     );
     let after = format!("<b{ZWJ}ob> after the restart");
@@ -223,11 +235,11 @@ async fn a_sigkill_between_write_and_sync_loses_nothing_and_matrix_gets_no_dupli
             tokio::time::Instant::now() < deadline,
             "IRC never got the message sent after the restart; got {on_irc:?}"
         );
-        let got = alice.collect("#a", 1, WAIT).await;
+        let got = w.alice.collect("#a", 1, WAIT).await;
         on_irc.extend(got.into_iter().map(|m| m.text));
     }
     common::eventually("Matrix has the message sent after the restart", || async {
-        room_bodies(&synapse, &bob, &room)
+        w.matrix_bodies()
             .await
             .iter()
             .any(|body| body.contains("after the restart"))
@@ -245,7 +257,7 @@ async fn a_sigkill_between_write_and_sync_loses_nothing_and_matrix_gets_no_dupli
         );
     }
     // Matrix: each exactly once, in order, then the new one.
-    let bodies = room_bodies(&synapse, &bob, &room).await;
+    let bodies = w.matrix_bodies().await;
     let mut expected: Vec<String> = (0..MESSAGES)
         .map(|i| format!("<b{ZWJ}ob> {}", text(i)))
         .collect();
@@ -253,26 +265,26 @@ async fn a_sigkill_between_write_and_sync_loses_nothing_and_matrix_gets_no_dupli
     assert_eq!(bodies, expected, "Matrix lost or repeated a message");
     // Nothing went back to Mattermost (the origin) and nothing was dead-lettered.
     assert!(
-        mm.posts(&town).iter().all(|post| post.is_system()),
+        w.mm.posts(&w.town).iter().all(|post| post.is_system()),
         "{:?}",
-        mm.posts(&town)
+        w.mm.posts(&w.town)
     );
     assert!(
-        bridge
+        w.bridge
             .metric("switchboard_events_dead_lettered_total")
             .await
             .is_none(),
         "something was dead-lettered; log:\n{}",
-        bridge.log()
+        w.bridge.log()
     );
     // The first run's five answers were never sent; the second run knew all five.
     assert_eq!(
-        bridge
+        w.bridge
             .metric("switchboard_events_ignored_total{network=\"mm\",reason=\"duplicate\"}")
             .await,
         Some(MESSAGES as f64),
         "log:\n{}",
-        bridge.log()
+        w.bridge.log()
     );
 }
 
@@ -294,19 +306,11 @@ fn copy_dir(from: &Path, to: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_whose_record_a_power_cut_lost_is_shown_once_in_matrix_when_resent() {
     let mut w = world().await;
-    let library = build_sync_gate(w.bridge.dir.path());
-    let gate = w.bridge.dir.path().join("sync-gate");
-    let env = [
-        ("LD_PRELOAD", library.as_os_str()),
-        ("SYNC_GATE_FILE", gate.as_os_str()),
-    ];
-    w.bridge.spawn_with_env(&env);
-    w.bridge.wait_healthy().await;
-    w.bot_joined().await;
+    let gate = w.start_gated().await;
 
     // From here the disk writes nothing back: what it holds is what a power cut
     // would leave (syncs held, so no checkpoint writes the database file either).
-    std::fs::write(&gate, b"").unwrap();
+    gate.close();
     let state = w.bridge.dir.path().join("state");
     let on_disk = w.bridge.dir.path().join("state-on-disk");
     copy_dir(&state, &on_disk);
@@ -331,11 +335,10 @@ async fn a_message_whose_record_a_power_cut_lost_is_shown_once_in_matrix_when_re
     );
     std::fs::remove_dir_all(&state).unwrap();
     copy_dir(&on_disk, &state);
-    std::fs::remove_file(&gate).unwrap();
+    gate.open();
 
     // Never acknowledged: the source sends the post again.
-    w.bridge.spawn_with_env(&env);
-    w.bridge.wait_healthy().await;
+    gate.start(&mut w.bridge).await;
     let status = webhook(w.bridge.http, &w.town, "cut1", "said before the power cut").await;
     assert_eq!(status, Some(200));
     assert_eq!(

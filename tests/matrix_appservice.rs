@@ -100,14 +100,7 @@ impl World {
     async fn start_bridge(&mut self) {
         self.bridge.spawn();
         self.bridge.wait_healthy().await;
-        common::eventually("the bridge bot joins the Matrix room", || async {
-            self.bob
-                .joined_members(&self.room)
-                .await
-                .iter()
-                .any(|member| member == "@switchboard:localhost")
-        })
-        .await;
+        common::bridge_bot_joined(&self.bob, &self.room).await;
     }
 }
 

@@ -59,14 +59,7 @@ impl World {
 
     /// Waits until the bot has joined `room` (it joins when it starts).
     async fn bot_joined(&self, room: &str) {
-        common::eventually("the bridge joins the Matrix room", || async {
-            self.bob
-                .joined_members(room)
-                .await
-                .iter()
-                .any(|member| member == "@switchboard:localhost")
-        })
-        .await;
+        common::bridge_bot_joined(&self.bob, room).await;
     }
 }
 

@@ -87,14 +87,7 @@ impl World {
 
     /// Waits until the bot has joined the room (it joins when it starts).
     async fn bot_joined(&self) {
-        common::eventually("the bridge joins the Matrix room", || async {
-            self.bob
-                .joined_members(&self.room)
-                .await
-                .iter()
-                .any(|member| member == BOT)
-        })
-        .await;
+        common::bridge_bot_joined(&self.bob, &self.room).await;
     }
 
     /// The posts the bridge made in town-square, in order (deleted ones included).

@@ -243,3 +243,15 @@ pub async fn synapse_with_bob(
     let room = bob.create_room(Some("bridge"), false).await;
     (synapse, bob, room)
 }
+
+/// Waits until the bridge's Matrix user (`@switchboard:localhost` in every test) has
+/// joined `room`, as `peer` sees it (the bridge joins its rooms when it starts).
+pub async fn bridge_bot_joined(peer: &switchboard_testkit::synapse::MatrixPeer, room: &str) {
+    eventually("the bridge joins the Matrix room", || async {
+        peer.joined_members(room)
+            .await
+            .iter()
+            .any(|member| member == "@switchboard:localhost")
+    })
+    .await;
+}
