@@ -2,11 +2,14 @@
 //! sequence, dedup on the native-id map, committed rows handed to delivery) without
 //! files, threads or blocking reads, so that delivery tests run on a paused tokio
 //! clock. Nothing survives the process; durability tests use `SqliteStore`.
+//!
+//! A dead letter keeps the whole row it was, so that a requeue can rebuild the
+//! row from it, as the SQLite store rebuilds it from the message it points at.
 
 use super::{
     AcceptOutcome, AcceptedEvent, Clock, CommittedRows, CommittedRowsReceiver, Completion,
-    DeadLetter, Destination, PendingRow, PruneBefore, Pruned, References, Store, StoreError,
-    releases_origin_id,
+    DeadLetter, Destination, PendingRow, PruneBefore, Pruned, References, Requeue, Store,
+    StoreError, releases_origin_id,
 };
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
@@ -35,6 +38,14 @@ struct OutboxRow {
     row: PendingRow,
 }
 
+/// One dead letter: the row it was, why and when delivery gave up on it.
+struct DeadRow {
+    room: RoomKey,
+    row: PendingRow,
+    reason: String,
+    dead_ms: i64,
+}
+
 #[derive(Default)]
 struct State {
     messages: BTreeMap<i64, Message>,
@@ -44,7 +55,8 @@ struct State {
     room_sequence: HashMap<RoomKey, i64>,
     outbox: BTreeMap<i64, OutboxRow>,
     next_outbox_id: i64,
-    dead_letters: BTreeMap<i64, (DeadLetter, i64)>,
+    /// By outbox id.
+    dead_letters: BTreeMap<i64, DeadRow>,
     adapter_state: HashMap<(NetworkId, String), String>,
 }
 
@@ -160,17 +172,88 @@ impl State {
             }
             Completion::Dead { outbox_id, reason } => {
                 if let Some(OutboxRow { room, row }) = self.outbox.remove(&outbox_id) {
-                    let letter = DeadLetter {
-                        outbox_id,
-                        bridged_id: row.bridged_id,
-                        route: row.route,
+                    let dead = DeadRow {
                         room,
-                        attempts: row.attempts,
+                        row,
                         reason,
+                        dead_ms: now,
                     };
-                    self.dead_letters.insert(outbox_id, (letter, now));
+                    self.dead_letters.insert(outbox_id, dead);
                 }
             }
+        }
+    }
+
+    /// Queues the chosen dead letters again (see `Store::requeue`); the new rows.
+    fn requeue(&mut self, which: Requeue) -> Result<CommittedRows, StoreError> {
+        let ids: Vec<i64> = match &which {
+            Requeue::One { outbox_id } => self
+                .dead_letters
+                .contains_key(outbox_id)
+                .then_some(*outbox_id)
+                .into_iter()
+                .collect(),
+            // By outbox id: the room's original order.
+            Requeue::Room(room) => self
+                .dead_letters
+                .iter()
+                .filter(|(_, dead)| &dead.room == room)
+                .map(|(id, _)| *id)
+                .collect(),
+        };
+        // All or nothing, as in one transaction.
+        for id in &ids {
+            let bridged_id = self.dead_letters[id].row.bridged_id;
+            if !self.messages.contains_key(&bridged_id) {
+                return Err(StoreError::MessageGone {
+                    outbox_id: *id,
+                    bridged_id,
+                });
+            }
+        }
+        let mut rows = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Some(DeadRow { room, mut row, .. }) = self.dead_letters.remove(&id) else {
+                continue;
+            };
+            let seq = self.room_sequence.entry(room.clone()).or_insert(0);
+            *seq += 1;
+            self.next_outbox_id += 1;
+            row.outbox_id = self.next_outbox_id;
+            row.seq = *seq;
+            row.attempts = 0;
+            self.outbox.insert(
+                row.outbox_id,
+                OutboxRow {
+                    room: room.clone(),
+                    row: row.clone(),
+                },
+            );
+            rows.push((room, row));
+        }
+        Ok(rows)
+    }
+
+    fn summary(&self, bridged_id: i64) -> Option<(String, String)> {
+        self.messages.get(&bridged_id).map(|message| {
+            (
+                message.sender_name.clone(),
+                message.event.content.to_plain(),
+            )
+        })
+    }
+
+    fn letter(&self, outbox_id: i64, dead: &DeadRow) -> DeadLetter {
+        DeadLetter {
+            outbox_id,
+            bridged_id: dead.row.bridged_id,
+            route: dead.row.route.clone(),
+            room: dead.room.clone(),
+            attempts: dead.row.attempts,
+            reason: dead.reason.clone(),
+            created_ms: dead.row.created_ms,
+            dead_ms: dead.dead_ms,
+            summary: self.summary(dead.row.bridged_id),
         }
     }
 
@@ -187,7 +270,7 @@ impl State {
         needed.extend(
             self.dead_letters
                 .values()
-                .map(|(letter, _)| Some(letter.bridged_id)),
+                .map(|dead| Some(dead.row.bridged_id)),
         );
         let old: Vec<i64> = self
             .messages
@@ -206,7 +289,7 @@ impl State {
         let dead: Vec<i64> = self
             .dead_letters
             .iter()
-            .filter(|(_, (_, dead_ms))| *dead_ms < before.dead_letters_ms)
+            .filter(|(_, dead)| dead.dead_ms < before.dead_letters_ms)
             .map(|(id, _)| *id)
             .take(limit)
             .collect();
@@ -278,12 +361,34 @@ impl Store for MemoryStore {
     }
 
     async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
-        Ok(self
-            .lock()
+        let state = self.lock();
+        Ok(state
             .dead_letters
-            .values()
-            .map(|(letter, _)| letter.clone())
+            .iter()
+            .map(|(id, dead)| state.letter(*id, dead))
             .collect())
+    }
+
+    async fn recent_dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        let state = self.lock();
+        let mut newest: Vec<(&i64, &DeadRow)> = state.dead_letters.iter().collect();
+        newest.sort_by_key(|(id, dead)| std::cmp::Reverse((dead.dead_ms, **id)));
+        Ok(newest
+            .into_iter()
+            .take(limit)
+            .map(|(id, dead)| state.letter(*id, dead))
+            .collect())
+    }
+
+    async fn requeue(&self, which: Requeue) -> Result<u64, StoreError> {
+        let mut state = self.lock();
+        let rows = state.requeue(which)?;
+        let requeued = rows.len() as u64;
+        if !rows.is_empty() {
+            // Under the lock, like an accept's rows: commits reach delivery in order.
+            let _ = self.delivery.send(rows);
+        }
+        Ok(requeued)
     }
 
     async fn native_ids_in(
@@ -303,12 +408,7 @@ impl Store for MemoryStore {
     }
 
     async fn summary(&self, bridged_id: i64) -> Result<Option<(String, String)>, StoreError> {
-        Ok(self.lock().messages.get(&bridged_id).map(|message| {
-            (
-                message.sender_name.clone(),
-                message.event.content.to_plain(),
-            )
-        }))
+        Ok(self.lock().summary(bridged_id))
     }
 
     async fn adapter_state(

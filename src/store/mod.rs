@@ -7,6 +7,13 @@
 //! Order per destination room is a per-room sequence the store assigns in the accept
 //! transaction; dedup is a unique constraint on the native-id map. `sqlite` is the
 //! durable implementation; `memory` serves tests on a paused clock.
+//!
+//! Only delivery moves rows to the dead letters (`Completion::Dead`, once it is done
+//! with a row; a room a reload left without routes has its rows dead-lettered that
+//! way too). Operators can queue dead letters again (`requeue`): under new outbox
+//! ids, at the end of their room's order, and handed to delivery like freshly
+//! accepted rows. Nothing else takes a row out of the outbox, so a row is never
+//! both queued and a dead letter, and a worker's completion always finds its row.
 
 #[cfg(test)]
 mod contract_tests;
@@ -44,6 +51,11 @@ pub enum StoreError {
         "the disk did not confirm a write ({0}); nothing more is accepted until the daemon restarts"
     )]
     SyncFailed(String),
+    /// A dead letter cannot be queued again: the message it carries is no longer
+    /// stored. Retention keeps every message a dead letter carries, so this means
+    /// the database was changed by hand; nothing was requeued.
+    #[error("dead letter {outbox_id} cannot be requeued: its message {bridged_id} is gone")]
+    MessageGone { outbox_id: i64, bridged_id: i64 },
 }
 
 /// One room an event must be delivered to, and the route that sends it there.
@@ -191,6 +203,22 @@ pub struct DeadLetter {
     pub room: RoomKey,
     pub attempts: i64,
     pub reason: String,
+    /// When the event was accepted and when delivery gave up (ms since the epoch).
+    pub created_ms: i64,
+    pub dead_ms: i64,
+    /// Sender name and plain text of the message (as `Store::summary` gives them),
+    /// so that an operator sees what was not delivered; `None` only if the message
+    /// is no longer stored.
+    pub summary: Option<(String, String)>,
+}
+
+/// Which dead letters `Store::requeue` queues again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requeue {
+    /// The dead letter of this (former) outbox row.
+    One { outbox_id: i64 },
+    /// Every dead letter of this room, in their original order.
+    Room(RoomKey),
 }
 
 /// What one pruning step removes: rows older than these times (ms since the epoch).
@@ -253,7 +281,20 @@ pub trait Store: Send + Sync + 'static {
     /// Notes a failed attempt (for operators looking at the outbox).
     fn record_failure(&self, outbox_id: i64, error: String) -> Result<(), StoreError>;
 
+    /// Every dead letter, by outbox id.
     async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError>;
+
+    /// At most `limit` dead letters, the newest first (by `dead_ms`, then outbox id).
+    async fn recent_dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError>;
+
+    /// Queues dead letters again, in one transaction: each gets a new outbox id and
+    /// the next sequence number of its room (the end of the room's queue; a room's
+    /// letters in their original order), no attempts and no error, its `created_ms`
+    /// kept, and its dead letter is removed. The new rows reach delivery on the
+    /// committed channel like freshly accepted rows. Returns how many were requeued:
+    /// 0 when nothing matched. `StoreError::MessageGone` (and nothing requeued) if a
+    /// letter's message is no longer stored.
+    async fn requeue(&self, which: Requeue) -> Result<u64, StoreError>;
 
     /// The native ids (in part order) that a bridged message became in `room`,
     /// including the origin if the message came from there.

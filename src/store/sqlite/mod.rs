@@ -18,7 +18,7 @@ pub use sync::WalSync;
 
 use super::{
     AcceptOutcome, Clock, CommittedRowsReceiver, Completion, DeadLetter, Destination, PendingRow,
-    PruneBefore, Pruned, Store, StoreError, private,
+    PruneBefore, Pruned, Requeue, Store, StoreError, private,
 };
 use async_trait::async_trait;
 use rusqlite::Connection;
@@ -162,6 +162,19 @@ impl Store for SqliteStore {
 
     async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
         self.readers.with(read::dead_letters).await
+    }
+
+    async fn recent_dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        self.readers
+            .with(move |conn| read::recent_dead_letters(conn, limit))
+            .await
+    }
+
+    async fn requeue(&self, which: Requeue) -> Result<u64, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.writer
+            .send(writer::Command::Requeue { which, reply })?;
+        rx.await.map_err(|_| StoreError::Closed)?
     }
 
     async fn adapter_state(

@@ -157,23 +157,56 @@ pub fn pending_rooms(conn: &Connection) -> Result<Vec<(RoomKey, i64)>, StoreErro
     Ok(rooms)
 }
 
+/// A dead letter's columns with its message's sender and event, for its summary.
+macro_rules! dead_letter_query {
+    ($rest:literal) => {
+        concat!(
+            "SELECT d.outbox_id, d.bridged_id, d.route, d.network, d.room, d.attempts, d.reason, \
+             d.created_ms, d.dead_ms, b.sender_name, b.event \
+             FROM dead_letter d LEFT JOIN bridged_message b ON b.id = d.bridged_id ",
+            $rest
+        )
+    };
+}
+
 pub fn dead_letters(conn: &Connection) -> Result<Vec<DeadLetter>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT outbox_id, bridged_id, route, network, room, attempts, reason FROM dead_letter ORDER BY outbox_id",
-    )?;
-    let rows = stmt
-        .query_map([], |row| {
-            Ok(DeadLetter {
-                outbox_id: row.get(0)?,
-                bridged_id: row.get(1)?,
-                route: row.get(2)?,
-                room: RoomKey::new(row.get::<_, String>(3)?, row.get::<_, String>(4)?),
-                attempts: row.get(5)?,
-                reason: row.get(6)?,
-            })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
+    let mut stmt = conn.prepare_cached(dead_letter_query!("ORDER BY d.outbox_id"))?;
+    read_dead_letters(stmt.query([])?)
+}
+
+/// The newest first; `dead_letter_by_age` serves the order.
+pub fn recent_dead_letters(conn: &Connection, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+    let mut stmt = conn.prepare_cached(dead_letter_query!(
+        "ORDER BY d.dead_ms DESC, d.outbox_id DESC LIMIT ?1"
+    ))?;
+    read_dead_letters(stmt.query([i64::try_from(limit).unwrap_or(i64::MAX)])?)
+}
+
+fn read_dead_letters(mut rows: rusqlite::Rows<'_>) -> Result<Vec<DeadLetter>, StoreError> {
+    let mut letters = Vec::new();
+    while let Some(row) = rows.next()? {
+        let sender: Option<String> = row.get(9)?;
+        let json: Option<String> = row.get(10)?;
+        let summary = match (sender, json) {
+            (Some(sender), Some(json)) => {
+                let event: Inbound = serde_json::from_str(&json)?;
+                Some((sender, event.content.to_plain()))
+            }
+            _ => None,
+        };
+        letters.push(DeadLetter {
+            outbox_id: row.get(0)?,
+            bridged_id: row.get(1)?,
+            route: row.get(2)?,
+            room: RoomKey::new(row.get::<_, String>(3)?, row.get::<_, String>(4)?),
+            attempts: row.get(5)?,
+            reason: row.get(6)?,
+            created_ms: row.get(7)?,
+            dead_ms: row.get(8)?,
+            summary,
+        });
+    }
+    Ok(letters)
 }
 
 pub fn adapter_state(

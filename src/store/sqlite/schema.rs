@@ -6,6 +6,7 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_init.sql")),
     (2, include_str!("migrations/0002_adapter_state.sql")),
     (3, include_str!("migrations/0003_room_sequence.sql")),
+    (4, include_str!("migrations/0004_dead_letter_indexes.sql")),
 ];
 
 /// WAL pages past which the checkpointer copies the WAL back into the database

@@ -1,9 +1,10 @@
 //! The SQLite store against its contract: migrations keep pending rows in order, the
 //! per-room sequence, dedup by the id map's unique key, and retention that levels
-//! the database off under days of simulated traffic.
+//! the database off under days of simulated traffic; requeued rows stored like new
+//! ones, and a dead letter whose message is gone refused.
 
 use super::*;
-use crate::store::{Retention, SharedStore, retention};
+use crate::store::{Requeue, Retention, SharedStore, retention};
 use rusqlite::params;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -192,6 +193,127 @@ async fn a_room_never_reuses_a_sequence_number_even_after_a_restart() {
     };
     let rows = store.pending_after(&b, 0, 10).await.unwrap();
     assert!(rows[1].seq > rows[0].seq, "{rows:?}");
+}
+
+#[tokio::test]
+async fn a_requeued_row_is_stored_fresh_and_keeps_its_place_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = RoomKey::new("a", "#a");
+    let b = RoomKey::new("b", "#b");
+    let (clock_ms, clock) = simulated_clock(1_000);
+    let requeued: Vec<(i64, i64)> = {
+        let (store, _committed) = SqliteStore::open_with_clock(dir.path(), clock).unwrap();
+        for i in 0..2 {
+            store
+                .accept(message(&origin, &format!("m{i}"), "x"), to(&b))
+                .await
+                .unwrap();
+        }
+        let first = store.pending_after(&b, 0, 1).await.unwrap()[0].outbox_id;
+        store.record_failure(first, "timed out".into()).unwrap();
+        clock_ms.store(2_000, Ordering::SeqCst);
+        assert_eq!(dead_letter_queue(&store, &b).await, 2);
+        assert_eq!(store.requeue(Requeue::Room(b.clone())).await.unwrap(), 2);
+        let rows = store.pending_after(&b, 0, 10).await.unwrap();
+        rows.iter().map(|row| (row.bridged_id, row.seq)).collect()
+    };
+    let conn = Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
+    let stored: Vec<(i64, Option<String>, i64)> = conn
+        .prepare("SELECT attempts, last_error, created_ms FROM outbox ORDER BY seq")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        stored,
+        vec![(0, None, 1_000), (0, None, 1_000)],
+        "no attempts, no error"
+    );
+    assert_eq!(count(dir.path(), "dead_letter"), 0);
+
+    let (store, _committed) = SqliteStore::open(dir.path()).unwrap();
+    let AcceptOutcome::Accepted { bridged_id, .. } = store
+        .accept(message(&origin, "m2", "x"), to(&b))
+        .await
+        .unwrap()
+    else {
+        panic!("not accepted");
+    };
+    let rows = store.pending_after(&b, 0, 10).await.unwrap();
+    let order: Vec<i64> = rows.iter().map(|row| row.bridged_id).collect();
+    assert_eq!(order, vec![requeued[0].0, requeued[1].0, bridged_id]);
+    assert_eq!(
+        rows[1].seq, requeued[1].1,
+        "the requeued rows' numbers were saved"
+    );
+    assert!(rows[2].seq > requeued[1].1, "{rows:?}");
+}
+
+#[tokio::test]
+async fn a_letter_whose_message_is_gone_is_refused_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut committed) = SqliteStore::open(dir.path()).unwrap();
+    let origin = RoomKey::new("a", "#a");
+    let b = RoomKey::new("b", "#b");
+    let mut ids = Vec::new();
+    for i in 0..2 {
+        let AcceptOutcome::Accepted { bridged_id, outbox } = store
+            .accept(message(&origin, &format!("m{i}"), "x"), to(&b))
+            .await
+            .unwrap()
+        else {
+            panic!("not accepted");
+        };
+        ids.push((bridged_id, outbox[0].1));
+    }
+    assert_eq!(dead_letter_queue(&store, &b).await, 2);
+    while committed.try_recv().is_ok() {}
+    // Retention never does this (see `still_needed`); a hand-edited database might.
+    let conn = Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
+    conn.pragma_update(None, "foreign_keys", false).unwrap();
+    conn.execute("DELETE FROM bridged_message WHERE id = ?1", [ids[1].0])
+        .unwrap();
+
+    let refused = store.requeue(Requeue::Room(b.clone())).await;
+    assert!(
+        matches!(
+            refused,
+            Err(StoreError::MessageGone { outbox_id, bridged_id })
+                if (bridged_id, outbox_id) == ids[1]
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(count(dir.path(), "outbox"), 0, "nothing requeued");
+    assert_eq!(count(dir.path(), "dead_letter"), 2, "both letters kept");
+    assert!(committed.try_recv().is_err(), "nothing handed to delivery");
+    let letters = store.dead_letters().await.unwrap();
+    assert_eq!(letters[1].summary, None, "shown without its message");
+    assert!(letters[0].summary.is_some());
+
+    let one = Requeue::One {
+        outbox_id: ids[0].1,
+    };
+    assert_eq!(
+        store.requeue(one).await.unwrap(),
+        1,
+        "the other one still can"
+    );
+    assert_eq!(committed.try_recv().unwrap().len(), 1);
+}
+
+/// Dead-letters every row queued for `room` as delivery does (a `Completion::Dead`
+/// per row, committed); how many there were.
+async fn dead_letter_queue(store: &SqliteStore, room: &RoomKey) -> usize {
+    let rows = store.pending_after(room, 0, 100).await.unwrap();
+    for row in &rows {
+        let dead = Completion::Dead {
+            outbox_id: row.outbox_id,
+            reason: format!("{room} is no longer in any route"),
+        };
+        store.complete(dead).unwrap().await.unwrap();
+    }
+    rows.len()
 }
 
 /// Simulated time for the store's stamps.

@@ -6,10 +6,14 @@
 //! A batch runs without savepoints; only if one of its commands fails is it rolled
 //! back and run again with a savepoint per command, so that the failure costs that
 //! command alone. Pruning runs between batches, one short transaction per step.
+//!
+//! Requeueing dead letters is a command like the others, so it takes its rooms'
+//! next sequence numbers from the same counters as accepts, and requeued rows reach
+//! delivery with their batch.
 
 use super::super::{
-    AcceptOutcome, AcceptedEvent, Clock, CommittedRows, Completion, Destination, PruneBefore,
-    Pruned, References, StoreError, releases_origin_id,
+    AcceptOutcome, AcceptedEvent, Clock, CommittedRows, Completion, Destination, PendingRow,
+    PruneBefore, Pruned, References, Requeue, StoreError, releases_origin_id,
 };
 use super::schema::CHECKPOINT_PAGES;
 use super::sync::WAL_LIMIT_PAGES;
@@ -51,6 +55,12 @@ pub enum Command {
     },
     Flush {
         reply: oneshot::Sender<()>,
+    },
+    /// Queues dead letters again (see `Store::requeue`); the new rows go to delivery
+    /// with the batch's other new rows.
+    Requeue {
+        which: Requeue,
+        reply: oneshot::Sender<Result<u64, StoreError>>,
     },
     /// Runs in its own transaction between batches (see `prune`), never in one.
     Prune {
@@ -158,6 +168,7 @@ impl Helpers {
 /// What one command did, told to its caller once the batch is committed.
 enum Applied {
     Accept(Result<AcceptOutcome, StoreError>),
+    Requeued(Result<u64, StoreError>),
     Done,
 }
 
@@ -269,7 +280,7 @@ fn process(conn: &mut Connection, batch: Vec<Command>, state: &mut WriterState) 
             new_rows.clear();
             batch
                 .iter()
-                .map(|_| Applied::Accept(Err(StoreError::Sqlite(clone_error(&error)))))
+                .map(|command| not_committed(command, &error))
                 .collect()
         }
     };
@@ -291,7 +302,9 @@ impl Reply {
     /// Whether the caller may act on the answer only once the batch is on disk: an
     /// accept that acknowledges its source (a duplicate's original may be in the
     /// same unsynced batch), saved adapter state (a sync position or cursor says
-    /// what the source need not send again) and a flush.
+    /// what the source need not send again), a flush, and letters requeued (an
+    /// operator told "done" must not see it undone by a crash; requeued rows still
+    /// reach delivery as soon as written, as accepted rows do).
     fn waits_for_disk(&self) -> bool {
         match (&self.command, &self.applied) {
             (
@@ -301,6 +314,7 @@ impl Reply {
                 },
                 Applied::Accept(result),
             ) => result.is_ok(),
+            (Command::Requeue { .. }, Applied::Requeued(result)) => result.is_ok(),
             (Command::SaveState { .. } | Command::Flush { .. }, _) => true,
             _ => false,
         }
@@ -311,7 +325,13 @@ impl Reply {
             (Command::Accept { reply, .. }, Applied::Accept(result)) => {
                 let _ = reply.send(result);
             }
-            (Command::Accept { reply, .. }, Applied::Done) => {
+            (Command::Accept { reply, .. }, _) => {
+                let _ = reply.send(Err(StoreError::Closed));
+            }
+            (Command::Requeue { reply, .. }, Applied::Requeued(result)) => {
+                let _ = reply.send(result);
+            }
+            (Command::Requeue { reply, .. }, _) => {
                 let _ = reply.send(Err(StoreError::Closed));
             }
             (Command::Complete { reply, .. }, _)
@@ -336,6 +356,9 @@ impl Reply {
             Command::Prune { reply, .. } => {
                 let _ = reply.send(Err(error));
             }
+            Command::Requeue { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
             Command::Complete { .. }
             | Command::Failure { .. }
             | Command::SaveState { .. }
@@ -346,6 +369,15 @@ impl Reply {
 
 fn clone_error(error: &rusqlite::Error) -> rusqlite::Error {
     rusqlite::Error::ToSqlConversionFailure(error.to_string().into())
+}
+
+/// What a command of a batch whose commit failed tells its caller.
+fn not_committed(command: &Command, error: &rusqlite::Error) -> Applied {
+    let error = StoreError::Sqlite(clone_error(error));
+    match command {
+        Command::Requeue { .. } => Applied::Requeued(Err(error)),
+        _ => Applied::Accept(Err(error)),
+    }
 }
 
 /// Applies the batch in one transaction. `Ok(Err(_))` is a failed commit (every
@@ -422,6 +454,14 @@ fn apply(
             )?
             .execute(params![network.as_str(), key, value])
             .map(|_| Applied::Done),
+        Command::Requeue { which, .. } => {
+            let requeued = requeue(conn, which, &mut state.sequences)?;
+            Ok(Applied::Requeued(requeued.map(|rows| {
+                let count = rows.len() as u64;
+                new_rows.extend(rows);
+                count
+            })))
+        }
         // `run` takes pruning out of batches; nothing to write here.
         Command::Flush { .. } | Command::Prune { .. } => Ok(Applied::Done),
     }
@@ -441,6 +481,7 @@ fn failed(command: &Command, error: rusqlite::Error) -> Applied {
         Command::SaveState { network, .. } => {
             tracing::error!(%error, %network, "store: could not save adapter state");
         }
+        Command::Requeue { .. } => return Applied::Requeued(Err(StoreError::from(error))),
         Command::Flush { .. } | Command::Prune { .. } => {}
     }
     Applied::Done
@@ -636,6 +677,114 @@ fn delete_outbox(conn: &Connection, outbox_id: i64) -> rusqlite::Result<()> {
     conn.prepare_cached("DELETE FROM outbox WHERE id = ?1")?
         .execute([outbox_id])?;
     Ok(())
+}
+
+/// One dead letter to requeue, with what its new row needs from its message.
+struct Letter {
+    outbox_id: i64,
+    bridged_id: i64,
+    route: String,
+    room: RoomKey,
+    created_ms: i64,
+    /// The message's references and event; `None` if the message is gone.
+    message: Option<(References, String)>,
+}
+
+/// Queues the chosen dead letters again (see `Store::requeue`); the new rows, or
+/// `Ok(Err(_))` with nothing written if one of them cannot be requeued.
+///
+/// Retention never prunes a message a dead letter carries (`still_needed`), and the
+/// foreign key keeps it too, so `MessageGone` means a database changed by hand. The
+/// messages a letter's message refers to (reply, edit target, thread root) are not
+/// kept for dead letters and may be gone: delivery then finds no copy of them, as
+/// for any reference to a message never bridged.
+fn requeue(
+    conn: &Connection,
+    which: &Requeue,
+    sequences: &mut RoomSequences,
+) -> rusqlite::Result<Result<CommittedRows, StoreError>> {
+    const LETTERS: &str = "SELECT d.outbox_id, d.bridged_id, d.route, d.network, d.room, d.created_ms, \
+         b.id, b.target_id, b.reply_to_id, b.thread_id, b.event \
+         FROM dead_letter d LEFT JOIN bridged_message b ON b.id = d.bridged_id";
+    let letter = |row: &rusqlite::Row<'_>| -> rusqlite::Result<Letter> {
+        let message = match row.get::<_, Option<i64>>(6)? {
+            Some(_) => Some((
+                References {
+                    target_id: row.get(7)?,
+                    reply_to_id: row.get(8)?,
+                    thread_id: row.get(9)?,
+                },
+                row.get(10)?,
+            )),
+            None => None,
+        };
+        Ok(Letter {
+            outbox_id: row.get(0)?,
+            bridged_id: row.get(1)?,
+            route: row.get(2)?,
+            room: RoomKey::new(row.get::<_, String>(3)?, row.get::<_, String>(4)?),
+            created_ms: row.get(5)?,
+            message,
+        })
+    };
+    let letters = match which {
+        Requeue::One { outbox_id } => conn
+            .prepare_cached(&format!("{LETTERS} WHERE d.outbox_id = ?1"))?
+            .query_map([outbox_id], letter)?
+            .collect::<Result<Vec<_>, _>>()?,
+        // By outbox id: the room's original order (`dead_letter_by_room`).
+        Requeue::Room(room) => conn
+            .prepare_cached(&format!(
+                "{LETTERS} WHERE d.network = ?1 AND d.room = ?2 ORDER BY d.outbox_id"
+            ))?
+            .query_map(params![room.network.as_str(), room.room.as_str()], letter)?
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    // Everything is checked before anything is written: all or nothing.
+    let mut ready = Vec::with_capacity(letters.len());
+    for mut letter in letters {
+        let Some((references, json)) = letter.message.take() else {
+            return Ok(Err(StoreError::MessageGone {
+                outbox_id: letter.outbox_id,
+                bridged_id: letter.bridged_id,
+            }));
+        };
+        let event: Inbound = match serde_json::from_str(&json) {
+            Ok(event) => event,
+            Err(error) => return Ok(Err(StoreError::Corrupt(error))),
+        };
+        ready.push((letter, references, event));
+    }
+    let mut rows = Vec::with_capacity(ready.len());
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO outbox (bridged_id, route, network, room, seq, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    let mut remove = conn.prepare_cached("DELETE FROM dead_letter WHERE outbox_id = ?1")?;
+    for (letter, references, event) in ready {
+        let seq = sequences.next(conn, &letter.room)?;
+        insert.execute(params![
+            letter.bridged_id,
+            letter.route,
+            letter.room.network.as_str(),
+            letter.room.room.as_str(),
+            seq,
+            letter.created_ms
+        ])?;
+        let outbox_id = conn.last_insert_rowid();
+        remove.execute([letter.outbox_id])?;
+        let row = PendingRow {
+            outbox_id,
+            seq,
+            bridged_id: letter.bridged_id,
+            route: letter.route,
+            created_ms: letter.created_ms,
+            attempts: 0,
+            references,
+            event: Arc::new(event),
+        };
+        rows.push((letter.room, row));
+    }
+    Ok(Ok(rows))
 }
 
 /// What the writer keeps from one batch to the next.
