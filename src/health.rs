@@ -1,13 +1,22 @@
-//! Connection health of every network, as adapters and the supervisor report it; read
-//! by `/healthz` and by the supervisor (did a run get connected?). It is also the one
-//! place that logs a network's state changes: one line per change, so that journald
-//! tells the story of each network without repeating it on every retry.
+//! Connection health of every network, and which of its rooms it has joined, as
+//! adapters and the supervisor report them; read by `/healthz`, by the supervisor
+//! (did a run get connected?) and by whoever must know that rooms were joined
+//! ([`HealthRegistry::wait_joined`]). It is also the one place that logs a network's
+//! state and room changes: one line per change, so that journald tells the story of
+//! each network without repeating it on every retry.
+//!
+//! Rooms count as joined only on the connection that joined them: any state other
+//! than `Connected` (a lost connection, a run that ended) forgets the joined rooms
+//! (the adapter reports them again as it rejoins, before or after `Connected`), and a
+//! network (re)started (`Starting`) begins with no room state at all, so that a
+//! refusal from before a restart does not stand for the new run.
 
 use serde::{Serialize, Serializer};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Duration;
-use switchboard_sdk::{ConnectionState, NetworkId};
+use switchboard_sdk::{ConnectionState, NetworkId, RoomId, RoomReport};
+use tokio::sync::watch;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkHealth {
@@ -19,10 +28,36 @@ pub struct NetworkHealth {
     /// How many times the network became connected (so a supervisor can tell whether
     /// a run got connected, whoever reported it).
     pub connections: u64,
+    /// The rooms the adapter reported joined or refused.
+    pub rooms: RoomsHealth,
+    /// Joined rooms forgotten when the connection was lost: joining them again is
+    /// no news for the log.
+    rejoining: BTreeSet<RoomId>,
 }
 
-/// `/healthz` shows each network as `{"state", "since_ms", "last_error"}`: the error
-/// once, whether it belongs to the current state or to an earlier one.
+/// One network's rooms, as its adapter reported them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RoomsHealth {
+    /// Joined on the current connection.
+    pub joined: BTreeSet<RoomId>,
+    /// Refused by the server, and not joined since.
+    pub failed: BTreeMap<RoomId, RoomFailure>,
+}
+
+/// Why a room could not be joined, and since when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoomFailure {
+    /// The server's refusal, as the adapter reported it.
+    pub error: String,
+    /// When it was first reported (ms since the Unix epoch); a retry refused for the
+    /// same reason keeps it.
+    pub since_ms: i64,
+}
+
+/// `/healthz` shows each network as `{"state", "since_ms", "last_error",
+/// "rooms_joined", "rooms_failed"}`: the error once, whether it belongs to the
+/// current state or to an earlier one; how many rooms are joined; and each refused
+/// room with its error.
 impl Serialize for NetworkHealth {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         #[derive(Serialize)]
@@ -30,14 +65,49 @@ impl Serialize for NetworkHealth {
             state: &'static str,
             since_ms: i64,
             last_error: Option<&'a str>,
+            rooms_joined: usize,
+            rooms_failed: BTreeMap<&'a str, &'a str>,
         }
         Shown {
             state: state_name(&self.state),
             since_ms: self.since_ms,
             last_error: self.last_error.as_deref(),
+            rooms_joined: self.rooms.joined.len(),
+            rooms_failed: self
+                .rooms
+                .failed
+                .iter()
+                .map(|(room, failure)| (room.as_str(), failure.error.as_str()))
+                .collect(),
         }
         .serialize(serializer)
     }
+}
+
+/// Why [`HealthRegistry::wait_joined`] gave up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JoinWaitError {
+    #[error("network {network} cannot join {room}: {error}")]
+    Refused {
+        network: NetworkId,
+        room: RoomId,
+        error: String,
+    },
+    #[error("network {network} did not join {} within {deadline:?}", list(.rooms))]
+    TimedOut {
+        network: NetworkId,
+        /// The rooms not joined by the deadline.
+        rooms: Vec<RoomId>,
+        deadline: Duration,
+    },
+}
+
+fn list(rooms: &[RoomId]) -> String {
+    rooms
+        .iter()
+        .map(RoomId::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The state's name as `/healthz` and the logs show it.
@@ -63,6 +133,8 @@ fn error_of(state: &ConnectionState) -> Option<&str> {
 #[derive(Default)]
 pub struct HealthRegistry {
     networks: Mutex<BTreeMap<NetworkId, NetworkHealth>>,
+    /// Bumped after every change of a network's rooms or state, for `wait_joined`.
+    changed: watch::Sender<()>,
     /// Destination rooms whose oldest queued row is older than
     /// `delivery.lagging_after`, by `network/room`.
     lagging: Mutex<BTreeMap<String, Lagging>>,
@@ -106,8 +178,20 @@ impl HealthRegistry {
             since_ms: switchboard_sdk::event::now_ms(),
             last_error: None,
             connections: 0,
+            rooms: RoomsHealth::default(),
+            rejoining: BTreeSet::new(),
         });
         let previous = std::mem::replace(&mut entry.state, state.clone());
+        if state == ConnectionState::Starting {
+            // A new start: nothing the previous run reported stands for it.
+            entry.rooms = RoomsHealth::default();
+            entry.rejoining.clear();
+        } else if state != ConnectionState::Connected {
+            // The rooms go with the connection (or with a run that ended before it
+            // was up); the adapter reports them again as it rejoins.
+            let joined = std::mem::take(&mut entry.rooms.joined);
+            entry.rejoining.extend(joined);
+        }
         if let Some(error) = error_of(&state) {
             entry.last_error = Some(error.to_owned());
         }
@@ -119,6 +203,7 @@ impl HealthRegistry {
             entry.connections += 1;
         }
         drop(networks);
+        self.changed.send_modify(|_| {});
         if new_kind {
             log_change(network, &previous, &state, retry_in);
         } else if previous != state {
@@ -131,6 +216,125 @@ impl HealthRegistry {
     pub fn remove(&self, network: &NetworkId) {
         let mut networks = self.networks.lock().unwrap_or_else(|p| p.into_inner());
         networks.remove(network);
+        drop(networks);
+        self.changed.send_modify(|_| {});
+    }
+
+    /// What `network`'s adapter reported about `room`. Ignored for a network this
+    /// registry does not show (never started, or removed): a late report must not
+    /// bring it back.
+    pub fn set_room(&self, network: &NetworkId, room: &RoomId, report: RoomReport) {
+        let mut networks = self.networks.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(entry) = networks.get_mut(network) else {
+            return;
+        };
+        let rooms = &mut entry.rooms;
+        let news = match &report {
+            RoomReport::Joined => {
+                let rejoined = entry.rejoining.remove(room);
+                let refused = rooms.failed.remove(room).is_some();
+                rooms.joined.insert(room.clone()) && (refused || !rejoined)
+            }
+            RoomReport::JoinFailed { error } => {
+                entry.rejoining.remove(room);
+                let was_joined = rooms.joined.remove(room);
+                match rooms.failed.get_mut(room) {
+                    // The same refusal again (a retry): no news, and its `since` stays.
+                    Some(failure) if failure.error == *error => was_joined,
+                    Some(failure) => {
+                        failure.error = error.clone();
+                        true
+                    }
+                    None => {
+                        let since_ms = switchboard_sdk::event::now_ms();
+                        let failure = RoomFailure {
+                            error: error.clone(),
+                            since_ms,
+                        };
+                        rooms.failed.insert(room.clone(), failure);
+                        true
+                    }
+                }
+            }
+            RoomReport::Left => {
+                let rejoining = entry.rejoining.remove(room);
+                let joined = rooms.joined.remove(room);
+                let failed = rooms.failed.remove(room).is_some();
+                joined || failed || rejoining
+            }
+        };
+        drop(networks);
+        self.changed.send_modify(|_| {});
+        match report {
+            RoomReport::Joined if news => tracing::info!(%network, %room, "room joined"),
+            RoomReport::JoinFailed { error } if news => {
+                tracing::warn!(%network, %room, %error, "room cannot be joined and needs attention");
+            }
+            RoomReport::Left if news => tracing::info!(%network, %room, "room left"),
+            report => tracing::debug!(%network, %room, ?report, "room unchanged"),
+        }
+    }
+
+    /// `network`'s rooms as its adapter reported them (empty for a network this
+    /// registry does not show).
+    pub fn rooms(&self, network: &NetworkId) -> RoomsHealth {
+        self.networks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(network)
+            .map(|health| health.rooms.clone())
+            .unwrap_or_default()
+    }
+
+    /// Waits until `network` has joined every one of `rooms`. Fails as soon as one
+    /// of them is refused (the first in `rooms` order, with the server's error), or
+    /// after `deadline` naming those not joined. A refusal reported before the call
+    /// counts (it is the room's last word); one from before the network's last
+    /// (re)start does not (see the module header).
+    pub async fn wait_joined(
+        &self,
+        network: &NetworkId,
+        rooms: &[RoomId],
+        deadline: Duration,
+    ) -> Result<(), JoinWaitError> {
+        let until = tokio::time::Instant::now() + deadline;
+        // Subscribed before each look, so a change between the look and the wait
+        // still wakes it.
+        let mut changes = self.changed.subscribe();
+        loop {
+            let missing = {
+                let networks = self.networks.lock().unwrap_or_else(|p| p.into_inner());
+                let health = networks.get(network).map(|health| &health.rooms);
+                let mut missing = Vec::new();
+                for room in rooms {
+                    if let Some(failure) = health.and_then(|health| health.failed.get(room)) {
+                        return Err(JoinWaitError::Refused {
+                            network: network.clone(),
+                            room: room.clone(),
+                            error: failure.error.clone(),
+                        });
+                    }
+                    if !health.is_some_and(|health| health.joined.contains(room)) {
+                        missing.push(room.clone());
+                    }
+                }
+                missing
+            };
+            if missing.is_empty() {
+                return Ok(());
+            }
+            // The sender lives as long as `self`: `changed` cannot fail here.
+            if tokio::time::timeout_at(until, changes.changed())
+                .await
+                .is_err()
+            {
+                return Err(JoinWaitError::TimedOut {
+                    network: network.clone(),
+                    rooms: missing,
+                    deadline,
+                });
+            }
+        }
     }
 
     pub fn snapshot(&self) -> BTreeMap<NetworkId, NetworkHealth> {
@@ -207,57 +411,15 @@ fn log_change(
     }
 }
 
-/// Why `probe` got no HTTP answer.
-#[derive(Debug, thiserror::Error)]
-pub enum ProbeError {
-    #[error("{0:?} is not a plain http:// URL with a host and port")]
-    Url(String),
-    #[error("cannot reach {url}: {source}")]
-    Io { url: String, source: std::io::Error },
-    #[error("{url} did not answer with HTTP")]
-    NotHttp { url: String },
-}
-
-/// GETs a running daemon's `/healthz` (e.g. `http://127.0.0.1:9477/healthz`) and
-/// returns the status code and body; for `switchboard healthcheck`, since the
-/// container image has no HTTP client (curl would bring libcurl and OpenSSL).
-pub fn probe(url: &str, timeout: Duration) -> Result<(u16, String), ProbeError> {
-    use std::io::{Read, Write};
-    let bad_url = || ProbeError::Url(url.to_owned());
-    let rest = url.strip_prefix("http://").ok_or_else(bad_url)?;
-    let (authority, path) = match rest.find('/') {
-        Some(slash) => rest.split_at(slash),
-        None => (rest, "/healthz"),
-    };
-    let io = |source| ProbeError::Io {
-        url: url.to_owned(),
-        source,
-    };
-    let address = std::net::ToSocketAddrs::to_socket_addrs(authority)
-        .map_err(|_| bad_url())?
-        .next()
-        .ok_or_else(bad_url)?;
-    let mut stream = std::net::TcpStream::connect_timeout(&address, timeout).map_err(io)?;
-    stream.set_read_timeout(Some(timeout)).map_err(io)?;
-    stream.set_write_timeout(Some(timeout)).map_err(io)?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(io)?;
-    let mut answer = Vec::new();
-    stream.take(1 << 20).read_to_end(&mut answer).map_err(io)?;
-    let answer = String::from_utf8_lossy(&answer);
-    let not_http = || ProbeError::NotHttp {
-        url: url.to_owned(),
-    };
-    let (head, body) = answer.split_once("\r\n\r\n").ok_or_else(not_http)?;
-    let status = head
-        .strip_prefix("HTTP/1.")
-        .and_then(|line| line.get(2..5))
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(not_http)?;
-    Ok((status, body.to_owned()))
+/// GETs a running daemon's `/healthz` (e.g. `http://127.0.0.1:9477/healthz`; a URL
+/// without a path gets `/healthz`) and returns the status code and body; for
+/// `switchboard healthcheck`, since the container image has no HTTP client.
+pub fn probe(
+    url: &str,
+    timeout: Duration,
+) -> Result<(u16, String), crate::http::client::RequestError> {
+    crate::http::client::request("GET", url, "/healthz", &[], b"", timeout)
+        .map(|answer| (answer.status, answer.body))
 }
 
 #[cfg(test)]
@@ -290,6 +452,184 @@ mod tests {
         let value = serde_json::to_value(&registry.snapshot()[&network]).unwrap();
         assert_eq!(value["state"], "connected");
         assert_eq!(value["last_error"], "connection refused");
+    }
+
+    fn room(name: &str) -> RoomId {
+        RoomId::new(name)
+    }
+
+    fn refused(error: &str) -> RoomReport {
+        RoomReport::JoinFailed {
+            error: error.to_owned(),
+        }
+    }
+
+    /// A registry with `network` connected, as the daemon has it after a start.
+    fn connected(network: &NetworkId) -> std::sync::Arc<HealthRegistry> {
+        let registry = std::sync::Arc::new(HealthRegistry::default());
+        registry.set(network, ConnectionState::Starting);
+        registry.set(network, ConnectionState::Connected);
+        registry
+    }
+
+    #[test]
+    fn healthz_shows_rooms_joined_and_refused() {
+        let network = NetworkId::new("irc");
+        let registry = connected(&network);
+        registry.set_room(&network, &room("#a"), RoomReport::Joined);
+        registry.set_room(&network, &room("#b"), RoomReport::Joined);
+        registry.set_room(&network, &room("#locked"), refused("473: invite only"));
+        let value = serde_json::to_value(&registry.snapshot()[&network]).unwrap();
+        assert_eq!(value["state"], "connected");
+        assert_eq!(value["rooms_joined"], 2);
+        assert_eq!(
+            value["rooms_failed"],
+            serde_json::json!({"#locked": "473: invite only"})
+        );
+        let rooms = registry.rooms(&network);
+        assert_eq!(rooms.joined, [room("#a"), room("#b")].into());
+        assert_eq!(rooms.failed[&room("#locked")].error, "473: invite only");
+        // A refusal repeated keeps its first time; a join clears it; leaving forgets.
+        let since = rooms.failed[&room("#locked")].since_ms;
+        registry.set_room(&network, &room("#locked"), refused("473: invite only"));
+        assert_eq!(
+            registry.rooms(&network).failed[&room("#locked")].since_ms,
+            since
+        );
+        registry.set_room(&network, &room("#locked"), RoomReport::Joined);
+        registry.set_room(&network, &room("#a"), RoomReport::Left);
+        let rooms = registry.rooms(&network);
+        assert!(rooms.failed.is_empty());
+        assert_eq!(rooms.joined, [room("#b"), room("#locked")].into());
+    }
+
+    #[test]
+    fn a_lost_connection_unjoins_every_room_and_a_restart_forgets_refusals() {
+        let network = NetworkId::new("irc");
+        let registry = connected(&network);
+        registry.set_room(&network, &room("#a"), RoomReport::Joined);
+        registry.set_room(&network, &room("#b"), refused("banned"));
+        registry.set(&network, reconnecting("lost"));
+        let rooms = registry.rooms(&network);
+        assert!(rooms.joined.is_empty(), "{rooms:?}");
+        assert_eq!(rooms.failed.len(), 1, "a refusal is kept until re-reported");
+        // Joined by a run that ended before it was up: forgotten with that run.
+        registry.set_room(&network, &room("#a"), RoomReport::Joined);
+        registry.set(&network, reconnecting("websocket refused"));
+        assert!(registry.rooms(&network).joined.is_empty());
+        // Joined again while reconnecting: it stays joined once connected.
+        registry.set_room(&network, &room("#a"), RoomReport::Joined);
+        registry.set(&network, ConnectionState::Connected);
+        assert_eq!(registry.rooms(&network).joined, [room("#a")].into());
+        registry.set(&network, ConnectionState::Starting);
+        assert_eq!(registry.rooms(&network), RoomsHealth::default());
+        // A report for a network the registry does not show brings nothing back.
+        registry.remove(&network);
+        registry.set_room(&network, &room("#a"), RoomReport::Joined);
+        assert!(registry.snapshot().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn wait_joined_returns_once_every_room_is_joined() {
+        let network = NetworkId::new("irc");
+        let registry = connected(&network);
+        registry.set_room(&network, &room("#a"), RoomReport::Joined);
+        let waiter = {
+            let (registry, network) = (registry.clone(), network.clone());
+            tokio::spawn(async move {
+                let rooms = [room("#a"), room("#b")];
+                registry
+                    .wait_joined(&network, &rooms, Duration::from_secs(30))
+                    .await
+            })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "#b is not joined yet");
+        registry.set_room(&network, &room("#b"), RoomReport::Joined);
+        assert_eq!(waiter.await.unwrap(), Ok(()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn wait_joined_fails_at_the_first_refusal() {
+        let network = NetworkId::new("irc");
+        let registry = connected(&network);
+        let started = tokio::time::Instant::now();
+        let waiter = {
+            let (registry, network) = (registry.clone(), network.clone());
+            tokio::spawn(async move {
+                let rooms = [room("#a"), room("#b")];
+                registry
+                    .wait_joined(&network, &rooms, Duration::from_secs(30))
+                    .await
+            })
+        };
+        tokio::task::yield_now().await;
+        registry.set_room(&network, &room("#b"), refused("474: banned"));
+        let error = waiter.await.unwrap().unwrap_err();
+        assert_eq!(
+            error,
+            JoinWaitError::Refused {
+                network: network.clone(),
+                room: room("#b"),
+                error: "474: banned".into()
+            }
+        );
+        assert_eq!(
+            started.elapsed(),
+            Duration::ZERO,
+            "failed before the deadline"
+        );
+        // A refusal already known fails a new wait at once.
+        let again = registry
+            .wait_joined(&network, &[room("#b")], Duration::from_secs(30))
+            .await;
+        assert!(matches!(again, Err(JoinWaitError::Refused { .. })));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn wait_joined_times_out_naming_the_rooms_not_joined() {
+        let network = NetworkId::new("irc");
+        let registry = connected(&network);
+        registry.set_room(&network, &room("#a"), RoomReport::Joined);
+        let started = tokio::time::Instant::now();
+        let rooms = [room("#a"), room("#b"), room("#c")];
+        let error = registry
+            .wait_joined(&network, &rooms, Duration::from_secs(30))
+            .await
+            .unwrap_err();
+        assert_eq!(started.elapsed(), Duration::from_secs(30));
+        assert_eq!(
+            error,
+            JoinWaitError::TimedOut {
+                network: network.clone(),
+                rooms: vec![room("#b"), room("#c")],
+                deadline: Duration::from_secs(30),
+            }
+        );
+        assert_eq!(
+            error.to_string(),
+            "network irc did not join #b, #c within 30s"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lost_connection_holds_wait_joined_until_rooms_are_rejoined() {
+        let network = NetworkId::new("irc");
+        let registry = connected(&network);
+        registry.set_room(&network, &room("#a"), RoomReport::Joined);
+        registry.set(&network, reconnecting("lost"));
+        let waiter = {
+            let (registry, network) = (registry.clone(), network.clone());
+            tokio::spawn(async move {
+                registry
+                    .wait_joined(&network, &[room("#a")], Duration::from_secs(30))
+                    .await
+            })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "#a went with the connection");
+        registry.set_room(&network, &room("#a"), RoomReport::Joined);
+        assert_eq!(waiter.await.unwrap(), Ok(()));
     }
 
     #[test]

@@ -1,5 +1,10 @@
 //! One connection's life: registration (CAP, SASL, nick fallback), joins, the read
 //! loop with PING/PONG and ping timeout, and sending paced lines.
+//!
+//! Each routed channel is reported to the core (`ctx.health`) as joined when the
+//! server echoes our JOIN, as refused on a join error numeric (with the server's
+//! text), and as left when the routes drop it or we are kicked (we then rejoin). Every
+//! connection joins, and so reports, all its channels again.
 
 use crate::config::IrcConfig;
 use crate::connection::{self, Ending, InboundLine, Outgoing};
@@ -13,7 +18,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use switchboard_sdk::{
-    AdapterContext, AdapterError, ConnectionState, Inbound, Outbound, SendError, SendReceipt,
+    AdapterContext, AdapterError, ConnectionState, Inbound, Outbound, RoomId, SendError,
+    SendReceipt,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -125,6 +131,9 @@ struct Registration {
     /// Channels asked for and not yet confirmed; `Connected` is reported when empty.
     pending_joins: HashSet<String>,
     connected_reported: bool,
+    /// Channels whose JOIN awaits the server's answer: a join error numeric about one
+    /// of them is its refusal (the same numerics may answer other commands).
+    joining: HashSet<String>,
 }
 
 pub async fn run(
@@ -230,6 +239,7 @@ async fn read_loop(
         sasl_in_progress: false,
         pending_joins: HashSet::new(),
         connected_reported: false,
+        joining: HashSet::new(),
     };
     introduce(session, config);
     let mut liveness = Liveness::new(config);
@@ -244,7 +254,7 @@ async fn read_loop(
                 return Err(AdapterError::Connection(session.ending.reason()));
             }
             current = room_set.changed() => {
-                follow_rooms(ctx, config, session, &registration, &mut rooms, &mut members, &current);
+                follow_rooms(ctx, config, session, &mut registration, &mut rooms, &mut members, &current);
                 continue;
             }
             _ = tick.tick() => {
@@ -373,13 +383,13 @@ fn channels_of(rooms: &std::collections::BTreeSet<switchboard_sdk::RoomId>) -> H
 }
 
 /// The routes changed this network's rooms: JOIN the channels added and PART those
-/// removed, on the same connection. Before registration only the set changes: the
-/// welcome joins whatever it holds then.
+/// removed (reported left at once), on the same connection. Before registration only
+/// the set changes: the welcome joins whatever it holds then.
 fn follow_rooms(
     ctx: &AdapterContext,
     config: &IrcConfig,
     session: &Session,
-    registration: &Registration,
+    registration: &mut Registration,
     rooms: &mut HashSet<String>,
     members: &mut Membership,
     current: &std::collections::BTreeSet<switchboard_sdk::RoomId>,
@@ -389,6 +399,10 @@ fn follow_rooms(
     let mut removed: Vec<&String> = rooms.difference(&wanted).collect();
     added.sort();
     removed.sort();
+    for channel in &removed {
+        registration.joining.remove(*channel);
+        ctx.health.left(&RoomId::new(*channel));
+    }
     if registration.registered {
         for channel in &removed {
             tracing::info!(network = %ctx.network, %channel, "IRC: channel no longer routed; parting");
@@ -404,6 +418,7 @@ fn follow_rooms(
         for channel in &added {
             tracing::info!(network = %ctx.network, %channel, "IRC: channel newly routed; joining");
             session.urgent(join_line(config, channel));
+            registration.joining.insert((*channel).clone());
         }
     }
     *rooms = wanted;
@@ -427,7 +442,8 @@ fn handle(
         Command::CAP(..) | Command::AUTHENTICATE(_) => {
             return negotiate(&adapter.config, session, registration, &message.command);
         }
-        Command::Response(..) => {
+        // Numerics irc-proto does not know come as `Raw`.
+        Command::Response(..) | Command::Raw(..) => {
             return numeric(adapter, ctx, session, rooms, registration, &message.command);
         }
         _ => own_membership(&adapter.config, ctx, session, rooms, registration, message),
@@ -573,6 +589,7 @@ fn numeric(
             for room in rooms {
                 session.urgent(join_line(config, room));
                 registration.pending_joins.insert(room.clone());
+                registration.joining.insert(room.clone());
             }
             report_when_joined(ctx, registration);
         }
@@ -582,19 +599,47 @@ fn numeric(
             | Response::ERR_BANNEDFROMCHAN
             | Response::ERR_BADCHANNELKEY
             | Response::ERR_NOSUCHCHANNEL
-            | Response::ERR_TOOMANYCHANNELS),
+            | Response::ERR_TOOMANYCHANNELS
+            | Response::ERR_BADCHANMASK
+            // 477 is "you need a registered nick" on today's servers.
+            | Response::ERR_NOCHANMODES
+            | Response::ERR_UNAVAILRESOURCE),
             params,
-        ) => {
-            if let Some(channel) = params.get(1) {
-                let channel = canonical_channel(channel);
-                tracing::error!(network = %ctx.network, %channel, ?response, "IRC: cannot join; messages for it stay queued");
-                registration.pending_joins.remove(&channel);
-                report_when_joined(ctx, registration);
-            }
+        ) => join_refused(ctx, registration, &format!("{:03}", *response as u16), params),
+        // Numerics irc-proto does not know: 470 forwarded to another channel
+        // (the original is not joined), 479 an illegal channel name.
+        Command::Raw(code, params) if code == "470" || code == "479" => {
+            join_refused(ctx, registration, code, params)
         }
         _ => {}
     }
     Ok(())
+}
+
+/// A join error numeric (`:server CODE our_nick #channel :text`): if it answers a
+/// JOIN of ours, the channel is reported refused with the server's words; its
+/// messages stay queued, and the next connection tries again.
+fn join_refused(
+    ctx: &AdapterContext,
+    registration: &mut Registration,
+    code: &str,
+    params: &[String],
+) {
+    let Some(channel) = params.get(1).map(|channel| canonical_channel(channel)) else {
+        return;
+    };
+    if !registration.joining.remove(&channel) {
+        return;
+    }
+    let text = params
+        .get(2..)
+        .map(|rest| rest.join(" "))
+        .unwrap_or_default();
+    tracing::debug!(network = %ctx.network, %channel, code, %text, "IRC: cannot join; messages for it stay queued");
+    ctx.health
+        .join_failed(&RoomId::new(channel.as_str()), format!("{code}: {text}"));
+    registration.pending_joins.remove(&channel);
+    report_when_joined(ctx, registration);
 }
 
 /// What our own JOINs, PARTs, KICKs and NICK changes tell us.
@@ -622,6 +667,12 @@ fn own_membership(
             for channel in channels.split(',') {
                 let channel = canonical_channel(channel);
                 registration.pending_joins.remove(&channel);
+                registration.joining.remove(&channel);
+                // A channel the routes do not name (a server forwarded or forced us
+                // into it) is no room of ours.
+                if rooms.contains(&channel) {
+                    ctx.health.joined(&RoomId::new(channel.as_str()));
+                }
                 session
                     .joined
                     .lock()
@@ -646,10 +697,12 @@ fn own_membership(
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&channel);
-            // A channel the routes no longer name stays left.
+            // A channel the routes no longer name stays left (and was reported so).
             if rooms.contains(&channel) {
                 tracing::warn!(network = %ctx.network, %channel, ?reason, "IRC: kicked; rejoining");
+                ctx.health.left(&RoomId::new(channel.as_str()));
                 session.urgent(join_line(config, &channel));
+                registration.joining.insert(channel);
             }
         }
         Command::NICK(new) if from_us => {

@@ -1,16 +1,19 @@
 //! The IRC adapter against real servers: the sdk conformance suite on ngircd and
 //! InspIRCd, flood control against ngircd's default penalties, nick fallback,
-//! reconnecting after a server restart, and long messages split so that what a
-//! client receives joins back to the original text.
+//! reconnecting after a server restart, long messages split so that what a client
+//! receives joins back to the original text, and each channel reported joined,
+//! refused (invite only, wrong key) or left.
 
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_irc::{IrcAdapter, IrcConfig};
 use switchboard_sdk::testing::{
-    ConformanceHarness, RunningAdapter, message_from_alice, planned, run_conformance,
-    spawn_adapter, wait_connected,
+    ConformanceHarness, RunningAdapter, message_from_alice, next_room_report, planned,
+    run_conformance, spawn_adapter, spawn_adapter_in, wait_connected,
 };
-use switchboard_sdk::{Adapter, MessageStyle, NetworkId, Outbound, OutboundKind, RoomId};
+use switchboard_sdk::{
+    Adapter, MessageStyle, NetworkId, Outbound, OutboundKind, RoomId, RoomReport, RoomSet,
+};
 use switchboard_testkit::{Inspircd, IrcPeer, Ngircd, NgircdOptions};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -239,9 +242,14 @@ async fn after_a_server_restart_run_again_rejoins_and_sends() {
     let mut server = Ngircd::start(NgircdOptions::default());
     let adapter = IrcAdapter::new(config(server.port(), "bridge"));
     let RunningAdapter {
-        mut health, task, ..
+        mut health,
+        mut rooms,
+        task,
+        ..
     } = start(&adapter, &["#back"]);
     wait_connected(&mut health, WAIT).await;
+    let joined = next_room_report(&mut rooms, "#back", WAIT).await;
+    assert_eq!(joined, RoomReport::Joined);
     server.stop();
     let ended = tokio::time::timeout(WAIT, task)
         .await
@@ -261,11 +269,16 @@ async fn after_a_server_restart_run_again_rejoins_and_sends() {
     let mut peer = IrcPeer::connect(server.port(), "peer", &["#back"]).await;
     let RunningAdapter {
         mut health,
+        mut rooms,
         cancel,
         task,
         ..
     } = start(&adapter, &["#back"]);
     wait_connected(&mut health, WAIT).await;
+    // The new connection reports its channel again (the core forgot it when the
+    // connection was lost).
+    let joined = next_room_report(&mut rooms, "#back", WAIT).await;
+    assert_eq!(joined, RoomReport::Joined);
     adapter
         .send(&message(&adapter, "#back", "i am back"))
         .await
@@ -412,4 +425,93 @@ async fn inspircd_echoes_are_our_own_and_carry_msgid() {
     );
     cancel.cancel();
     task.await.unwrap().unwrap();
+}
+
+/// `peer` (first in `channel`, so its operator) sets `mode` there and waits for the
+/// server's echo.
+async fn set_mode(peer: &mut IrcPeer, channel: &str, mode: &str) {
+    peer.raw(&format!("MODE {channel} {mode}")).await;
+    peer.expect_line(&format!("MODE {channel} {mode}"), WAIT, |line| {
+        line.split_whitespace().nth(1) == Some("MODE")
+            && line.split_whitespace().nth(2) == Some(channel)
+    })
+    .await;
+}
+
+fn refusal(report: RoomReport) -> String {
+    match report {
+        RoomReport::JoinFailed { error } => error,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_are_reported_joined_refused_with_the_servers_words_and_left() {
+    let server = Ngircd::start(NgircdOptions::default());
+    let mut peer = IrcPeer::connect(server.port(), "op", &["#open", "#locked", "#keyed"]).await;
+    set_mode(&mut peer, "#locked", "+i").await;
+    set_mode(&mut peer, "#keyed", "+k secret").await;
+    let adapter = IrcAdapter::new(config(server.port(), "bridge"));
+    let (room_set, watched) =
+        RoomSet::watched(["#open", "#locked", "#keyed"].into_iter().map(RoomId::new));
+    let mut run = spawn_adapter_in(adapter.clone(), NetworkId::new("test"), watched);
+    // Connected once every join was answered, refusals included: all three
+    // reports are in by then (in the order the joins were sent, which is no order).
+    wait_connected(&mut run.health, WAIT).await;
+    let mut reports = std::collections::BTreeMap::new();
+    while let Ok((room, report)) = run.rooms.try_recv() {
+        assert!(
+            reports.insert(room.clone(), report).is_none(),
+            "{room} twice"
+        );
+    }
+    assert_eq!(reports.len(), 3, "{reports:?}");
+    assert_eq!(reports[&RoomId::new("#open")], RoomReport::Joined);
+    let locked = refusal(reports[&RoomId::new("#locked")].clone());
+    assert!(
+        locked.starts_with("473: ") && locked.contains("+i"),
+        "{locked}"
+    );
+    let keyed = refusal(reports[&RoomId::new("#keyed")].clone());
+    assert!(
+        keyed.starts_with("475: ") && keyed.contains("+k"),
+        "{keyed}"
+    );
+    // A refused channel's messages wait; the joined one's go out.
+    let refused = adapter.send(&message(&adapter, "#locked", "x")).await;
+    assert!(refused.unwrap_err().is_retryable());
+    adapter
+        .send(&message(&adapter, "#open", "hello open"))
+        .await
+        .expect("sent to the joined channel");
+    peer.expect("#open", "hello open", WAIT).await;
+
+    // Kicked: left, then joined again by the rejoin.
+    peer.raw("KICK #open bridge :out").await;
+    assert_eq!(
+        next_room_report(&mut run.rooms, "#open", WAIT).await,
+        RoomReport::Left
+    );
+    assert_eq!(
+        next_room_report(&mut run.rooms, "#open", WAIT).await,
+        RoomReport::Joined
+    );
+
+    // The routes drop a refused channel and add a new one, on the same connection.
+    room_set.set(["#open", "#keyed", "#new"].into_iter().map(RoomId::new));
+    assert_eq!(
+        next_room_report(&mut run.rooms, "#locked", WAIT).await,
+        RoomReport::Left
+    );
+    assert_eq!(
+        next_room_report(&mut run.rooms, "#new", WAIT).await,
+        RoomReport::Joined
+    );
+    room_set.set(["#keyed", "#new"].into_iter().map(RoomId::new));
+    assert_eq!(
+        next_room_report(&mut run.rooms, "#open", WAIT).await,
+        RoomReport::Left
+    );
+    run.cancel.cancel();
+    run.task.await.unwrap().unwrap();
 }

@@ -1,8 +1,8 @@
 //! The adapter against a scripted server, for what the packaged servers cannot show:
 //! SASL PLAIN (success and refusal, and a stray SASL numeric when SASL is not in
 //! use), NickServ IDENTIFY, channel keys, the ping timeout, nothing written after
-//! the server's ERROR, and TLS (a self-signed certificate is refused unless
-//! explicitly allowed).
+//! the server's ERROR, TLS (a self-signed certificate is refused unless explicitly
+//! allowed), and join refusals ngircd does not send (470 forwarding, 477).
 
 use base64::Engine;
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use switchboard_irc::{IrcAdapter, IrcConfig};
 use switchboard_sdk::testing::{
     RunningAdapter, message_from_alice, planned, spawn_adapter, wait_connected,
 };
-use switchboard_sdk::{Adapter, AdapterError, ConnectionState, NetworkId, RoomId};
+use switchboard_sdk::{Adapter, AdapterError, ConnectionState, NetworkId, RoomId, RoomReport};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
@@ -366,6 +366,54 @@ async fn tls_verifies_certificates_unless_told_otherwise() {
     s.expect("JOIN").await;
     s.send(":bridge!b@h JOIN #a").await;
     wait_connected(&mut running.health, WAIT).await;
+    running.cancel.cancel();
+    running.task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn forwarding_and_registered_only_channels_are_refusals_and_a_stray_numeric_is_not() {
+    let (listener, port) = listener().await;
+    let adapter = IrcAdapter::new(config(port, serde_json::json!({})));
+    let mut running = run(&adapter, &["#fwd", "#reg", "#ok"]);
+    let (stream, _) = listener.accept().await.unwrap();
+    let mut s = Script::new(stream);
+    s.expect("USER").await;
+    s.welcome("bridge").await;
+    for _ in 0..3 {
+        s.expect("JOIN").await;
+    }
+    // A numeric about a channel we are not joining answers something else.
+    s.send(":srv 403 bridge #elsewhere :No such channel").await;
+    s.send(":srv 470 bridge #fwd ##overflow :Forwarding to another channel")
+        .await;
+    // Forwarded: the server puts us in a channel the routes do not name.
+    s.send(":bridge!b@h JOIN ##overflow").await;
+    s.send(":srv 477 bridge #reg :Cannot join channel (+r) - you need to be identified")
+        .await;
+    s.send(":bridge!b@h JOIN #ok").await;
+    // Connected comes after the last answer, so every report is in by then.
+    wait_connected(&mut running.health, WAIT).await;
+    let mut reports = Vec::new();
+    while let Ok(report) = running.rooms.try_recv() {
+        reports.push(report);
+    }
+    let failed = |error: &str| RoomReport::JoinFailed {
+        error: error.into(),
+    };
+    assert_eq!(
+        reports,
+        vec![
+            (
+                RoomId::new("#fwd"),
+                failed("470: ##overflow Forwarding to another channel")
+            ),
+            (
+                RoomId::new("#reg"),
+                failed("477: Cannot join channel (+r) - you need to be identified")
+            ),
+            (RoomId::new("#ok"), RoomReport::Joined),
+        ]
+    );
     running.cancel.cancel();
     running.task.await.unwrap().unwrap();
 }

@@ -6,6 +6,11 @@
 //! `/messages` back to the previous token, bounded by the catch-up age. In a room the
 //! bridge has just joined (a route added it), what was said before the join is not
 //! relayed.
+//!
+//! Each routed room is reported to the core (`ctx.health`) joined once the
+//! homeserver let the bot in, refused with the homeserver's error, and left when the
+//! routes drop it; every run joins, and reports, them all again. A room refused at the
+//! start still ends the run, as before; one added while running is left out alone.
 
 use crate::inbound::{Translator, event_json};
 use crate::{Live, MatrixAdapter, MatrixConfig};
@@ -15,7 +20,7 @@ use matrix_sdk::room::MessagesOptions;
 use matrix_sdk::ruma::api::client::filter::{FilterDefinition, RoomEventFilter, RoomFilter};
 use matrix_sdk::ruma::api::client::sync::sync_events::v3::Filter;
 use matrix_sdk::ruma::{OwnedRoomId, OwnedUserId, RoomOrAliasId, UInt, UserId};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_sdk::event::now_ms;
@@ -44,7 +49,11 @@ pub async fn run(
 
     let mut rooms = HashMap::new();
     for room in ctx.rooms.current().iter() {
-        rooms.insert(room.clone(), join(&client, room).await?);
+        let room_id = join(&client, room)
+            .await
+            .map_err(|error| error.reported(ctx, room))?;
+        ctx.health.joined(room);
+        rooms.insert(room.clone(), room_id);
     }
     let translator = Translator::new(
         ctx.network.clone(),
@@ -81,6 +90,9 @@ pub async fn run(
     tracing::info!(network = %ctx.network, rooms = live.rooms.len(), "Matrix: connected");
 
     let mut room_set = ctx.rooms.clone();
+    // Rooms added while running that could not be joined (tried again at each
+    // change, and reported left when the routes drop them).
+    let mut refused = BTreeSet::new();
     loop {
         let settings = SyncSettings::default()
             .token(token.clone())
@@ -91,7 +103,7 @@ pub async fn run(
             response = client.sync_once(settings) => response
                 .map_err(|error| AdapterError::Connection(format!("sync: {error}")))?,
             current = room_set.changed() => {
-                live = follow_rooms(adapter, ctx, &live, &translator, &current).await;
+                live = follow_rooms(adapter, ctx, &live, &translator, &mut refused, &current).await;
                 continue;
             }
             () = cancel.cancelled() => return Ok(()),
@@ -132,14 +144,60 @@ fn is_own_join(event: &TimelineEvent, own_user: &UserId) -> bool {
     })
 }
 
+/// Why a room was not joined.
+pub(crate) enum JoinError {
+    /// The homeserver said no (not invited, banned, no such alias), or the room is
+    /// no room at all: the words for the operator.
+    Refused(String),
+    /// No answer, or one that a retry may change (rate limited, a server error).
+    Failed(AdapterError),
+}
+
+impl JoinError {
+    /// For the start of a run: a refusal is reported, and either ends the run as
+    /// before (the supervisor tries again).
+    pub(crate) fn reported(self, ctx: &AdapterContext, room: &RoomId) -> AdapterError {
+        match self {
+            JoinError::Refused(refusal) => {
+                ctx.health.join_failed(room, refusal.as_str());
+                AdapterError::Connection(format!("cannot join {room}: {refusal}"))
+            }
+            JoinError::Failed(error) => error,
+        }
+    }
+
+    /// What `join_failed` says for a room added while running, which is not tried
+    /// again on this session whatever the cause.
+    pub(crate) fn refusal(self) -> String {
+        match self {
+            JoinError::Refused(refusal) => refusal,
+            JoinError::Failed(error) => error.to_string(),
+        }
+    }
+
+    /// From a homeserver's answer: an error status other than 429 or 5xx refuses.
+    pub(crate) fn from_status(status: u16, text: String) -> Self {
+        if (400..500).contains(&status) && status != 429 {
+            JoinError::Refused(text)
+        } else {
+            JoinError::Failed(AdapterError::Connection(text))
+        }
+    }
+}
+
 /// Joins a routed room (by id or alias) and returns its id.
-async fn join(client: &matrix_sdk::Client, room: &RoomId) -> Result<OwnedRoomId, AdapterError> {
+async fn join(client: &matrix_sdk::Client, room: &RoomId) -> Result<OwnedRoomId, JoinError> {
     let reference = <&RoomOrAliasId>::try_from(room.as_str())
-        .map_err(|error| AdapterError::Config(format!("room {room}: {error}")))?;
+        .map_err(|error| JoinError::Refused(format!("not a room id or alias: {error}")))?;
     let joined = client
         .join_room_by_id_or_alias(reference, &[])
         .await
-        .map_err(|error| AdapterError::Connection(format!("cannot join {room}: {error}")))?;
+        .map_err(|error| match error.as_client_api_error() {
+            Some(answer) => JoinError::from_status(answer.status_code.as_u16(), error.to_string()),
+            None => JoinError::Failed(AdapterError::Connection(format!(
+                "cannot join {room}: {error}"
+            ))),
+        })?;
     Ok(joined.room_id().to_owned())
 }
 
@@ -154,16 +212,18 @@ fn by_id(rooms: &HashMap<RoomId, OwnedRoomId>) -> HashMap<OwnedRoomId, RoomId> {
 /// The routes changed this network's rooms: joins the rooms added and stops relaying
 /// those removed, on the same session. The bot stays a member of a removed room (a
 /// room it was invited to may not take it back); it only stops relaying it. A room
-/// that cannot be joined is logged and left out; its rows wait for the next run.
+/// that cannot be joined is reported refused and left out; its rows wait until the
+/// next change of the rooms (which tries it again) or the next run joins it.
 async fn follow_rooms(
     adapter: &MatrixAdapter,
     ctx: &AdapterContext,
     live: &Arc<Live>,
     translator: &Translator,
-    current: &std::collections::BTreeSet<RoomId>,
+    refused: &mut BTreeSet<RoomId>,
+    current: &BTreeSet<RoomId>,
 ) -> Arc<Live> {
-    let served = live.rooms.keys().cloned().collect();
-    let changes = switchboard_sdk::RoomChanges::between(&served, current);
+    let served: BTreeSet<RoomId> = live.rooms.keys().cloned().collect();
+    let changes = room_changes(ctx, &served, refused, current);
     if changes.is_empty() {
         return live.clone();
     }
@@ -176,10 +236,15 @@ async fn follow_rooms(
         match join(&live.client, room).await {
             Ok(room_id) => {
                 tracing::info!(network = %ctx.network, %room, "Matrix: room newly routed; joined");
+                ctx.health.joined(room);
+                refused.remove(room);
                 rooms.insert(room.clone(), room_id);
             }
             Err(error) => {
-                tracing::error!(network = %ctx.network, %room, %error, "Matrix: cannot join a newly routed room; its messages stay queued");
+                let refusal = error.refusal();
+                tracing::debug!(network = %ctx.network, %room, %refusal, "Matrix: cannot join a newly routed room; its messages stay queued");
+                ctx.health.join_failed(room, refusal);
+                refused.insert(room.clone());
             }
         }
     }
@@ -191,6 +256,27 @@ async fn follow_rooms(
     });
     adapter.live.set(Some(next.clone()));
     next
+}
+
+/// What a change of the room set asks of a session serving `served`: the rooms to
+/// join (refused ones still routed among them: an invite may have come since) and
+/// those to drop. Every room dropped is reported left, refused ones (never served)
+/// too.
+pub(crate) fn room_changes(
+    ctx: &AdapterContext,
+    served: &BTreeSet<RoomId>,
+    refused: &mut BTreeSet<RoomId>,
+    current: &BTreeSet<RoomId>,
+) -> switchboard_sdk::RoomChanges {
+    for room in refused.difference(current) {
+        ctx.health.left(room);
+    }
+    refused.retain(|room| current.contains(room));
+    let changes = switchboard_sdk::RoomChanges::between(served, current);
+    for room in &changes.removed {
+        ctx.health.left(room);
+    }
+    changes
 }
 
 async fn build_client(

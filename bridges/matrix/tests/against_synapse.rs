@@ -1,16 +1,17 @@
 //! The Matrix adapter against a real Synapse: the sdk conformance suite, and a send
 //! retried with the same outbox row (as after a crash between send and commit) that
 //! the homeserver takes as the same event, so nothing is posted twice; and rooms
-//! added to and removed from the room set while the adapter runs, on one session.
+//! added to and removed from the room set while the adapter runs, on one session,
+//! each reported joined, refused (a room the bot is not invited to) or left.
 
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_matrix::{MatrixAdapter, MatrixConfig};
 use switchboard_sdk::testing::{
-    ConformanceHarness, message_from_alice, next_inbound, run_conformance, spawn_adapter,
-    spawn_adapter_in, until_sendable, wait_connected,
+    ConformanceHarness, message_from_alice, next_inbound, next_room_report, run_conformance,
+    spawn_adapter, spawn_adapter_in, until_sendable, wait_connected,
 };
-use switchboard_sdk::{Adapter, Inbound, NetworkId, Outbound, RoomId, RoomSet};
+use switchboard_sdk::{Adapter, Inbound, NetworkId, Outbound, RoomId, RoomReport, RoomSet};
 use switchboard_testkit::synapse::{MatrixPeer, Synapse, SynapseOptions};
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -140,9 +141,20 @@ async fn rooms_are_joined_and_dropped_while_the_adapter_runs() {
     let second_id = peer.create_room(Some("second"), false).await;
     let second = "#second:localhost";
     let adapter = MatrixAdapter::new(config(&synapse));
+    let closed_id = peer.create_room(Some("closed"), false).await;
+    let closed = "#closed:localhost";
+    peer.send_state(
+        &closed_id,
+        "m.room.join_rules",
+        "",
+        serde_json::json!({"join_rule": "invite"}),
+    )
+    .await;
     let (rooms, room_set) = RoomSet::watched([RoomId::new(first.clone())]);
     let mut run = spawn_adapter_in(adapter.clone(), NetworkId::new("mx"), room_set);
     wait_connected(&mut run.health, WAIT).await;
+    let joined = next_room_report(&mut run.rooms, &first, WAIT).await;
+    assert_eq!(joined, RoomReport::Joined);
 
     peer.send_text(&second_id, "second, before it is routed")
         .await;
@@ -154,7 +166,21 @@ async fn rooms_are_joined_and_dropped_while_the_adapter_runs() {
         "second is not relayed yet"
     );
 
-    rooms.set([RoomId::new(first.clone()), RoomId::new(second)]);
+    // The room the bot is not invited to is refused; the other one is joined.
+    rooms.set([first.as_str(), second, closed].map(RoomId::new));
+    let mut reports = std::collections::BTreeMap::new();
+    while reports.len() < 2 {
+        let (room, report) = tokio::time::timeout(WAIT, run.rooms.recv())
+            .await
+            .expect("reports for the rooms added")
+            .expect("running");
+        reports.insert(room.as_str().to_owned(), report);
+    }
+    assert_eq!(reports[second], RoomReport::Joined);
+    match &reports[closed] {
+        RoomReport::JoinFailed { error } => assert!(error.contains("M_FORBIDDEN"), "{error}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
     until_sendable(&*adapter, second, true, WAIT).await;
     assert!(
         peer.joined_members(&second_id)
@@ -171,6 +197,14 @@ async fn rooms_are_joined_and_dropped_while_the_adapter_runs() {
     );
 
     rooms.set([RoomId::new(second)]);
+    // Both dropped rooms are left, the refused one too (in room order).
+    for room in [closed, first.as_str()] {
+        let (reported, report) = tokio::time::timeout(WAIT, run.rooms.recv())
+            .await
+            .expect("a report")
+            .expect("running");
+        assert_eq!((reported.as_str(), report), (room, RoomReport::Left));
+    }
     until_sendable(&*adapter, &first, false, WAIT).await;
     peer.send_text(&first_id, "first, after it left the routes")
         .await;
@@ -182,4 +216,15 @@ async fn rooms_are_joined_and_dropped_while_the_adapter_runs() {
         "the room removed is not relayed any more"
     );
     run.cancel.cancel();
+    run.task.await.unwrap().unwrap();
+
+    // Refused at the start: reported, and the run ends for the supervisor to retry.
+    let fresh = MatrixAdapter::new(config(&synapse));
+    let mut refused = spawn_adapter(fresh, NetworkId::new("mx"), vec![RoomId::new(closed)]);
+    match next_room_report(&mut refused.rooms, closed, WAIT).await {
+        RoomReport::JoinFailed { error } => assert!(error.contains("M_FORBIDDEN"), "{error}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let ended = tokio::time::timeout(WAIT, refused.task).await;
+    assert!(ended.expect("the run ends").unwrap().is_err());
 }

@@ -210,6 +210,13 @@ impl Client {
             .map(drop)
     }
 
+    /// Whether `user_id` is a member of the channel (an error when not, or unknown).
+    pub async fn channel_member(&self, channel_id: &str, user_id: &str) -> Result<(), ApiError> {
+        self.get::<serde_json::Value>(&format!("/channels/{channel_id}/members/{user_id}"))
+            .await
+            .map(drop)
+    }
+
     /// The server's client config (old format: a flat map of strings).
     pub async fn client_config(&self) -> Result<serde_json::Value, ApiError> {
         self.get("/config/client?format=old").await

@@ -2,6 +2,12 @@
 //! them), open the websocket (authentication challenge, `hello`), catch up on what was
 //! missed since the saved cursor, then relay events until cancelled or disconnected.
 //!
+//! Each routed channel is reported to the core (`ctx.health`) joined once it is
+//! resolved and the bot is a member, refused with the server's error when it cannot
+//! be found or joined, and left when the routes drop it; every run reports them all
+//! again. A channel missing at the start still fails the run (a setup problem, see
+//! `not_found_or`); one added while running is left out alone.
+//!
 //! Catch-up runs before the buffered websocket events are read, so posts reach the
 //! core in order; the core's native-id dedup makes any overlap harmless, which is why
 //! the cursor may lag (it is saved every few seconds, not per post).
@@ -18,7 +24,7 @@ use crate::inbound::{Change, Translator};
 use crate::{Live, MattermostAdapter};
 use catch_up::{Cursors, change_time};
 use futures::{SinkExt, StreamExt};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_sdk::event::now_ms;
@@ -107,7 +113,15 @@ async fn connect_rest(
     let mut rooms = HashMap::new();
     let mut names = HashMap::new();
     for room in ctx.rooms.current().iter() {
-        let channel = resolve_channel(client, ctx, &team.name, team_name, room, &me.id).await?;
+        let channel = resolve_channel(client, ctx, &team.name, team_name, room, &me.id)
+            .await
+            .inspect_err(|error| {
+                // A refusal (not a server that is down, which ends the run to retry soon).
+                if let AdapterError::Config(refusal) = error {
+                    ctx.health.join_failed(room, refusal.as_str());
+                }
+            })?;
+        ctx.health.joined(room);
         names.insert(channel.id.clone(), describe_channel(&channel));
         channels.insert(room.clone(), channel.id.clone());
         rooms.insert(channel.id, room.clone());
@@ -122,7 +136,7 @@ async fn connect_rest(
     }))
 }
 
-/// Finds a routed room's channel in the team and joins it.
+/// Finds a routed room's channel in the team and makes sure the bot is a member.
 async fn resolve_channel(
     client: &Client,
     ctx: &AdapterContext,
@@ -140,24 +154,44 @@ async fn resolve_channel(
         )
     })?;
     if let Err(error) = client.join_channel(&channel.id, own_user_id).await {
-        tracing::warn!(network = %ctx.network, %room, %error, "Mattermost: cannot join the channel; relying on existing membership");
+        // The bot may be in a channel it may not add members to (a private one).
+        if client
+            .channel_member(&channel.id, own_user_id)
+            .await
+            .is_err()
+        {
+            return Err(not_found_or(
+                format!("cannot join channel {room} in team {configured_team}"),
+                error,
+            ));
+        }
+        tracing::debug!(network = %ctx.network, %room, %error, "Mattermost: cannot join the channel, but the bot is a member");
     }
     Ok(channel)
 }
 
 /// The routes changed this network's rooms: resolves (and joins) the channels added,
 /// whose catch-up starts now, and stops relaying those removed, on the same
-/// connection. A channel that cannot be resolved is logged and left out; its rows
-/// wait until the next connection resolves it.
+/// connection. A channel that cannot be resolved is reported refused and left out;
+/// its rows wait until the next change of the rooms (which tries it again) or the
+/// next connection resolves it.
 async fn follow_rooms(
     adapter: &MattermostAdapter,
     ctx: &AdapterContext,
     live: &mut Arc<Live>,
     cursors: &mut Cursors,
     watch: &mut Watch,
-    current: &std::collections::BTreeSet<RoomId>,
+    refused: &mut BTreeSet<RoomId>,
+    current: &BTreeSet<RoomId>,
 ) -> Result<(), AdapterError> {
-    let served: std::collections::BTreeSet<RoomId> = live.channels.keys().cloned().collect();
+    // A refused room the routes dropped is left too, though it was never served.
+    for room in refused.difference(current) {
+        ctx.health.left(room);
+    }
+    refused.retain(|room| current.contains(room));
+    let served: BTreeSet<RoomId> = live.channels.keys().cloned().collect();
+    // A refused room still routed is among those added (it is not served): tried
+    // again at each change, as the channel may exist now.
     let changes = switchboard_sdk::RoomChanges::between(&served, current);
     if changes.is_empty() {
         return Ok(());
@@ -172,6 +206,7 @@ async fn follow_rooms(
             rooms.remove(&channel);
             cursors.forget(&channel);
         }
+        ctx.health.left(room);
     }
     if !changes.added.is_empty() {
         let team_name = &adapter.config.team;
@@ -184,6 +219,8 @@ async fn follow_rooms(
             match resolve_channel(client, ctx, &team.name, team_name, room, own_user_id).await {
                 Ok(channel) => {
                     tracing::info!(network = %ctx.network, %room, "Mattermost: channel newly routed; relaying it");
+                    ctx.health.joined(room);
+                    refused.remove(room);
                     names.insert(channel.id.clone(), describe_channel(&channel));
                     // What was said before the room was routed is not relayed.
                     cursors.start_at(&channel.id, now_ms());
@@ -191,7 +228,14 @@ async fn follow_rooms(
                     rooms.insert(channel.id, room.clone());
                 }
                 Err(error) => {
-                    tracing::error!(network = %ctx.network, %room, %error, "Mattermost: cannot resolve a newly routed channel; its messages stay queued");
+                    // Whatever the cause, it is not joined until the next change or run.
+                    tracing::debug!(network = %ctx.network, %room, %error, "Mattermost: cannot resolve a newly routed channel; its messages stay queued");
+                    let refusal = match error {
+                        AdapterError::Config(refusal) => refusal,
+                        other => other.to_string(),
+                    };
+                    ctx.health.join_failed(room, refusal);
+                    refused.insert(room.clone());
                 }
             }
         }
@@ -340,11 +384,14 @@ async fn relay(
     let mut expected_seq: Option<i64> = None;
     let mut last_frame = tokio::time::Instant::now();
     let mut room_set = ctx.rooms.clone();
+    // Rooms added on this connection that could not be resolved (to report them left
+    // when the routes drop them).
+    let mut refused = BTreeSet::new();
     loop {
         tokio::select! {
             () = cancel.cancelled() => return Ok(()),
             current = room_set.changed() => {
-                follow_rooms(adapter, ctx, live, cursors, watch, &current).await?;
+                follow_rooms(adapter, ctx, live, cursors, watch, &mut refused, &current).await?;
             }
             _ = save.tick() => cursors.save(ctx).await,
             _ = ping.tick() => {

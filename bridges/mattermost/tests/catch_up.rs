@@ -1,11 +1,12 @@
 //! Catch-up against the fake server: after a restart every missed post arrives, in
 //! the order things happened, each once, however many pages it takes; a wrong team
-//! or channel is a failure that names what to check.
+//! or channel is a failure that names what to check (and the channel is reported
+//! refused).
 
 mod common;
 
 use common::{Bridge, config, server};
-use switchboard_sdk::{AdapterError, EventKind, NativeMsgId};
+use switchboard_sdk::{AdapterError, EventKind, NativeMsgId, RoomId, RoomReport};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifteen_hundred_posts_missed_while_stopped_arrive_once_each_in_order() {
@@ -109,6 +110,14 @@ async fn a_wrong_channel_or_team_fails_the_network_with_what_to_check() {
         "{message}"
     );
     assert!(!message.contains("channel_id"), "{message}");
+    // The missing channel (resolved first: the rooms come in order) is reported
+    // refused with the same words.
+    let mut reports = Vec::new();
+    while let Ok(report) = misspelt.rooms.try_recv() {
+        reports.push(report);
+    }
+    let refusal = RoomReport::JoinFailed { error: message };
+    assert_eq!(reports, vec![(RoomId::new("town-squar"), refusal)]);
 
     // Shaped like an id, so looked up as one too: still the same advice.
     let unknown_id = "q".repeat(26);

@@ -1,23 +1,23 @@
 //! The Mattermost adapter against the fake server: reactions both ways (added,
-//! taken back, custom emoji, the bridge's own echoes), and a room set that changes
+//! taken back, custom emoji, the bridge's own echoes), a room set that changes
 //! while the adapter runs (a channel starts and stops being relayed on the same
-//! connection).
+//! connection), and each channel reported joined, refused or left, again on every run.
 
 use std::time::Duration;
 use switchboard_mattermost::MattermostAdapter;
 use switchboard_sdk::testing::{
-    message_from_alice, next_inbound, planned, spawn_adapter, spawn_adapter_in, until_sendable,
-    wait_connected,
+    message_from_alice, next_inbound, next_room_report, planned, spawn_adapter, spawn_adapter_in,
+    until_sendable, wait_connected,
 };
 use switchboard_sdk::{
-    Adapter, EventKind, Inbound, NativeMsgId, NetworkId, Outbound, OutboundKind, RoomId, RoomSet,
-    SendError,
+    Adapter, EventKind, Inbound, NativeMsgId, NetworkId, Outbound, OutboundKind, RoomId,
+    RoomReport, RoomSet, SendError,
 };
 use tokio::sync::mpsc::UnboundedReceiver;
 
 mod common;
 
-use common::{config, next_event, server};
+use common::{Bridge, config, next_event, server};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -144,6 +144,8 @@ async fn channels_start_and_stop_being_relayed_without_reconnecting() {
     let mut run = spawn_adapter_in(adapter.clone(), NetworkId::new("mm"), room_set);
     wait_connected(&mut run.health, WAIT).await;
     let sessions = mm.websocket_connections();
+    let joined = next_room_report(&mut run.rooms, "town-square", WAIT).await;
+    assert_eq!(joined, RoomReport::Joined);
 
     mm.post_as(&server.bob, &dev, "dev before it is routed", None);
     mm.post_as(&server.bob, &server.town, "town 1", None);
@@ -151,6 +153,8 @@ async fn channels_start_and_stop_being_relayed_without_reconnecting() {
     assert_eq!(first.content.to_plain(), "town 1", "dev is not relayed yet");
 
     rooms.set([RoomId::new("town-square"), RoomId::new("dev")]);
+    let joined = next_room_report(&mut run.rooms, "dev", WAIT).await;
+    assert_eq!(joined, RoomReport::Joined);
     until_sendable(&*adapter, "dev", true, WAIT).await;
     mm.post_as(&server.bob, &dev, "dev 1", None);
     let event = next_from_others(&mut run.inbound, "dev 1").await;
@@ -159,7 +163,26 @@ async fn channels_start_and_stop_being_relayed_without_reconnecting() {
         ("dev", "dev 1")
     );
 
+    // A channel the team does not have is refused; the others are not disturbed.
+    let routed = ["town-square", "dev", "nowhere"];
+    rooms.set(routed.into_iter().map(RoomId::new));
+    match next_room_report(&mut run.rooms, "nowhere", WAIT).await {
+        RoomReport::JoinFailed { error } => assert!(
+            error.starts_with("channel nowhere not found in team core"),
+            "{error}"
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+
     rooms.set([RoomId::new("dev")]);
+    // Left in room order, the refused channel too.
+    for room in ["nowhere", "town-square"] {
+        let (reported, report) = tokio::time::timeout(WAIT, run.rooms.recv())
+            .await
+            .expect("a report")
+            .expect("running");
+        assert_eq!((reported.as_str(), report), (room, RoomReport::Left));
+    }
     until_sendable(&*adapter, "town-square", false, WAIT).await;
     mm.post_as(
         &server.bob,
@@ -180,4 +203,43 @@ async fn channels_start_and_stop_being_relayed_without_reconnecting() {
         "the adapter did not reconnect"
     );
     run.cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_run_reports_its_channels_joined_again() {
+    let s = server().await;
+    let dev = s.mm.add_channel(&s.team, "dev");
+    let mut bridge = Bridge::new(config(&s.mm.url(), &s.bot_token), &["dev", "town-square"]);
+    for run in ["first run", "run after the websocket dropped"] {
+        bridge.start().await;
+        for room in ["dev", "town-square"] {
+            let (reported, report) = tokio::time::timeout(WAIT, bridge.rooms.recv())
+                .await
+                .unwrap_or_else(|_| panic!("{run}: no report about {room}"))
+                .expect("the bridge holds the reporter");
+            assert_eq!(
+                (reported.as_str(), report),
+                (room, RoomReport::Joined),
+                "{run}"
+            );
+        }
+        if bridge.rooms.try_recv().is_ok() {
+            panic!("{run}: one report per room");
+        }
+        s.mm.drop_websockets();
+        assert!(bridge.ended().await.is_err());
+    }
+    // Joined means a member: the fake server takes posts from members only.
+    let adapter = bridge.adapter.clone();
+    bridge.start().await;
+    adapter
+        .send(&planned(&*adapter, message_from_alice("dev", "in dev")))
+        .await
+        .expect("the bot posts in dev");
+    let posts = s.mm.posts(&dev);
+    assert!(
+        posts.iter().any(|post| post.message.contains("in dev")),
+        "{posts:?}"
+    );
+    bridge.stop().await;
 }

@@ -114,13 +114,55 @@ pub trait InboundHandler: Send + Sync + 'static {
 
 pub type InboundSink = Arc<dyn InboundHandler>;
 
-/// Reports connection state for one network.
+/// What became of one room of `AdapterContext::rooms`, as the adapter reports it
+/// through [`HealthReporter::joined`], [`HealthReporter::join_failed`] and
+/// [`HealthReporter::left`]. The core shows it per network (`/healthz`, the admin
+/// API) and waits on it (a reload that adds a room rolls back if it is not joined).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RoomReport {
+    /// The bridge is in the room now (the server confirmed it) and relays it.
+    Joined,
+    /// The server refused the join (invite only, banned, no such channel, forbidden):
+    /// `error` says why in the server's own words, for the operator.
+    JoinFailed { error: String },
+    /// The bridge no longer serves the room (removed from the set, or kicked and
+    /// about to rejoin): neither joined nor failed.
+    Left,
+}
+
+type StateReport = Arc<dyn Fn(ConnectionState) + Send + Sync>;
+type RoomReports = Arc<dyn Fn(&RoomId, RoomReport) + Send + Sync>;
+
+/// Reports connection state, and each room's membership, for one network.
+///
+/// Rooms: an adapter reports each room joined or refused once its server answered
+/// the join, and left when the room leaves its set. Any state other than `Connected`
+/// (reported by the adapter, or by the core when a run ends) makes the core count
+/// every room of the network as not joined, without a `left` per room: each run (or
+/// reconnection within one) reports its rooms again as it joins them, before or after
+/// it reports `Connected`.
 #[derive(Clone)]
-pub struct HealthReporter(Arc<dyn Fn(ConnectionState) + Send + Sync>);
+pub struct HealthReporter {
+    state: StateReport,
+    rooms: RoomReports,
+}
 
 impl HealthReporter {
+    /// A reporter of connection state that ignores room reports (see
+    /// [`HealthReporter::with_rooms`]).
     pub fn new(report: impl Fn(ConnectionState) + Send + Sync + 'static) -> Self {
-        Self(Arc::new(report))
+        Self {
+            state: Arc::new(report),
+            rooms: Arc::new(|_, _| {}),
+        }
+    }
+
+    /// The same reporter, with room reports going to `report`.
+    pub fn with_rooms(self, report: impl Fn(&RoomId, RoomReport) + Send + Sync + 'static) -> Self {
+        Self {
+            state: self.state,
+            rooms: Arc::new(report),
+        }
     }
 
     /// A reporter that forgets everything (for tests and tools).
@@ -129,7 +171,32 @@ impl HealthReporter {
     }
 
     pub fn report(&self, state: ConnectionState) {
-        (self.0)(state)
+        (self.state)(state)
+    }
+
+    /// Reports what became of `room`.
+    pub fn room(&self, room: &RoomId, report: RoomReport) {
+        (self.rooms)(room, report)
+    }
+
+    /// The server confirmed the bridge is in `room`.
+    pub fn joined(&self, room: &RoomId) {
+        self.room(room, RoomReport::Joined)
+    }
+
+    /// The server refused to let the bridge into `room`, saying `error`.
+    pub fn join_failed(&self, room: &RoomId, error: impl Into<String>) {
+        self.room(
+            room,
+            RoomReport::JoinFailed {
+                error: error.into(),
+            },
+        )
+    }
+
+    /// The bridge no longer serves `room`.
+    pub fn left(&self, room: &RoomId) {
+        self.room(room, RoomReport::Left)
     }
 }
 
@@ -153,6 +220,7 @@ pub struct AdapterContext {
     /// relaying) rooms removed, without reconnecting.
     pub rooms: RoomSet,
     pub inbound: InboundSink,
+    /// Connection state and each room's membership.
     pub health: HealthReporter,
     /// This network's durable state.
     pub state: StateHandle,
@@ -259,9 +327,10 @@ pub trait Adapter: Send + Sync + 'static {
         self.capabilities()
     }
 
-    /// Connects, joins `ctx.rooms` (and follows its changes without reconnecting), and
-    /// forwards inbound events until `cancel` fires (returns `Ok`) or the connection
-    /// fails (returns the error; the supervisor restarts).
+    /// Connects, joins `ctx.rooms` (and follows its changes without reconnecting),
+    /// reports each room joined, refused or left through `ctx.health`, and forwards
+    /// inbound events until `cancel` fires (returns `Ok`) or the connection fails
+    /// (returns the error; the supervisor restarts).
     async fn run(&self, ctx: AdapterContext, cancel: CancellationToken)
     -> Result<(), AdapterError>;
 

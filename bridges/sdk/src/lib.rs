@@ -21,7 +21,8 @@ pub mod tls;
 
 pub use adapter::{
     Adapter, AdapterContext, AdapterState, Capabilities, ConnectionState, CurrentRun,
-    HealthReporter, InboundSink, StateHandle, SubmitOutcome, WebhookRequest, WebhookResponse,
+    HealthReporter, InboundSink, RoomReport, StateHandle, SubmitOutcome, WebhookRequest,
+    WebhookResponse,
 };
 pub use connector::{NetworkConnector, NetworkSection, Protocol, RoomProblem, SectionError};
 pub use context::{RoomChanges, RoomSet, RoomSetUpdater, Rooms};

@@ -7,9 +7,9 @@
 
 use crate::adapter::{
     Adapter, AdapterContext, AdapterState, Capabilities, ConnectionState, HealthReporter,
-    InboundHandler, InboundSink, SubmitOutcome,
+    InboundHandler, InboundSink, RoomReport, SubmitOutcome,
 };
-use crate::context::{RoomSet, Rooms};
+use crate::context::{RoomChanges, RoomSet, Rooms};
 use crate::error::{AdapterError, SendError, SubmitError};
 use crate::event::{Inbound, MessageStyle, Outbound, OutboundKind, SendReceipt, Sender};
 use crate::final_text::{FinalText, present};
@@ -74,6 +74,17 @@ pub struct FakeAdapter {
     next_id: AtomicU64,
 }
 
+/// How the fake's server answers a join of one room (see [`FakeAdapter::set_join`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FakeJoin {
+    /// Joined (every room's default).
+    Succeed,
+    /// Refused with this error.
+    Refuse(String),
+    /// Never answered: the room is reported neither joined nor failed.
+    NeverAnswer,
+}
+
 #[derive(Default)]
 struct FakeState {
     sent: Vec<Outbound>,
@@ -82,6 +93,7 @@ struct FakeState {
     send_delay: Option<Duration>,
     context: Option<AdapterContext>,
     runs: usize,
+    joins: std::collections::HashMap<RoomId, FakeJoin>,
 }
 
 impl FakeAdapter {
@@ -108,6 +120,24 @@ impl FakeAdapter {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .insert(RoomId::new(room), capabilities);
+    }
+
+    /// From the next join on (a run's start, or the room added to the set), joining
+    /// `room` goes as `join` says.
+    pub fn set_join(&self, room: &str, join: FakeJoin) {
+        self.lock().joins.insert(RoomId::new(room), join);
+    }
+
+    /// Reports the joins of `rooms` as scripted.
+    fn join(&self, ctx: &AdapterContext, rooms: &[RoomId]) {
+        for room in rooms {
+            let join = self.lock().joins.get(room).cloned();
+            match join.unwrap_or(FakeJoin::Succeed) {
+                FakeJoin::Succeed => ctx.health.joined(room),
+                FakeJoin::Refuse(error) => ctx.health.join_failed(room, error),
+                FakeJoin::NeverAnswer => {}
+            }
+        }
     }
 
     /// Everything successfully sent so far, in order.
@@ -250,12 +280,22 @@ impl Adapter for FakeAdapter {
             state.context = Some(ctx.clone());
             state.runs += 1;
         }
+        let mut served = ctx.rooms.current();
+        self.join(&ctx, &served.iter().cloned().collect::<Vec<_>>());
         self.changed.notify_waiters();
         let mut rooms = ctx.rooms.clone();
         loop {
             tokio::select! {
                 () = cancel.cancelled() => break,
-                _ = rooms.changed() => self.changed.notify_waiters(),
+                current = rooms.changed() => {
+                    let changes = RoomChanges::between(&served, &current);
+                    for room in &changes.removed {
+                        ctx.health.left(room);
+                    }
+                    self.join(&ctx, &changes.added);
+                    served = current;
+                    self.changed.notify_waiters();
+                }
             }
         }
         self.lock().context = None;
@@ -342,6 +382,8 @@ impl AdapterState for MemoryState {
 pub struct RunningAdapter {
     pub inbound: mpsc::UnboundedReceiver<Inbound>,
     pub health: mpsc::UnboundedReceiver<ConnectionState>,
+    /// Each room report, in order (see [`next_room_report`]).
+    pub rooms: mpsc::UnboundedReceiver<(RoomId, RoomReport)>,
     pub cancel: CancellationToken,
     pub task: tokio::task::JoinHandle<Result<(), AdapterError>>,
     /// The run's data dir (under the system temp dir), removed when this is dropped:
@@ -375,6 +417,7 @@ pub fn spawn_adapter_in<A: Adapter>(
 ) -> RunningAdapter {
     let (sink, inbound) = RecordingSink::new();
     let (health_tx, health) = mpsc::unbounded_channel();
+    let (rooms_tx, room_reports) = mpsc::unbounded_channel();
     let data_dir = TempDir(std::env::temp_dir().join(format!(
         "switchboard-adapter-{}-{}",
         std::process::id(),
@@ -386,6 +429,9 @@ pub fn spawn_adapter_in<A: Adapter>(
         inbound: sink,
         health: HealthReporter::new(move |state| {
             let _ = health_tx.send(state);
+        })
+        .with_rooms(move |room, report| {
+            let _ = rooms_tx.send((room.clone(), report));
         }),
         state: MemoryState::new(),
         data_dir: data_dir.0.clone(),
@@ -398,6 +444,7 @@ pub fn spawn_adapter_in<A: Adapter>(
     RunningAdapter {
         inbound,
         health,
+        rooms: room_reports,
         cancel,
         task,
         data_dir,
@@ -423,6 +470,25 @@ pub async fn wait_connected(
         Ok(true),
         "the adapter never reported Connected within {timeout:?}"
     );
+}
+
+/// The next report the adapter made about `room` (reports about other rooms before
+/// it are consumed); panics after `timeout`.
+pub async fn next_room_report(
+    reports: &mut mpsc::UnboundedReceiver<(RoomId, RoomReport)>,
+    room: &str,
+    timeout: Duration,
+) -> RoomReport {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let (reported, report) = tokio::time::timeout_at(deadline, reports.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no report about room {room} within {timeout:?}"))
+            .unwrap_or_else(|| panic!("the adapter stopped before reporting room {room}"));
+        if reported.as_str() == room {
+            return report;
+        }
+    }
 }
 
 /// The next event the adapter submitted that `keep` accepts (earlier ones are
@@ -511,22 +577,54 @@ mod tests {
         let adapter = FakeAdapter::new(Capabilities::default());
         assert!(adapter.rooms().is_none(), "not running yet");
         let (updater, rooms) = RoomSet::watched([RoomId::new("#a")]);
-        let running = spawn_adapter_in(adapter.clone(), NetworkId::new("fake"), rooms);
-        adapter
-            .wait_for_rooms(&["#a"], Duration::from_secs(5))
-            .await;
+        let mut running = spawn_adapter_in(adapter.clone(), NetworkId::new("fake"), rooms);
+        let wait = Duration::from_secs(5);
+        adapter.wait_for_rooms(&["#a"], wait).await;
+        let joined = next_room_report(&mut running.rooms, "#a", wait).await;
+        assert_eq!(joined, RoomReport::Joined);
         updater.set([RoomId::new("#a"), RoomId::new("#b")]);
-        adapter
-            .wait_for_rooms(&["#a", "#b"], Duration::from_secs(5))
-            .await;
+        adapter.wait_for_rooms(&["#a", "#b"], wait).await;
+        let joined = next_room_report(&mut running.rooms, "#b", wait).await;
+        assert_eq!(joined, RoomReport::Joined);
         updater.set([RoomId::new("#b")]);
-        adapter
-            .wait_for_rooms(&["#b"], Duration::from_secs(5))
-            .await;
+        adapter.wait_for_rooms(&["#b"], wait).await;
+        let left = next_room_report(&mut running.rooms, "#a", wait).await;
+        assert_eq!(left, RoomReport::Left);
         assert_eq!(adapter.runs(), 1, "a room change is no new run");
         running.cancel.cancel();
         running.task.await.unwrap().unwrap();
         assert!(adapter.rooms().is_none(), "stopped");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_fake_adapter_reports_joins_as_scripted() {
+        let adapter = FakeAdapter::new(Capabilities::default());
+        adapter.set_join("#banned", FakeJoin::Refuse("banned".into()));
+        adapter.set_join("#silent", FakeJoin::NeverAnswer);
+        let (updater, rooms) = RoomSet::watched([RoomId::new("#banned")]);
+        let mut running = spawn_adapter_in(adapter.clone(), NetworkId::new("fake"), rooms);
+        let wait = Duration::from_secs(5);
+        assert_eq!(
+            next_room_report(&mut running.rooms, "#banned", wait).await,
+            RoomReport::JoinFailed {
+                error: "banned".into()
+            }
+        );
+        updater.set([RoomId::new("#silent"), RoomId::new("#ok")]);
+        assert_eq!(
+            next_room_report(&mut running.rooms, "#banned", wait).await,
+            RoomReport::Left
+        );
+        assert_eq!(
+            next_room_report(&mut running.rooms, "#ok", wait).await,
+            RoomReport::Joined
+        );
+        assert!(
+            running.rooms.try_recv().is_err(),
+            "#silent is never answered"
+        );
+        running.cancel.cancel();
+        running.task.await.unwrap().unwrap();
     }
 
     #[tokio::test]
@@ -543,7 +641,7 @@ mod tests {
         .await;
     }
 
-    /// An adapter that declares edits but fails them: the failure names step 4.
+    /// An adapter that declares edits but fails them: the failure names step 5.
     #[tokio::test]
     async fn a_failing_step_is_named() {
         let adapter = FakeAdapter::new(Capabilities {
@@ -564,8 +662,8 @@ mod tests {
         let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
         assert!(
             message.starts_with(&format!(
-                "conformance step 4 ({}) failed: edit failed",
-                CONFORMANCE_STEPS[3]
+                "conformance step 5 ({}) failed: edit failed",
+                CONFORMANCE_STEPS[4]
             )),
             "{message}"
         );

@@ -6,6 +6,7 @@
 //! from the bot and from ghosts are marked as the bridge's own, so nothing loops.
 //! The homeserver queues events while the daemon is down and retries, so there is
 //! no catch-up of our own; `catch_up_max_age_secs` still bounds what is relayed.
+//! The bot's rooms are reported joined, refused or left as in `session`.
 
 mod api;
 mod ghosts;
@@ -17,12 +18,13 @@ pub(crate) use transactions::body_limit;
 use crate::config::AppserviceConfig;
 use crate::inbound::{Translator, localpart};
 use crate::outbound::{self, Request};
+use crate::session::{JoinError, room_changes};
 use crate::{MatrixAdapter, MatrixConfig};
 use api::Api;
 use ghosts::Ghosts;
 use matrix_sdk::ruma::{OwnedRoomId, RoomId as MatrixRoomId};
 use serde_json::Value;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use switchboard_sdk::event::now_ms;
 use switchboard_sdk::{
@@ -174,7 +176,11 @@ pub(crate) async fn run(
     }
     let mut rooms = HashMap::new();
     for room in ctx.rooms.current().iter() {
-        rooms.insert(room.clone(), join(&api, room).await?);
+        let room_id = join(&api, room)
+            .await
+            .map_err(|error| error.reported(ctx, room))?;
+        ctx.health.joined(room);
+        rooms.insert(room.clone(), room_id);
     }
     let live = Live {
         api,
@@ -200,22 +206,32 @@ pub(crate) async fn run(
     ctx.health.report(ConnectionState::Connected);
     tracing::info!(network = %ctx.network, rooms = ctx.rooms.current().len(), "Matrix appservice: connected");
     let mut room_set = ctx.rooms.clone();
+    // Rooms added while running that could not be joined.
+    let mut refused = BTreeSet::new();
     loop {
         tokio::select! {
             () = cancel.cancelled() => return Ok(()),
-            current = room_set.changed() => follow_rooms(ctx, &live, &current).await,
+            current = room_set.changed() => follow_rooms(ctx, &live, &mut refused, &current).await,
         }
     }
 }
 
 /// The bot joins a routed room (by id or alias); returns its id.
-async fn join(api: &Api, room: &RoomId) -> Result<String, AdapterError> {
+async fn join(api: &Api, room: &RoomId) -> Result<String, JoinError> {
     let room_id = api
         .join(room.as_str(), None)
         .await
-        .map_err(|error| AdapterError::Connection(format!("cannot join {room}: {error}")))?;
-    OwnedRoomId::try_from(room_id.as_str())
-        .map_err(|error| AdapterError::Connection(format!("room id {room_id}: {error}")))?;
+        .map_err(|error| match error.status() {
+            Some(status) => JoinError::from_status(status, error.to_string()),
+            None => JoinError::Failed(AdapterError::Connection(format!(
+                "cannot join {room}: {error}"
+            ))),
+        })?;
+    OwnedRoomId::try_from(room_id.as_str()).map_err(|error| {
+        JoinError::Failed(AdapterError::Connection(format!(
+            "room id {room_id}: {error}"
+        )))
+    })?;
     Ok(room_id)
 }
 
@@ -229,16 +245,18 @@ fn by_id(rooms: &HashMap<RoomId, String>) -> HashMap<OwnedRoomId, RoomId> {
 
 /// The routes changed this network's rooms: the bot joins the rooms added, and
 /// those removed are no longer relayed (the bot and its ghosts stay members: a room
-/// it was invited to may not take it back). A room that cannot be joined is logged
-/// and left out; its rows wait for the next run.
+/// it was invited to may not take it back). A room that cannot be joined is
+/// reported refused and left out; its rows wait until the next change of the rooms
+/// (which tries it again) or the next run joins it.
 async fn follow_rooms(
     ctx: &AdapterContext,
     live: &Live,
-    current: &std::collections::BTreeSet<RoomId>,
+    refused: &mut BTreeSet<RoomId>,
+    current: &BTreeSet<RoomId>,
 ) {
     let mut rooms = live.rooms.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let served = rooms.keys().cloned().collect();
-    let changes = switchboard_sdk::RoomChanges::between(&served, current);
+    let changes = room_changes(ctx, &served, refused, current);
     for room in &changes.removed {
         tracing::info!(network = %ctx.network, %room, "Matrix appservice: room no longer routed; not relayed any more");
         rooms.remove(room);
@@ -247,10 +265,15 @@ async fn follow_rooms(
         match join(&live.api, room).await {
             Ok(room_id) => {
                 tracing::info!(network = %ctx.network, %room, "Matrix appservice: room newly routed; joined");
+                ctx.health.joined(room);
+                refused.remove(room);
                 rooms.insert(room.clone(), room_id);
             }
             Err(error) => {
-                tracing::error!(network = %ctx.network, %room, %error, "Matrix appservice: cannot join a newly routed room; its messages stay queued");
+                let refusal = error.refusal();
+                tracing::debug!(network = %ctx.network, %room, %refusal, "Matrix appservice: cannot join a newly routed room; its messages stay queued");
+                ctx.health.join_failed(room, refusal);
+                refused.insert(room.clone());
             }
         }
     }

@@ -12,7 +12,7 @@ use switchboard_mattermost::config::MattermostConfig;
 use switchboard_sdk::testing::{MemoryState, RecordingSink};
 use switchboard_sdk::{
     Adapter, AdapterContext, AdapterError, ConnectionState, HealthReporter, Inbound, NativeMsgId,
-    NetworkId, RoomId,
+    NetworkId, RoomId, RoomReport,
 };
 use switchboard_testkit::mattermost::FakeMattermost;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
@@ -74,6 +74,8 @@ pub struct Bridge {
     pub ctx: AdapterContext,
     pub inbound: UnboundedReceiver<Inbound>,
     health: UnboundedReceiver<ConnectionState>,
+    /// What every run reported about its rooms, in order.
+    pub rooms: UnboundedReceiver<(RoomId, RoomReport)>,
     run: Option<(
         tokio::task::JoinHandle<Result<(), AdapterError>>,
         CancellationToken,
@@ -94,12 +96,16 @@ impl Bridge {
     pub fn on_network(network: &str, config: MattermostConfig, rooms: &[&str]) -> Self {
         let (sink, inbound) = RecordingSink::new();
         let (health_tx, health) = unbounded_channel();
+        let (rooms_tx, room_reports) = unbounded_channel();
         let ctx = AdapterContext {
             network: NetworkId::new(network),
             rooms: switchboard_sdk::RoomSet::fixed(rooms.iter().map(|room| RoomId::new(*room))),
             inbound: sink,
             health: HealthReporter::new(move |state| {
                 let _ = health_tx.send(state);
+            })
+            .with_rooms(move |room, report| {
+                let _ = rooms_tx.send((room.clone(), report));
             }),
             state: MemoryState::new(),
             data_dir: std::env::temp_dir(),
@@ -109,6 +115,7 @@ impl Bridge {
             ctx,
             inbound,
             health,
+            rooms: room_reports,
             run: None,
             seen: HashSet::new(),
             again: Vec::new(),

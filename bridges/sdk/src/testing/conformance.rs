@@ -7,7 +7,7 @@
 //! the ids of a sent message).
 
 use super::{RunningAdapter, planned, spawn_adapter};
-use crate::adapter::{Adapter, ConnectionState};
+use crate::adapter::{Adapter, ConnectionState, RoomReport};
 use crate::event::{EventKind, Inbound, MessageStyle, Origin, Outbound, OutboundKind, SendReceipt};
 use crate::ids::{NetworkId, RoomId, RoomKey};
 use crate::rich::RichText;
@@ -35,8 +35,9 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 type StepResult = Result<(), String>;
 
 /// The steps, in the order they run; the names are what a failure reports.
-pub const STEPS: [&str; 6] = [
+pub const STEPS: [&str; 7] = [
     "connects and reports Connected",
+    "reports its room joined",
     "send returns native ids and the peer sees the message",
     "a peer's message arrives as a normalised event",
     "edits and deletes work as the capabilities declare",
@@ -51,10 +52,11 @@ pub async fn run_conformance<H: ConformanceHarness>(harness: &mut H) {
     for (index, name) in STEPS.iter().enumerate() {
         let result = match index {
             0 => suite.connects().await,
-            1 => suite.send_returns_ids(harness).await,
-            2 => suite.inbound_is_normalised(harness).await,
-            3 => suite.edits_and_deletes().await,
-            4 => suite.stops_on_cancel().await,
+            1 => suite.reports_joined().await,
+            2 => suite.send_returns_ids(harness).await,
+            3 => suite.inbound_is_normalised(harness).await,
+            4 => suite.edits_and_deletes().await,
+            5 => suite.stops_on_cancel().await,
             _ => suite.send_after_stop_is_transient().await,
         };
         if let Err(reason) = result {
@@ -71,6 +73,7 @@ struct Suite<A: Adapter> {
     running: Option<RunningAdapter>,
     inbound: mpsc::UnboundedReceiver<Inbound>,
     health: mpsc::UnboundedReceiver<ConnectionState>,
+    rooms: mpsc::UnboundedReceiver<(RoomId, RoomReport)>,
     outbound: Outbound,
     receipt: Option<SendReceipt>,
 }
@@ -83,8 +86,10 @@ impl<A: Adapter> Suite<A> {
         // The receivers move out so steps can borrow them beside the handle.
         let (_, inbound_placeholder) = mpsc::unbounded_channel();
         let (_, health_placeholder) = mpsc::unbounded_channel();
+        let (_, rooms_placeholder) = mpsc::unbounded_channel();
         let inbound = std::mem::replace(&mut running.inbound, inbound_placeholder);
         let health = std::mem::replace(&mut running.health, health_placeholder);
+        let rooms = std::mem::replace(&mut running.rooms, rooms_placeholder);
         Self {
             outbound: planned(&*adapter, hello(&room)),
             adapter,
@@ -93,6 +98,7 @@ impl<A: Adapter> Suite<A> {
             running: Some(running),
             inbound,
             health,
+            rooms,
             receipt: None,
         }
     }
@@ -111,6 +117,28 @@ impl<A: Adapter> Suite<A> {
             Ok(true) => Ok(()),
             Ok(false) => Err("the adapter stopped reporting health before Connected".into()),
             Err(_) => Err(format!("no Connected within {STEP_TIMEOUT:?}")),
+        }
+    }
+
+    /// Joined may come before or after `Connected`; a refusal or a `left` for the
+    /// room fails the step.
+    async fn reports_joined(&mut self) -> StepResult {
+        let room = self.room.clone();
+        let rooms = &mut self.rooms;
+        let report = tokio::time::timeout(STEP_TIMEOUT, async {
+            while let Some((reported, report)) = rooms.recv().await {
+                if reported == room {
+                    return Some(report);
+                }
+            }
+            None
+        })
+        .await
+        .map_err(|_| format!("no report about {room} within {STEP_TIMEOUT:?}"))?;
+        match report {
+            Some(RoomReport::Joined) => Ok(()),
+            Some(other) => Err(format!("reported {room} as {other:?}")),
+            None => Err(format!("the adapter stopped before reporting {room}")),
         }
     }
 
