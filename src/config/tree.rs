@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 use std::fmt;
+use std::ops::Range;
 
 /// A position in the file, 1-based.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -29,16 +30,34 @@ pub enum Value {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
     pub pos: Pos,
+    /// The node's bytes in the text, for editing it in place (`config::edit`). A
+    /// scalar: its text with quotes; a container: from its start only (a block list:
+    /// its first `-`, or the first item's content when the list sits at its key's
+    /// column; a block mapping: its first key; flow ones: `[` or `{`). Empty at
+    /// `usize::MAX` if the parser gave no byte offsets (never for text).
+    pub span: Range<usize>,
+    /// Where the value is written: `pos` except for an alias (`*name`: the anchored
+    /// value) and a value a merge key (`<<`) brought in.
+    pub defined: Pos,
     pub value: Value,
 }
 
 impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let spanned = Spanned::<Value>::deserialize(deserializer)?;
+        let span = spanned.referenced.span();
+        let to_usize = |n: Option<u64>| n.and_then(|n| usize::try_from(n).ok());
+        let start = to_usize(span.byte_offset()).unwrap_or(usize::MAX);
+        let len = to_usize(span.byte_len()).unwrap_or(0);
         Ok(Node {
             pos: Pos {
                 line: spanned.referenced.line(),
                 column: spanned.referenced.column(),
+            },
+            span: start..start.saturating_add(len),
+            defined: Pos {
+                line: spanned.defined.line(),
+                column: spanned.defined.column(),
             },
             value: spanned.value,
         })
@@ -103,6 +122,11 @@ impl<'de> Visitor<'de> for ValueVisitor {
 }
 
 impl Node {
+    /// Written elsewhere: an alias (`*name`) or a value a merge key (`<<`) brought in.
+    pub fn is_alias(&self) -> bool {
+        self.pos != self.defined
+    }
+
     pub fn as_str(&self) -> Option<&str> {
         match &self.value {
             Value::Str(s) => Some(s),
@@ -226,5 +250,20 @@ mod tests {
             root.to_json(),
             serde_json::json!({"a": 1, "b": {"c": ["x", "y"], "d": true}})
         );
+    }
+
+    #[test]
+    fn bytes_and_where_an_alias_is_defined() {
+        let text = "a: &x \"é\"\nb: *x\nc:\n  - 1\n";
+        let root: Node = serde_saphyr::from_str(text).unwrap();
+        let (_, a) = root.get("a").unwrap();
+        assert_eq!(&text[a.span.clone()], "\"é\"");
+        assert!(!a.is_alias());
+        let (_, b) = root.get("b").unwrap();
+        assert_eq!(&text[b.span.start..b.span.start + 2], "*x");
+        assert!(b.is_alias());
+        assert_eq!(b.defined.line, 1);
+        let (_, c) = root.get("c").unwrap();
+        assert_eq!(&text[c.span.start..c.span.start + 1], "-");
     }
 }
