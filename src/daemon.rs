@@ -91,6 +91,26 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// Runs until SIGTERM or SIGINT; each SIGHUP reloads the config file (in a task
+/// of its own, so that a slow reload never delays a shutdown; reloads run one at a
+/// time).
+pub async fn run_until_shutdown(reloader: &Arc<crate::reload::Reloader>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return,
+            Some(()) = hangup.recv() => {
+                tracing::info!("SIGHUP: reloading the config file");
+                let reloader = reloader.clone();
+                tokio::spawn(async move { reloader.reload_file().await });
+            }
+        }
+    }
+}
+
 /// How often the metrics recorder's buffered histogram samples are drained.
 const METRICS_UPKEEP: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -112,6 +132,10 @@ pub struct Daemon {
     background_cancel: CancellationToken,
     background_tasks: TaskTracker,
     shutdown_deadline: std::time::Duration,
+    /// The running config's generation, shown in `/healthz`.
+    config_status: crate::reload::SharedConfigStatus,
+    /// Where the HTTP server finds the admin surface once it is handed over.
+    admin: crate::admin::AdminSlot,
 }
 
 /// Everything a network's adapter is started with, shared by all networks.
@@ -142,6 +166,8 @@ impl NetworkParts {
             let health = self.health.clone();
             let queues = self.queues.clone();
             let network = network.clone();
+            let rooms_health = health.clone();
+            let rooms_network = network.clone();
             HealthReporter::new(move |state| {
                 let connected = state == ConnectionState::Connected;
                 health.set(&network, state);
@@ -149,6 +175,10 @@ impl NetworkParts {
                 if connected {
                     queues.network_reconnected(&network);
                 }
+            })
+            // Joined and refused rooms, for /healthz and for waiting on joins.
+            .with_rooms(move |room, report| {
+                rooms_health.set_room(&rooms_network, room, report);
             })
         };
         AdapterContext {
@@ -322,9 +352,13 @@ impl Daemon {
         ));
 
         spawn_metrics_upkeep(metrics.clone(), &background_tasks, &background_cancel);
+        let config_status = crate::reload::initial_status();
+        let admin = crate::admin::AdminSlot::default();
         let http_addr = match options.http_listen {
             Some(address) => {
                 let state = HttpState {
+                    admin: admin.clone(),
+                    config: config_status.clone(),
                     health: health.clone(),
                     metrics,
                     webhooks: parts.webhooks.clone(),
@@ -347,6 +381,8 @@ impl Daemon {
             background_cancel,
             background_tasks,
             shutdown_deadline: options.delivery.shutdown_deadline,
+            config_status,
+            admin,
         })
     }
 
@@ -386,9 +422,44 @@ impl Daemon {
         Ok(())
     }
 
-    /// Stops one network within the shutdown deadline, leaving the others alone.
-    /// Rows queued for it stay in the store; its rooms' workers wait for it.
-    pub async fn remove_network(&self, network: &NetworkId) -> Result<(), NetworkChangeError> {
+    /// Stops a network's run and starts `adapter` in its place (a changed section),
+    /// with the same rooms; returns the adapter it replaced (to put back on a
+    /// rollback). Rows queued for the network wait for the new run.
+    pub async fn replace_network(
+        &self,
+        network: &NetworkId,
+        adapter: Arc<dyn Adapter>,
+    ) -> Result<Arc<dyn Adapter>, NetworkChangeError> {
+        let mut networks = self.networks.lock().await;
+        let running = networks
+            .remove(network)
+            .ok_or_else(|| NetworkChangeError::NotRunning(network.clone()))?;
+        tracing::info!(%network, "replacing network (its section changed)");
+        self.parts.adapters.remove(network);
+        self.parts.webhooks.remove(network);
+        self.stop(network, running.handle).await;
+        let handle = self.parts.spawn(network, &adapter, &running.rooms);
+        self.parts
+            .adapters
+            .insert(network.clone(), adapter_entry(adapter.clone()));
+        networks.insert(
+            network.clone(),
+            RunningNetwork {
+                adapter,
+                rooms: running.rooms,
+                handle,
+            },
+        );
+        Ok(running.adapter)
+    }
+
+    /// Stops one network within the shutdown deadline, leaving the others alone, and
+    /// returns its adapter. Rows queued for it stay in the store; its rooms' workers
+    /// wait for it while a route still has them.
+    pub async fn remove_network(
+        &self,
+        network: &NetworkId,
+    ) -> Result<Arc<dyn Adapter>, NetworkChangeError> {
         let mut networks = self.networks.lock().await;
         let running = networks
             .remove(network)
@@ -399,7 +470,7 @@ impl Daemon {
         self.stop(network, running.handle).await;
         self.health.remove(network);
         crate::metrics::connected(network, false);
-        Ok(())
+        Ok(running.adapter)
     }
 
     /// Stops one network (within the shutdown deadline) and starts it again with
@@ -431,9 +502,9 @@ impl Daemon {
     /// Swaps in a new routing table: each network's room set follows it (its
     /// adapter joins and leaves rooms on its running connection), and rooms new to
     /// the routes get their delivery workers.
-    pub async fn set_routes(&self, routes: Vec<RouteConfig>) {
+    pub async fn set_routes(&self, routes: &[RouteConfig]) {
         let networks = self.networks.lock().await;
-        let table = build_table(&routes, &self.parts.adapters);
+        let table = build_table(routes, &self.parts.adapters);
         let rooms = table.rooms();
         self.routes.store(Arc::new(table));
         let table = self.routes.load();
@@ -441,6 +512,22 @@ impl Daemon {
             running.rooms.set(table.rooms_of(network));
         }
         self.parts.queues.serve_rooms(rooms);
+        // Workers of rooms that lost their last route dead-letter their rows.
+        self.parts.queues.routes_changed();
+    }
+
+    /// Gives each running network the rooms of the running routes and of `routes`
+    /// together, without routing anything differently: a reload joins its new rooms
+    /// this way first, and swaps the routes (`set_routes`) only once they are joined.
+    pub async fn stage_routes(&self, routes: &[RouteConfig]) {
+        let networks = self.networks.lock().await;
+        let staged = build_table(routes, &self.parts.adapters);
+        let running = self.routes.load();
+        for (network, net) in networks.iter() {
+            let mut rooms: BTreeSet<RoomId> = running.rooms_of(network).into_iter().collect();
+            rooms.extend(staged.rooms_of(network));
+            net.rooms.set(rooms);
+        }
     }
 
     /// The rooms a running network's adapter is given now.
@@ -474,9 +561,25 @@ impl Daemon {
         &self.routes
     }
 
+    /// Each destination room's queue: rows queued, and when the oldest was accepted.
+    pub fn queues(&self) -> Vec<(switchboard_sdk::RoomKey, i64, Option<i64>)> {
+        self.parts.queues.queues()
+    }
+
+    /// Turns the admin API and page on, served by `reloader` (which needs this
+    /// daemon, so it comes after `start`). Shutdown turns them off again.
+    pub fn serve_admin(&self, reloader: Arc<crate::reload::Reloader>) {
+        self.admin.set(reloader);
+    }
+
+    pub fn config_status(&self) -> &crate::reload::SharedConfigStatus {
+        &self.config_status
+    }
+
     /// Stops in order: refuse new events, let in-flight sends finish (up to the
     /// deadline), disconnect the networks, and commit what was recorded.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
+        self.admin.clear();
         self.intake.cancel();
         self.delivery_cancel.cancel();
         self.delivery_tasks.close();

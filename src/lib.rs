@@ -1,6 +1,7 @@
 //! The Switchboard daemon as a library: config, routing, durable delivery, the store,
 //! supervision of network adapters, and the HTTP surface. `main.rs` is a thin CLI.
 
+pub mod admin;
 pub mod backoff;
 pub mod config;
 pub mod daemon;
@@ -12,6 +13,7 @@ pub mod matrix_registration;
 pub mod metrics;
 pub mod networks;
 pub mod protocols;
+pub mod reload;
 pub mod router;
 pub mod store;
 pub mod supervisor;

@@ -1,9 +1,11 @@
-//! The `switchboard` command line: `run` the daemon, `check` a config file, probe a
-//! running daemon's `/healthz`, print a Matrix application-service registration.
+//! The `switchboard` command line: `run` the daemon, `check` a config file, ask a
+//! running daemon to `reload` its config, probe its `/healthz`, print a Matrix
+//! application-service registration.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use switchboard::reload::Reloader;
 use switchboard::{Daemon, DaemonOptions, config, daemon};
 
 #[derive(Parser)]
@@ -19,7 +21,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the bridge until SIGTERM or SIGINT.
+    /// Run the bridge until SIGTERM or SIGINT; SIGHUP reloads the config file.
     Run {
         /// The config file.
         #[arg(short, long, value_name = "FILE")]
@@ -27,6 +29,13 @@ enum Command {
     },
     /// Validate a config file without touching any network; report every problem.
     Check {
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Ask the running daemon (through its admin API) to reload its config file, and
+    /// print what came of it: applied, rejected with the problems, or rolled back.
+    Reload {
+        /// The config file the daemon runs from (for the admin API's address and token).
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
     },
@@ -66,6 +75,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config } => ExitCode::from(config::check_command(&config) as u8),
         Command::Run { config } => run(&config),
+        Command::Reload { config } => {
+            ExitCode::from(switchboard::reload::command::run(&config) as u8)
+        }
         Command::Healthcheck { url, degraded_ok } => healthcheck(&url, degraded_ok),
         #[cfg(feature = "matrix")]
         Command::MatrixRegistration { config, network } => ExitCode::from(
@@ -75,8 +87,8 @@ fn main() -> ExitCode {
 }
 
 fn run(path: &std::path::Path) -> ExitCode {
-    let config = match config::load(path) {
-        Ok(config) => config,
+    let (config, text) = match switchboard::reload::command::load_with_text(path) {
+        Ok(loaded) => loaded,
         Err(errors) => {
             eprint!("{errors}");
             eprintln!("switchboard: not started: the config has errors");
@@ -92,9 +104,17 @@ fn run(path: &std::path::Path) -> ExitCode {
         }
     };
     let result: anyhow::Result<()> = runtime.block_on(async {
-        let daemon = Daemon::start(DaemonOptions::from_config(config)?).await?;
+        let daemon = Daemon::start(DaemonOptions::from_config(config.clone())?).await?;
+        let daemon = std::sync::Arc::new(daemon);
+        let watch = config.reload.watch;
+        let reloader =
+            std::sync::Arc::new(Reloader::new(daemon.clone(), path.to_owned(), config, text));
+        daemon.serve_admin(reloader.clone());
+        if watch {
+            tokio::spawn(switchboard::reload::watch::run(reloader.clone()));
+        }
         tracing::info!("switchboard running");
-        daemon::shutdown_signal().await;
+        daemon::run_until_shutdown(&reloader).await;
         daemon.shutdown().await;
         Ok(())
     });

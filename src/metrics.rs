@@ -71,6 +71,9 @@ pub const STORE_SYNC_FAILURES: &str = "switchboard_store_sync_failures_total";
 /// Seconds one `fdatasync` of the store's WAL took: how long acknowledgements waited
 /// for the disk (deliveries do not wait for it).
 pub const STORE_SYNC_SECONDS: &str = "switchboard_store_sync_seconds";
+/// Config reloads by `outcome`: `applied`, `unchanged`, `rejected`, `rolled_back`,
+/// `conflict` (SIGHUP, `switchboard reload`, the admin API and page alike).
+pub const CONFIG_RELOADS: &str = "switchboard_config_reloads_total";
 
 /// The `network` label of webhook requests for a network that is not configured:
 /// a fixed value, so that names made up by clients never become label values.
@@ -213,11 +216,15 @@ pub fn failed(room: &RoomKey, route: &str) {
         .increment(1);
 }
 
-/// `reason` is a short class (`permanent`, `expired`, `no_route`, ...); the full
+/// `reason` is a short class (`permanent`, `expired`, `route_removed`, ...); the full
 /// reason is in the dead-letter table and the log.
 pub fn dead_lettered(room: &RoomKey, route: &str, reason: &'static str) {
     counter!(DEAD_LETTERED, "network" => room.network.to_string(), "route" => route.to_owned(), "reason" => reason)
         .increment(1);
+}
+
+pub fn config_reload(outcome: &'static str) {
+    counter!(CONFIG_RELOADS, "outcome" => outcome).increment(1);
 }
 
 pub fn queue_depth(room: &RoomKey, depth: i64) {

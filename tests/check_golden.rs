@@ -85,6 +85,7 @@ fn the_example_config_passes() {
         )
         .env("MATTERMOST_OUTGOING_TOKEN", "o")
         .env("MATRIX_PASSWORD", "p")
+        .env("SWITCHBOARD_ADMIN_TOKEN", "an-admin-token-long-enough")
         .output()
         .unwrap();
     assert_eq!(

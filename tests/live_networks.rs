@@ -36,21 +36,6 @@ fn irc(port: u16) -> Arc<dyn Adapter> {
     )
 }
 
-/// A line by which the bridge (nick `switchboard`) does `command` (in `channel`).
-fn bridge_does(command: &'static str, channel: &'static str) -> impl Fn(&str) -> bool {
-    move |line: &str| {
-        let mut words = line.split_whitespace();
-        words
-            .next()
-            .is_some_and(|source| source.starts_with(":switchboard!"))
-            && words.next() == Some(command)
-            && (channel.is_empty()
-                || words.next().is_some_and(|target| {
-                    target.trim_start_matches(':').eq_ignore_ascii_case(channel)
-                }))
-    }
-}
-
 /// Fails if the bridge quit or registered again among `lines` (seen by a peer who
 /// shares a channel with it).
 fn assert_no_reconnect(lines: &[String]) {
@@ -95,7 +80,7 @@ async fn a_room_added_to_the_routes_is_joined_and_a_removed_one_parted_on_the_sa
 
     // Add a route: the bridge JOINs #c and #d without reconnecting.
     daemon
-        .set_routes(vec![ab(), route("cd", &[("east", "#c"), ("west", "#d")])])
+        .set_routes(&[ab(), route("cd", &[("east", "#c"), ("west", "#d")])])
         .await;
     let (_, before) = alice
         .expect_line("the bridge's JOIN #c", WAIT, bridge_does("JOIN", "#c"))
@@ -116,7 +101,7 @@ async fn a_room_added_to_the_routes_is_joined_and_a_removed_one_parted_on_the_sa
     assert_eq!(got.text, format!("<b{ZWJ}ob> and back"));
 
     // Remove it: the bridge PARTs, and nothing more is relayed from #c.
-    daemon.set_routes(vec![ab()]).await;
+    daemon.set_routes(&[ab()]).await;
     let (_, before) = alice
         .expect_line("the bridge's PART #c", WAIT, bridge_does("PART", "#c"))
         .await;
@@ -163,7 +148,7 @@ async fn a_network_added_and_removed_at_run_time_leaves_the_others_alone() {
         .await
         .unwrap();
     daemon
-        .set_routes(vec![route(
+        .set_routes(&[route(
             "ab",
             &[("east", "#a"), ("west", "#b"), ("north", "#n")],
         )])
@@ -228,7 +213,7 @@ async fn room_sets_follow_the_routes_and_a_removed_network_s_rows_wait_for_it() 
         .await
         .unwrap();
     daemon
-        .set_routes(vec![
+        .set_routes(&[
             route("r", &[("one", "#x"), ("two", "#y")]),
             route("s", &[("one", "#x2"), ("three", "#z")]),
         ])

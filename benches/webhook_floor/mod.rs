@@ -100,6 +100,8 @@ pub async fn run(routes: u64, from: Arc<dyn Adapter>, to: Arc<dyn Adapter>, rss_
     let health = Arc::new(HealthRegistry::default());
     health.set(&network, switchboard_sdk::ConnectionState::Connected);
     let state = HttpState {
+        admin: Default::default(),
+        config: switchboard::reload::initial_status(),
         health,
         metrics: switchboard::metrics::install(),
         webhooks: [(network, (from, ctx))].into_iter().collect(),

@@ -20,7 +20,14 @@ const TOP_KEYS: &[&str] = &[
     "store",
     "networks",
     "routes",
+    "admin",
+    "reload",
 ];
+const ADMIN_KEYS: &[&str] = &["enabled", "token"];
+const RELOAD_KEYS: &[&str] = &["watch", "join_deadline"];
+/// Shorter tokens are guessable; the admin API can rewrite the config.
+const MIN_ADMIN_TOKEN: usize = 16;
+const MAX_JOIN_DEADLINE: Duration = Duration::from_secs(3_600);
 const STORE_KEYS: &[&str] = &["retention"];
 const RETENTION_KEYS: &[&str] = &["id_map", "dead_letters"];
 const HTTP_KEYS: &[&str] = &["listen", "allow_non_loopback"];
@@ -343,6 +350,8 @@ impl Loader {
             store: StoreConfig::default(),
             networks: BTreeMap::new(),
             routes: Vec::new(),
+            admin: AdminConfig::default(),
+            reload: ReloadConfig::default(),
         };
         if root.entries().is_none() {
             self.error(ConfigError::at(
@@ -353,6 +362,7 @@ impl Loader {
         }
         let entries = self.map(root, "the config");
         let mut routes_node = None;
+        let mut admin_node = None;
         let mut networks_seen = false;
         // Every network named in the file, valid or not, so that a mistake inside a
         // network section is not reported again as "unknown network" in routes.
@@ -377,6 +387,8 @@ impl Loader {
                     config.networks = self.networks(value);
                 }
                 "routes" => routes_node = Some(value),
+                "admin" => admin_node = Some(value),
+                "reload" => self.reload(value, &mut config.reload),
                 _ => self.unknown_key(key, TOP_KEYS),
             }
         }
@@ -385,6 +397,9 @@ impl Loader {
                 ConfigError::at(root.pos, "missing required key \"networks\"")
                     .hint("add networks: with at least two networks"),
             );
+        }
+        if let Some(admin) = admin_node {
+            config.admin = self.admin(admin, config.http.listen.is_some());
         }
         match routes_node {
             Some(routes) => config.routes = self.routes(routes, &declared),
@@ -443,6 +458,72 @@ impl Loader {
                         .hint("write ip:port, e.g. 127.0.0.1:9477, or off"),
                 );
                 HttpConfig { listen: None }
+            }
+        }
+    }
+
+    fn admin(&mut self, node: &Node, http_on: bool) -> AdminConfig {
+        let mut enabled = None;
+        let mut token = None;
+        for (key, value) in self.map(node, "admin") {
+            match key.as_str().unwrap_or_default() {
+                "enabled" => enabled = Some((value.pos, self.boolean(value, "admin.enabled"))),
+                "token" => token = self.string(value, "admin.token").map(|t| (value, t)),
+                _ => self.unknown_key(key, ADMIN_KEYS),
+            }
+        }
+        let Some((pos, true)) = enabled else {
+            return AdminConfig::default();
+        };
+        if !http_on {
+            self.error(
+                ConfigError::at(
+                    pos,
+                    "admin.enabled: the admin API needs the HTTP server, and http.listen is off",
+                )
+                .hint("set http.listen, e.g. 127.0.0.1:9477"),
+            );
+            return AdminConfig::default();
+        }
+        match token {
+            None => {
+                self.error(
+                    ConfigError::at(pos, "admin.enabled is true but admin.token is missing")
+                        .hint("add token: ${SWITCHBOARD_ADMIN_TOKEN} and set that variable to a long random string"),
+                );
+                AdminConfig::default()
+            }
+            Some((node, token)) if token.chars().count() < MIN_ADMIN_TOKEN => {
+                let subject = self
+                    .env
+                    .describe(node.pos)
+                    .unwrap_or_else(|| "the token".into());
+                self.error(
+                    ConfigError::at(
+                        node.pos,
+                        format!(
+                            "admin.token: {subject} is shorter than {MIN_ADMIN_TOKEN} characters"
+                        ),
+                    )
+                    .hint("use a long random string, e.g. from `openssl rand -hex 32`"),
+                );
+                AdminConfig::default()
+            }
+            Some((_, token)) => AdminConfig { token: Some(token) },
+        }
+    }
+
+    fn reload(&mut self, node: &Node, reload: &mut ReloadConfig) {
+        for (key, value) in self.map(node, "reload") {
+            match key.as_str().unwrap_or_default() {
+                "watch" => reload.watch = self.boolean(value, "reload.watch"),
+                "join_deadline" => {
+                    if let Some(d) = self.duration(value, "reload.join_deadline", MAX_JOIN_DEADLINE)
+                    {
+                        reload.join_deadline = d;
+                    }
+                }
+                _ => self.unknown_key(key, RELOAD_KEYS),
             }
         }
     }
@@ -562,7 +643,11 @@ impl Loader {
             };
             self.error(ConfigError::at(pos, message).maybe_hint(problem.hint));
         }
-        clean.then_some(NetworkConfig { connector, section })
+        clean.then_some(NetworkConfig {
+            connector,
+            section,
+            written: std::sync::Arc::new(node.to_json()),
+        })
     }
 
     fn routes(

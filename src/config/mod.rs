@@ -6,6 +6,7 @@
 //! at the right line and column.
 
 mod duration;
+pub mod edit;
 mod env;
 mod errors;
 mod load;
@@ -13,8 +14,14 @@ mod tree;
 mod types;
 mod yaml;
 
+pub use duration::format as format_duration;
 pub use errors::{ConfigError, ConfigErrors};
 pub use load::{DEFAULT_HTTP_LISTEN, load, load_bytes, load_str};
+
+/// The text of a config file's bytes (UTF-8, no BOM trouble), or why not.
+pub fn text_of(bytes: &[u8]) -> Result<&str, ConfigError> {
+    yaml::text(bytes)
+}
 pub use types::*;
 
 /// `switchboard check`: prints a summary or every problem; returns the exit code.

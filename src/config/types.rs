@@ -18,16 +18,52 @@ pub struct Config {
     /// Network name -> its protocol section. Names are `NetworkId`s.
     pub networks: BTreeMap<String, NetworkConfig>,
     pub routes: Vec<RouteConfig>,
+    pub admin: AdminConfig,
+    pub reload: ReloadConfig,
 }
 
-#[derive(Debug, Clone)]
+/// The admin API and page (docs/admin-api.md), served by the HTTP server.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// `None`: off (the default); no /admin routes exist.
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token is a secret: never in a log line or a debug print.
+        f.debug_struct("AdminConfig")
+            .field("enabled", &self.token.is_some())
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReloadConfig {
+    /// Reload when the config file changes (default false).
+    pub watch: bool,
+    /// How long rooms new to a reload may take to be joined before it is rolled
+    /// back (default 30s).
+    pub join_deadline: Duration,
+}
+
+impl Default for ReloadConfig {
+    fn default() -> Self {
+        Self {
+            watch: false,
+            join_deadline: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpConfig {
     /// `None`: the HTTP server is off. Default `127.0.0.1:9477`. A non-loopback address
     /// is refused unless `allow_non_loopback: true`.
     pub listen: Option<SocketAddr>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryConfig {
     /// First retry delay after a transient failure (default 1s), doubled each time...
     pub retry_initial: Duration,
@@ -59,7 +95,7 @@ impl Default for DeliveryConfig {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoreConfig {
     /// How long old rows are kept (id map 90 days, dead letters 30 days by default).
     pub retention: crate::store::Retention,
@@ -71,6 +107,16 @@ pub struct NetworkConfig {
     pub connector: &'static dyn NetworkConnector,
     /// Only `connector` looks inside (to build the network).
     pub section: Arc<dyn NetworkSection>,
+    /// The section as written (after environment substitution): a reload compares
+    /// it to tell whether the network changed. It holds secrets: never shown.
+    pub written: Arc<serde_json::Value>,
+}
+
+impl NetworkConfig {
+    /// Whether `other` describes the same network (same protocol, same section).
+    pub fn same_as(&self, other: &NetworkConfig) -> bool {
+        self.protocol() == other.protocol() && self.written == other.written
+    }
 }
 
 impl NetworkConfig {
@@ -131,6 +177,25 @@ pub struct RouteConfig {
 pub const DEFAULT_NICK_TEMPLATE: &str = "<{nick}> ";
 
 impl RouteConfig {
+    /// Whether `other` is the same route with the same settings (regexes compared as
+    /// written), so that a reload leaves it alone.
+    pub fn same_as(&self, other: &RouteConfig) -> bool {
+        fn written(regexes: &[Regex]) -> Vec<&str> {
+            regexes.iter().map(Regex::as_str).collect()
+        }
+        fn patterns(rules: &IgnoreRules) -> (Vec<&str>, Vec<&str>) {
+            (written(&rules.nicks), written(&rules.text))
+        }
+        self.name == other.name
+            && self.rooms == other.rooms
+            && self.nick_template == other.nick_template
+            && self.relay_membership == other.relay_membership
+            && self.max_age == other.max_age
+            && patterns(&self.ignore) == patterns(&other.ignore)
+    }
+}
+
+impl RouteConfig {
     /// A route with every option at its default, linking `rooms` (network, room).
     pub fn linking<N: Into<String>, R: Into<String>>(
         name: &str,
@@ -155,7 +220,7 @@ impl RouteConfig {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteRoom {
     pub network: String,
     pub room: String,

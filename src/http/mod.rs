@@ -12,6 +12,7 @@
 //! `switchboard_webhook_requests_total`. Values from the request (the network name
 //! in the URL) are logged only as escaped (`?`) fields, never in the message.
 
+pub mod client;
 mod server;
 
 pub use server::{
@@ -85,6 +86,10 @@ pub struct HttpState {
     pub health: Arc<HealthRegistry>,
     pub metrics: PrometheusHandle,
     pub webhooks: WebhookTargets,
+    /// `/admin` (off until the daemon fills it; see `admin`).
+    pub admin: crate::admin::AdminSlot,
+    /// The running config's generation, for `/healthz`.
+    pub config: crate::reload::SharedConfigStatus,
 }
 
 /// What the handlers share: the daemon's state and this server's own settings.
@@ -104,12 +109,14 @@ fn router(state: HttpState, limits: &HttpLimits) -> Router {
         unknown_network_log: Arc::default(),
         too_large_log: Arc::default(),
     };
+    let admin = crate::admin::router(served.state.admin.clone());
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/webhooks/{network}", any(webhook))
         .route("/webhooks/{network}/{*rest}", any(webhook_api))
         .with_state(served)
+        .merge(admin)
 }
 
 /// Serves until `cancel` fires, with the default limits and the connection cap
@@ -314,6 +321,9 @@ struct HealthBody {
     networks: BTreeMap<String, crate::health::NetworkHealth>,
     /// The lagging rooms, by `network/room`.
     lagging: BTreeMap<String, crate::health::Lagging>,
+    /// The running config: its generation, when it was applied, and how the last
+    /// reload went.
+    config: Arc<crate::reload::ConfigStatus>,
 }
 
 async fn healthz(State(Served { state, .. }): State<Served>) -> Response {
@@ -334,6 +344,7 @@ async fn healthz(State(Served { state, .. }): State<Served>) -> Response {
         status,
         networks,
         lagging,
+        config: state.config.load_full(),
     };
     let code = if healthy {
         StatusCode::OK

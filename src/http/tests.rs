@@ -69,6 +69,8 @@ impl Server {
             .collect();
         let state = HttpState {
             health: Arc::new(HealthRegistry::default()),
+            admin: Default::default(),
+            config: crate::reload::initial_status(),
             metrics: crate::metrics::install(),
             webhooks,
         };

@@ -56,8 +56,9 @@ pub struct AdapterEntry {
 #[derive(Clone, Default)]
 pub struct Adapters {
     map: Arc<arc_swap::ArcSwap<HashMap<NetworkId, Arc<AdapterEntry>>>>,
-    /// Wakes workers that wait for their network to be (re)added.
-    added: Arc<Notify>,
+    /// Wakes workers that wait for their network to be (re)added, or for the
+    /// routes to change.
+    changed: Arc<Notify>,
 }
 
 impl Adapters {
@@ -72,7 +73,7 @@ impl Adapters {
             map.insert(network.clone(), entry.clone());
             map
         });
-        self.added.notify_waiters();
+        self.changed.notify_waiters();
     }
 
     pub fn remove(&self, network: &NetworkId) {
@@ -85,29 +86,48 @@ impl Adapters {
 
     /// The network's adapter, waiting while it is not configured (removed at run
     /// time: its rows stay queued until it comes back or the routes drop them).
-    /// `None` on shutdown.
+    /// Gives up with `Unrouted` once `routed` says the room has no route left; a
+    /// route change wakes the wait (`routes_changed`).
     async fn wait_for(
         &self,
         network: &NetworkId,
         cancel: &CancellationToken,
-    ) -> Option<Arc<AdapterEntry>> {
+        routed: impl Fn() -> bool,
+    ) -> Wait {
         let mut logged = false;
         loop {
-            // Created before the look-up, so an insert in between still wakes it.
-            let added = self.added.notified();
+            // Created before the look-ups, so a change in between still wakes it.
+            let changed = self.changed.notified();
+            if !routed() {
+                return Wait::Unrouted;
+            }
             if let Some(entry) = self.get(network) {
-                return Some(entry);
+                return Wait::Ready(entry);
             }
             if !logged {
                 tracing::info!(%network, "delivery: network not configured; its rows wait");
                 logged = true;
             }
             tokio::select! {
-                () = added => {}
-                () = cancel.cancelled() => return None,
+                () = changed => {}
+                () = cancel.cancelled() => return Wait::Shutdown,
             }
         }
     }
+
+    /// Wakes every worker waiting for a network: the routes changed, and a room may
+    /// have lost its last route.
+    pub fn routes_changed(&self) {
+        self.changed.notify_waiters();
+    }
+}
+
+/// What a worker waiting for its room's network got.
+enum Wait {
+    Ready(Arc<AdapterEntry>),
+    /// No route has the room any more.
+    Unrouted,
+    Shutdown,
 }
 
 pub struct DeliverySettings {
@@ -257,6 +277,32 @@ impl RoomScheduler {
     pub fn serve_rooms(&self, rooms: impl IntoIterator<Item = RoomKey>) {
         for room in rooms {
             self.room(&room);
+        }
+    }
+
+    /// Every room with a worker: rows queued now, and when the oldest of them was
+    /// accepted (ms since the epoch) while one is.
+    pub fn queues(&self) -> Vec<(RoomKey, i64, Option<i64>)> {
+        self.lock()
+            .values()
+            .map(|state| {
+                let depth = state.depth.load(Ordering::Relaxed).max(0);
+                let head = state.head_created_ms.load(Ordering::Relaxed);
+                (
+                    state.key.clone(),
+                    depth,
+                    (depth > 0 && head > 0).then_some(head),
+                )
+            })
+            .collect()
+    }
+
+    /// The routes changed: workers waiting for their network or backing off look at
+    /// the routes again (a room that lost its last route dead-letters its rows).
+    pub fn routes_changed(&self) {
+        self.shared.adapters.routes_changed();
+        for state in self.lock().values() {
+            state.reconnected.notify_one();
         }
     }
 
@@ -430,28 +476,21 @@ impl Worker<'_> {
     /// it for this room; anything that ends the row here is recorded.
     async fn prepare(&mut self, row: &PendingRow) -> Prepared {
         let key = &self.state.key;
-        let Some(entry) = self
+        // Routing first: a room a reload unrouted must not wait for its network (which
+        // the same reload may have removed) before its rows are dead-lettered.
+        let entry = match self
             .shared
             .adapters
-            .wait_for(&key.network, &self.shared.cancel)
+            .wait_for(&key.network, &self.shared.cancel, || self.still_routed())
             .await
-        else {
-            return Prepared::Done(false);
+        {
+            Wait::Ready(entry) => entry,
+            Wait::Unrouted => return Prepared::Done(self.unrouted(row)),
+            Wait::Shutdown => return Prepared::Done(false),
         };
         let table = self.shared.routes.load_full();
-        let Some(route) = table.route(&row.route) else {
-            return Prepared::Done(self.dead(
-                row,
-                "no_route",
-                format!("route {:?} is no longer configured", row.route),
-            ));
-        };
-        let Some(member) = route.member(key) else {
-            return Prepared::Done(self.dead(
-                row,
-                "no_route",
-                format!("{key} is no longer in route {:?}", row.route),
-            ));
+        let Some((route, member)) = table.route_for(&row.route, key, &row.event.room) else {
+            return Prepared::Done(self.unrouted(row));
         };
         let max_age = route.max_age;
         if let Some(expired) = expiry(row, max_age) {
@@ -515,14 +554,17 @@ impl Worker<'_> {
         let mut attempt = 0u32;
         loop {
             // Looked up again for each attempt: the network may have been replaced
-            // (or removed, and then the row waits) while the row was retried.
-            let Some(current) = self
+            // (or removed, and then the row waits) while the row was retried, and
+            // the room may have been unrouted.
+            let current = match self
                 .shared
                 .adapters
-                .wait_for(&key.network, &self.shared.cancel)
+                .wait_for(&key.network, &self.shared.cancel, || self.still_routed())
                 .await
-            else {
-                return false;
+            {
+                Wait::Ready(entry) => entry,
+                Wait::Unrouted => return self.unrouted(row),
+                Wait::Shutdown => return false,
             };
             match current.adapter.send(outbound).await {
                 Ok(receipt) => {
@@ -617,8 +659,24 @@ impl Worker<'_> {
         Ok(resolved)
     }
 
+    /// Whether some route still has this room.
+    fn still_routed(&self) -> bool {
+        self.shared.routes.load().has_room(&self.state.key)
+    }
+
+    /// The room has no route left (a reload removed it): its rows end here.
+    /// No warning: an admin's reload did this, and its log line lists the rooms.
+    fn unrouted(&mut self, row: &PendingRow) -> bool {
+        tracing::debug!(room = %self.state.key, outbox_id = row.outbox_id, "delivery: dead-lettered: the room is in no route");
+        self.record_dead(row, "route_removed", "route_removed".to_owned())
+    }
+
     fn dead(&mut self, row: &PendingRow, class: &'static str, reason: String) -> bool {
         tracing::warn!(room = %self.state.key, outbox_id = row.outbox_id, %reason, "delivery: dead-lettered");
+        self.record_dead(row, class, reason)
+    }
+
+    fn record_dead(&mut self, row: &PendingRow, class: &'static str, reason: String) -> bool {
         m::dead_lettered(&self.state.key, &row.route, class);
         self.finish(Completion::Dead {
             outbox_id: row.outbox_id,

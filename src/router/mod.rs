@@ -119,6 +119,37 @@ impl RoutingTable {
         &self.routes
     }
 
+    /// The route a queued row for `room` is delivered under: the route it was queued
+    /// for while that still links the room; otherwise (the route was renamed, or the
+    /// room moved to another route by a reload) a route that still has the room,
+    /// preferring one that also has the row's origin. `None` once no route has the
+    /// room: its rows are dead-lettered as `route_removed`.
+    pub fn route_for(
+        &self,
+        queued_for: &str,
+        room: &RoomKey,
+        origin: &RoomKey,
+    ) -> Option<(&Route, &Member)> {
+        if let Some(found) = self
+            .route(queued_for)
+            .and_then(|route| Some((route, route.member(room)?)))
+        {
+            return Some(found);
+        }
+        let candidates = self.by_room.get(room)?;
+        let pick = candidates
+            .iter()
+            .find(|&&index| self.routes[index].member(origin).is_some())
+            .or_else(|| candidates.first())?;
+        let route = &self.routes[*pick];
+        Some((route, route.member(room)?))
+    }
+
+    /// Whether any route has `room`.
+    pub fn has_room(&self, room: &RoomKey) -> bool {
+        self.by_room.contains_key(room)
+    }
+
     /// Every room that appears in a route.
     pub fn rooms(&self) -> BTreeSet<RoomKey> {
         self.by_room.keys().cloned().collect()

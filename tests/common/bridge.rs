@@ -99,6 +99,11 @@ impl BridgeProcess {
         self.child = Some(child);
     }
 
+    /// The running binary's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     pub fn log_path(&self) -> PathBuf {
         self.dir.path().join("switchboard.log")
     }

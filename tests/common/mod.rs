@@ -4,6 +4,7 @@
 
 pub mod bridge;
 pub mod gate;
+pub mod reloading;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -254,4 +255,20 @@ pub async fn bridge_bot_joined(peer: &switchboard_testkit::synapse::MatrixPeer, 
             .any(|member| member == "@switchboard:localhost")
     })
     .await;
+}
+
+/// An IRC line by which the bridge (nick `switchboard`) does `command` (in `channel`;
+/// any target when empty), as a peer sharing the channel sees it.
+pub fn bridge_does(command: &'static str, channel: &'static str) -> impl Fn(&str) -> bool {
+    move |line: &str| {
+        let mut words = line.split_whitespace();
+        words
+            .next()
+            .is_some_and(|source| source.starts_with(":switchboard!"))
+            && words.next() == Some(command)
+            && (channel.is_empty()
+                || words.next().is_some_and(|target| {
+                    target.trim_start_matches(':').eq_ignore_ascii_case(channel)
+                }))
+    }
 }
