@@ -1,9 +1,11 @@
 //! Test support shared by the adapter and daemon tests: real IRC servers (ngircd,
 //! InspIRCd) started on free loopback ports in temporary directories, installed with
-//! apt when missing, and `IrcPeer`, a minimal IRC client standing in for a user.
+//! apt when missing, and `IrcPeer`, a minimal IRC client standing in for a user;
+//! `browser::Browser`, headless Chromium over WebDriver, for the admin page.
 //!
 //! Every wait is bounded and fails with a message saying what was seen.
 
+pub mod browser;
 pub mod http_proxy;
 mod install;
 pub mod mattermost;
