@@ -102,6 +102,19 @@ pub enum JoinWaitError {
     },
 }
 
+/// Why `wait_connected` gave up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectWaitError {
+    #[error("network {network} failed: {error}")]
+    Failed { network: NetworkId, error: String },
+    #[error("network {network} did not connect within {deadline:?}{}", last_error.as_ref().map_or(String::new(), |e| format!(" (last error: {e})")))]
+    TimedOut {
+        network: NetworkId,
+        last_error: Option<String>,
+        deadline: Duration,
+    },
+}
+
 fn list(rooms: &[RoomId]) -> String {
     rooms
         .iter()
@@ -337,6 +350,43 @@ impl HealthRegistry {
         }
     }
 
+    /// Waits until `network` is connected. Fails as soon as it is `Failed` (a
+    /// permanent error), or after `deadline` with its last error.
+    pub async fn wait_connected(
+        &self,
+        network: &NetworkId,
+        deadline: Duration,
+    ) -> Result<(), ConnectWaitError> {
+        let until = tokio::time::Instant::now() + deadline;
+        let mut changes = self.changed.subscribe();
+        loop {
+            let last_error = {
+                let networks = self.networks.lock().unwrap_or_else(|p| p.into_inner());
+                let health = networks.get(network);
+                match health.map(|health| &health.state) {
+                    Some(ConnectionState::Connected) => return Ok(()),
+                    Some(ConnectionState::Failed { last_error }) => {
+                        return Err(ConnectWaitError::Failed {
+                            network: network.clone(),
+                            error: last_error.clone(),
+                        });
+                    }
+                    _ => health.and_then(|health| health.last_error.clone()),
+                }
+            };
+            if tokio::time::timeout_at(until, changes.changed())
+                .await
+                .is_err()
+            {
+                return Err(ConnectWaitError::TimedOut {
+                    network: network.clone(),
+                    last_error,
+                    deadline,
+                });
+            }
+        }
+    }
+
     pub fn snapshot(&self) -> BTreeMap<NetworkId, NetworkHealth> {
         self.networks
             .lock()
@@ -527,6 +577,48 @@ mod tests {
         registry.remove(&network);
         registry.set_room(&network, &room("#a"), RoomReport::Joined);
         assert!(registry.snapshot().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn wait_connected_waits_for_connected_and_gives_up_on_failed_or_at_the_deadline() {
+        let network = NetworkId::new("irc");
+        let registry = std::sync::Arc::new(HealthRegistry::default());
+        registry.set(&network, ConnectionState::Starting);
+        let waiter = {
+            let (registry, network) = (registry.clone(), network.clone());
+            tokio::spawn(async move {
+                registry
+                    .wait_connected(&network, Duration::from_secs(30))
+                    .await
+            })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        registry.set(&network, ConnectionState::Connected);
+        assert_eq!(waiter.await.unwrap(), Ok(()));
+
+        registry.set(&network, reconnecting("connection refused"));
+        let timed_out = registry
+            .wait_connected(&network, Duration::from_secs(5))
+            .await;
+        assert_eq!(
+            timed_out,
+            Err(ConnectWaitError::TimedOut {
+                network: network.clone(),
+                last_error: Some("connection refused".into()),
+                deadline: Duration::from_secs(5),
+            })
+        );
+        registry.set(
+            &network,
+            ConnectionState::Failed {
+                last_error: "bad password".into(),
+            },
+        );
+        assert!(matches!(
+            registry.wait_connected(&network, Duration::from_secs(5)).await,
+            Err(ConnectWaitError::Failed { error, .. }) if error == "bad password"
+        ));
     }
 
     #[tokio::test(start_paused = true)]

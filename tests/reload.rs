@@ -2,8 +2,8 @@
 //! admin API and the page all use), over fake networks: only the difference is
 //! applied, a broken file or a room that cannot be joined changes nothing, rows of
 //! a room left without routes are dead-lettered as `route_removed` while a renamed
-//! route keeps its rows, and messages flowing through twenty reloads all arrive,
-//! once and in order.
+//! route keeps its rows, and messages flowing through twenty reloads (some rolled
+//! back) all arrive, once and in order.
 //!
 //! The config file names its networks as IRC sections, but the daemon runs fake
 //! adapters under those names: route changes never build a network, so the file
@@ -227,20 +227,31 @@ async fn a_thousand_messages_through_twenty_reloads_arrive_once_in_order() {
                 .unwrap();
         }
     });
-    // Twenty reloads, each adding or removing rooms beside the flowing route.
+    // Twenty reloads, each adding or removing rooms beside the flowing route; every
+    // fifth adds a room its server refuses, and is rolled back.
+    bridge.fakes[2].set_join("#refused", FakeJoin::Refuse("banned".into()));
     for round in 0..20 {
-        let routes = if round % 2 == 0 {
+        let routes = if round % 5 == 4 {
+            format!("{AB}      - c: \"#refused\"\n")
+        } else if round % 2 == 0 {
             format!(
                 "{AB}  - name: side\n    rooms:\n      - a: \"#y{round}\"\n      - c: \"#y{round}\"\n"
             )
         } else {
-            format!("{AB}      - c: \"#z\"\n")
+            format!("{AB}      - c: \"#z{round}\"\n")
         };
         let outcome = bridge.reload(&routes).await;
-        assert!(
-            matches!(outcome, Outcome::Applied { .. }),
-            "round {round}: {outcome:?}"
-        );
+        if round % 5 == 4 {
+            assert!(
+                matches!(outcome, Outcome::RolledBack { .. }),
+                "round {round}: {outcome:?}"
+            );
+        } else {
+            assert!(
+                matches!(outcome, Outcome::Applied { .. }),
+                "round {round}: {outcome:?}"
+            );
+        }
     }
     flow.await.unwrap();
     let sent = texts(
@@ -250,7 +261,7 @@ async fn a_thousand_messages_through_twenty_reloads_arrive_once_in_order() {
     );
     let expected: Vec<String> = (0..1000).map(|i| format!("n{i}")).collect();
     assert_eq!(sent, expected, "every message once, in order");
-    assert_eq!(bridge.reloader.current().0, 21);
+    assert_eq!(bridge.reloader.current().0, 17, "16 applied, 4 rolled back");
     bridge.daemon.shutdown().await;
 }
 

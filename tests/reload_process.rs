@@ -221,13 +221,32 @@ async fn networks_added_changed_and_removed_by_a_reload_and_a_dead_one_rolled_ba
         .replace("delivery:\n", "reload:\n  join_deadline: 3s\ndelivery:\n")
     };
 
+    // A network with no rooms whose server is not there: it never connects, so the
+    // reload is rolled back at the deadline.
+    let closed = switchboard_testkit::free_port();
+    let roomless = base.replace(
+        "routes:\n",
+        &format!("  nowhere:\n    irc:\n      server: 127.0.0.1:{closed}\n      tls: false\n      nick: switchboard\nroutes:\n"),
+    ).replace("delivery:\n", "reload:\n  join_deadline: 2s\ndelivery:\n");
+    std::fs::write(&path, roomless).unwrap();
+    sighup(&bridge);
+    eventually("the roomless network rolled back", || async {
+        health(&bridge).await["config"]["last_reload"]["outcome"] == "rolled_back"
+    })
+    .await;
+    let status = health(&bridge).await;
+    let detail = status["config"]["last_reload"]["detail"].as_str().unwrap();
+    assert!(detail.contains("nowhere did not connect"), "{detail}");
+    assert!(status["networks"].get("nowhere").is_none(), "{status}");
+
     // A network whose server is not there: its room is never joined, so the reload
     // is rolled back at the deadline and the network removed again.
-    let closed = switchboard_testkit::free_port();
     std::fs::write(&path, with_north(closed, "switchboard")).unwrap();
     sighup(&bridge);
-    eventually("the rolled-back reload in /healthz", || async {
-        health(&bridge).await["config"]["last_reload"]["outcome"] == "rolled_back"
+    eventually("north's reload rolled back", || async {
+        let last = &health(&bridge).await["config"]["last_reload"];
+        last["outcome"] == "rolled_back"
+            && last["detail"].as_str().is_some_and(|d| d.contains("north"))
     })
     .await;
     let status = health(&bridge).await;

@@ -396,9 +396,20 @@ impl Reloader {
             health
                 .wait_joined(&NetworkId::new(network.clone()), rooms, deadline)
                 .await
-                .map_err(|error| format!("network {network}: {error}"))
+                .map_err(|error| error.to_string())
         });
-        futures::future::try_join_all(joins).await?;
+        // A (re)started network must also come up, whether or not it has rooms.
+        let connects = restarted.iter().map(|network| async move {
+            health
+                .wait_connected(&NetworkId::new((*network).clone()), deadline)
+                .await
+                .map_err(|error| error.to_string())
+        });
+        futures::future::try_join(
+            futures::future::try_join_all(joins),
+            futures::future::try_join_all(connects),
+        )
+        .await?;
         Ok(())
     }
 
