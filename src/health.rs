@@ -13,6 +13,7 @@
 
 use serde::{Serialize, Serializer};
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::ControlFlow;
 use std::sync::Mutex;
 use std::time::Duration;
 use switchboard_sdk::{ConnectionState, NetworkId, RoomId, RoomReport};
@@ -310,44 +311,36 @@ impl HealthRegistry {
         rooms: &[RoomId],
         deadline: Duration,
     ) -> Result<(), JoinWaitError> {
-        let until = tokio::time::Instant::now() + deadline;
-        // Subscribed before each look, so a change between the look and the wait
-        // still wakes it.
-        let mut changes = self.changed.subscribe();
-        loop {
-            let missing = {
-                let networks = self.networks.lock().unwrap_or_else(|p| p.into_inner());
+        let waited = self
+            .wait_for(deadline, |networks| {
                 let health = networks.get(network).map(|health| &health.rooms);
                 let mut missing = Vec::new();
                 for room in rooms {
                     if let Some(failure) = health.and_then(|health| health.failed.get(room)) {
-                        return Err(JoinWaitError::Refused {
+                        return ControlFlow::Break(Err(JoinWaitError::Refused {
                             network: network.clone(),
                             room: room.clone(),
                             error: failure.error.clone(),
-                        });
+                        }));
                     }
                     if !health.is_some_and(|health| health.joined.contains(room)) {
                         missing.push(room.clone());
                     }
                 }
-                missing
-            };
-            if missing.is_empty() {
-                return Ok(());
-            }
-            // The sender lives as long as `self`: `changed` cannot fail here.
-            if tokio::time::timeout_at(until, changes.changed())
-                .await
-                .is_err()
-            {
-                return Err(JoinWaitError::TimedOut {
-                    network: network.clone(),
-                    rooms: missing,
-                    deadline,
-                });
-            }
-        }
+                if missing.is_empty() {
+                    ControlFlow::Break(Ok(()))
+                } else {
+                    ControlFlow::Continue(missing)
+                }
+            })
+            .await;
+        waited.unwrap_or_else(|missing| {
+            Err(JoinWaitError::TimedOut {
+                network: network.clone(),
+                rooms: missing,
+                deadline,
+            })
+        })
     }
 
     /// Waits until `network` is connected. Fails as soon as it is `Failed` (a
@@ -357,32 +350,55 @@ impl HealthRegistry {
         network: &NetworkId,
         deadline: Duration,
     ) -> Result<(), ConnectWaitError> {
-        let until = tokio::time::Instant::now() + deadline;
-        let mut changes = self.changed.subscribe();
-        loop {
-            let last_error = {
-                let networks = self.networks.lock().unwrap_or_else(|p| p.into_inner());
+        let waited = self
+            .wait_for(deadline, |networks| {
                 let health = networks.get(network);
                 match health.map(|health| &health.state) {
-                    Some(ConnectionState::Connected) => return Ok(()),
+                    Some(ConnectionState::Connected) => ControlFlow::Break(Ok(())),
                     Some(ConnectionState::Failed { last_error }) => {
-                        return Err(ConnectWaitError::Failed {
+                        ControlFlow::Break(Err(ConnectWaitError::Failed {
                             network: network.clone(),
                             error: last_error.clone(),
-                        });
+                        }))
                     }
-                    _ => health.and_then(|health| health.last_error.clone()),
+                    _ => ControlFlow::Continue(health.and_then(|h| h.last_error.clone())),
+                }
+            })
+            .await;
+        waited.unwrap_or_else(|last_error| {
+            Err(ConnectWaitError::TimedOut {
+                network: network.clone(),
+                last_error,
+                deadline,
+            })
+        })
+    }
+
+    /// Looks at the networks now and after each change until `look` breaks with an
+    /// answer; at `deadline`, gives what `look` last said it was waiting for.
+    async fn wait_for<T, Pending>(
+        &self,
+        deadline: Duration,
+        look: impl Fn(&BTreeMap<NetworkId, NetworkHealth>) -> ControlFlow<T, Pending>,
+    ) -> Result<T, Pending> {
+        let until = tokio::time::Instant::now() + deadline;
+        // Subscribed before each look, so a change between the look and the wait
+        // still wakes it.
+        let mut changes = self.changed.subscribe();
+        loop {
+            let pending = {
+                let networks = self.networks.lock().unwrap_or_else(|p| p.into_inner());
+                match look(&networks) {
+                    ControlFlow::Break(answer) => return Ok(answer),
+                    ControlFlow::Continue(pending) => pending,
                 }
             };
+            // The sender lives as long as `self`: `changed` cannot fail here.
             if tokio::time::timeout_at(until, changes.changed())
                 .await
                 .is_err()
             {
-                return Err(ConnectWaitError::TimedOut {
-                    network: network.clone(),
-                    last_error,
-                    deadline,
-                });
+                return Err(pending);
             }
         }
     }
