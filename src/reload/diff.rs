@@ -108,6 +108,10 @@ pub fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.admin.token.is_some() != new.admin.token.is_some() {
         changed.push("admin.enabled");
     }
+    // The watcher is started (or not) with the daemon.
+    if old.reload.watch != new.reload.watch {
+        changed.push("reload.watch");
+    }
     changed
 }
 
@@ -199,5 +203,14 @@ mod tests {
         .unwrap();
         assert_eq!(needs_restart(&old, &new), ["delivery"]);
         assert!(needs_restart(&old, &old).is_empty());
+        let watching = load_str(&format!(
+            "reload:\n  watch: true\n  join_deadline: 5s\nnetworks:\n{TWO}routes:\n{routes}"
+        ))
+        .unwrap();
+        assert_eq!(
+            needs_restart(&old, &watching),
+            ["reload.watch"],
+            "the deadline may change"
+        );
     }
 }
