@@ -223,8 +223,15 @@ fn what_to_send(
             if !content.is_empty() {
                 content.push_text("\n", Style::default());
             }
+            // Shown by its name where the network has one ("plan.pdf (https://...)"
+            // on IRC), so a reader knows what the link is before opening it.
+            let text = if file.name.trim().is_empty() {
+                file.url.clone()
+            } else {
+                file.name
+            };
             content.push(Span::Link {
-                text: file.url.clone(),
+                text,
                 url: file.url,
                 style: Style::default(),
             });

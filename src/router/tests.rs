@@ -357,7 +357,10 @@ fn attachments_become_links_where_files_cannot_be_attached() {
         panic!()
     };
     assert!(attachments.is_empty());
-    assert_eq!(content.to_plain(), "look\nhttps://files.test/cat.png");
+    assert_eq!(
+        content.to_plain(),
+        "look\ncat.png (https://files.test/cat.png)"
+    );
 }
 
 #[test]
