@@ -11,10 +11,23 @@ mod install;
 pub mod mattermost;
 mod peer;
 mod servers;
+pub mod slack;
+pub mod slack_emulate;
 pub mod synapse;
 
 pub use peer::{IrcPeer, Received};
 pub use servers::{Inspircd, Ngircd, NgircdOptions};
+
+/// A client for the plain-HTTP servers tests talk to. A test binary that also links
+/// an adapter building reqwest with `rustls-no-provider` gets that feature here too,
+/// and then reqwest wants a process-wide crypto provider even for `http://`: ring,
+/// which the adapters use, is installed once.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .build()
+        .expect("a plain HTTP client")
+}
 
 /// A TCP port free on 127.0.0.1 right now, and never handed out before in this
 /// process: the kernel may give a just-released port to the next `bind(0)`, so two
