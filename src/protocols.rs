@@ -11,6 +11,8 @@ const CONNECTORS: &[&dyn NetworkConnector] = &[
     &switchboard_mattermost::MattermostConnector,
     #[cfg(feature = "matrix")]
     &switchboard_matrix::MatrixConnector,
+    #[cfg(feature = "slack")]
+    &switchboard_slack::SlackConnector,
 ];
 
 /// Every connector of this build, in the order the config's hints list them.

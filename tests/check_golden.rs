@@ -86,11 +86,20 @@ fn the_example_config_passes() {
         .env("MATTERMOST_OUTGOING_TOKEN", "o")
         .env("MATRIX_PASSWORD", "p")
         .env("SWITCHBOARD_ADMIN_TOKEN", "an-admin-token-long-enough")
+        .env("SLACK_BOT_TOKEN", "xoxb-1")
+        .env("SLACK_APP_TOKEN", "xapp-1")
+        .env("SLACK_EVENTS_BOT_TOKEN", "xoxb-2")
+        .env("SLACK_SIGNING_SECRET", "s")
+        .env(
+            "SLACK_INCOMING_WEBHOOK_URL",
+            "https://hooks.slack.com/services/T/B/x",
+        )
+        .env("SLACK_OUTGOING_TOKEN", "o")
         .output()
         .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
-        "config.example.yaml: ok (5 networks, 3 routes)\n",
+        "config.example.yaml: ok (8 networks, 3 routes)\n",
         "stderr: {}",
         String::from_utf8_lossy(&output.stderr)
     );

@@ -13,6 +13,10 @@
 //!   written here independently of the adapter's guard;
 //! - Matrix: Synapse's legacy `@room` body matcher (`@room` as a word, any case), and
 //!   the same on the text a reader sees of `formatted_body`, code excepted;
+//! - Slack: its message parser (a `<!...>`, `<@...>` or `<#...>` control sequence
+//!   in the raw text, and, since clients and `link_names` resolve them, a bare
+//!   `@here`/`@channel`/`@everyone` word in any case), written here independently of
+//!   the adapter's guard;
 //! - IRC: has no mass mentions, so the line must arrive exactly as written.
 //!
 //! Where nothing can ping (IRC; `@room` on Mattermost; `@all` on Matrix; every URL)
@@ -136,6 +140,18 @@ const MATRIX_HTML: &[(&str, &str)] = &[
     ("<pre><code>{w}\n</code></pre>", "{w}"),
 ];
 
+/// Slack mrkdwn as its users (and Slack's own rendering of `<!here>`) write it.
+const SLACK_TEXT: &[&str] = &[
+    "{w}",
+    "*{a}*{b}",
+    "_{w}_",
+    "~{w}~",
+    "`{w}`",
+    "```{w}```",
+    "<https://x.example/|{w}>",
+    "&lt;{b}&gt;",
+];
+
 /// Mattermost markdown as its users write it.
 const MATTERMOST_TEXT: &[&str] = &[
     "{w}",
@@ -160,6 +176,22 @@ enum Net {
     Irc,
     Matrix,
     Mattermost,
+    Slack,
+}
+
+/// Slack's text for a case relayed from Slack: no names to resolve.
+struct NoNames;
+
+impl switchboard_slack::format::Names for NoNames {
+    fn user(&self, _id: &str) -> Option<String> {
+        None
+    }
+    fn channel(&self, _id: &str) -> Option<String> {
+        None
+    }
+    fn usergroup(&self, _id: &str) -> Option<String> {
+        None
+    }
 }
 
 /// One hostile message: where it comes from and its content there.
@@ -211,6 +243,16 @@ fn cases() -> Vec<Case> {
                 url: None,
             });
         }
+        for mrkdwn in SLACK_TEXT {
+            let written = fill(mrkdwn, word);
+            cases.push(Case {
+                from: Net::Slack,
+                content: switchboard_slack::format::parse(&written, &NoNames),
+                written,
+                word,
+                url: None,
+            });
+        }
         for markdown in MATTERMOST_TEXT {
             let written = fill(markdown, word);
             cases.push(Case {
@@ -247,6 +289,10 @@ fn capabilities(to: Net, per_message_sender: bool) -> Capabilities {
         Net::Mattermost => (
             TextFormat::new(switchboard_mattermost::format::MattermostText),
             Some(switchboard_mattermost::MAX_POST_BYTES),
+        ),
+        Net::Slack => (
+            TextFormat::new(switchboard_slack::format::SlackText),
+            Some(switchboard_slack::format::MAX_MESSAGE_BYTES),
         ),
     };
     Capabilities {
@@ -465,13 +511,45 @@ fn html_text_outside_code(html: &str) -> String {
 // --- the table ---------------------------------------------------------------------
 
 /// What each destination sends for a case, and what is wrong with it.
+/// Whether Slack would ping anyone for `text` as posted: a control sequence
+/// (`<!channel>`, `<!here|here>`, `<!subteam^S1>`, `<@U1>`, `<#C1>`) in the raw
+/// text (entities such as `&lt;` are shown, never parsed), or a bare `@here`,
+/// `@channel` or `@everyone` word, in any case, that `link_names` would resolve.
+fn slack_pings(text: &str) -> bool {
+    static BARE: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"(?i)(^|[^\w])@(here|channel|everyone)\b").unwrap());
+    // A link's address is not read for mentions: `<https://x/@here>`.
+    static LINKS: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"<(https?|mailto):[^>]*>").unwrap());
+    let outside_links = LINKS.replace_all(text, " ");
+    ["<!", "<@", "<#"]
+        .iter()
+        .any(|control| text.contains(control))
+        || BARE.is_match(&outside_links)
+}
+
+/// What Slack shows for a word written in Slack (`<!here>` reads `@here`).
+fn as_slack_shows(word: &'static str) -> &'static str {
+    match word {
+        "<!channel>" => "@channel",
+        "<!here>" => "@here",
+        "<!everyone>" => "@everyone",
+        other => other,
+    }
+}
+
 fn problems(case: &Case) -> Vec<String> {
     let mut problems = Vec::new();
     let mut problem = |what: String| problems.push(what);
+    let word = if case.from == Net::Slack {
+        as_slack_shows(case.word)
+    } else {
+        case.word
+    };
     let is_mattermost_word = ["@channel", "@here", "@all"]
         .iter()
-        .any(|w| case.word.to_lowercase().starts_with(w));
-    let is_matrix_word = case.word.eq_ignore_ascii_case("@room");
+        .any(|w| word.to_lowercase().starts_with(w));
+    let is_matrix_word = word.eq_ignore_ascii_case("@room");
     let shown = case.content.to_plain();
 
     {
@@ -542,6 +620,30 @@ fn problems(case: &Case) -> Vec<String> {
         }
     }
 
+    // Slack, with names in the text and per message (`username`).
+    for per_message_sender in [false, true] {
+        let message = only(through_core(case, Net::Slack, per_message_sender), case).body;
+        if slack_pings(&message) {
+            problem(format!("Slack message pings: {message:?}"));
+        }
+        let read_back: String = switchboard_slack::format::parse(&message, &NoNames)
+            .to_plain()
+            .chars()
+            .filter(|c| !matches!(c, '\u{200B}' | '\u{2060}'))
+            .collect();
+        let shown_clean: String = shown.chars().filter(|c| *c != ZWSP).collect();
+        if !read_back.ends_with(shown_clean.trim_end()) && !read_back.ends_with(&shown_clean) {
+            problem(format!(
+                "Slack readers see {read_back:?}, not {shown:?} ({message:?})"
+            ));
+        }
+        if let Some(url) = &case.url
+            && !message.contains(url.as_str())
+        {
+            problem(format!("Slack: URL {url} broken in {message:?}"));
+        }
+    }
+
     {
         let lines = irc_lines(case);
         let wire = lines.join("\n");
@@ -606,6 +708,25 @@ fn the_server_rules_used_here_catch_the_issue_cases() {
         "```\n@all\n```",
     ] {
         assert!(!mattermost_notifies_channel(quiet), "{quiet}");
+    }
+    for pings in [
+        "<!channel>",
+        "<!here|here>",
+        "<@U1>",
+        "<!subteam^S1|@t>",
+        "@HERE",
+        "hi @channel.",
+    ] {
+        assert!(slack_pings(pings), "{pings}");
+    }
+    for quiet in [
+        "&lt;!channel&gt;",
+        "@\u{200B}here",
+        "x@here",
+        "@heres",
+        "<https://x.example/@here>",
+    ] {
+        assert!(!slack_pings(quiet), "{quiet}");
     }
     for pings in ["@room", "x@room", "@ROOM: hi", "_@room", "@room."] {
         assert!(matrix_notifies_room(pings), "{pings}");

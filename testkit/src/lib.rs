@@ -1,7 +1,9 @@
 //! Test support shared by the adapter and daemon tests: real IRC servers (ngircd,
 //! InspIRCd) started on free loopback ports in temporary directories, installed with
 //! apt when missing, and `IrcPeer`, a minimal IRC client standing in for a user;
-//! `browser::Browser`, headless Chromium over WebDriver, for the admin page.
+//! `browser::Browser`, headless Chromium over WebDriver, for the admin page; and the
+//! stand-ins for servers nobody can install: `mattermost::FakeMattermost`,
+//! `slack::FakeSlack`, and Slack's third-party emulator (`slack_emulate`).
 //!
 //! Every wait is bounded and fails with a message saying what was seen.
 

@@ -1,0 +1,162 @@
+//! Slack mrkdwn <-> the core's rich text, written from Slack's "Formatting text for
+//! app surfaces" (mrkdwn, escaping, `<...>` control sequences).
+//!
+//! Parsing ([`parse`]) reads a message's `text`: `*bold*`, `_italic_`, `~strike~`,
+//! `` `code` `` and ```` ```code blocks``` ```` by Slack's flanking rules (see
+//! `parse.rs`); quoted lines keep their `> ` as text; `&amp;`, `&lt;` and `&gt;`
+//! are decoded; `<url|text>` becomes a link; `<@U...>` a mention named through
+//! [`Names`] (look the ids up first with [`references`]); channels, user groups,
+//! `<!here>`-style mentions and dates become the text a Slack reader sees.
+//!
+//! Rendering ([`SlackText`], [`render`]) writes mrkdwn for `chat.postMessage` and
+//! incoming webhooks that shows the same text: `&`, `<` and `>` escaped, so nothing
+//! relayed forms a control sequence; literal markers kept literal with U+200B ZERO
+//! WIDTH SPACE (Slack has no backslash escape; see `render.rs`); styles written
+//! where mrkdwn can show them and dropped where it cannot (mid-word); mentions from
+//! other networks as plain `@name` (never `<@...>`). Long text is cut into parts
+//! of the byte budget (`split.rs`): between lines where it can, never inside an
+//! entity or a link, each part with its styles closed. Then the guard
+//! (`mentions.rs`) makes sure nothing in the final text notifies anyone.
+//!
+//! Slack does not publish its flanking rules. `parse.rs` states the reading used
+//! here (markers at word boundaries, text right inside them), and the renderer
+//! writes for that reading with a margin: see `render.rs` on literal markers.
+//!
+//! Zero-width characters, and where: U+200B around a literal `*`, `_`, `~` or
+//! `` ` `` that could pair, before a `>` that would start a quote, inside runs of
+//! three backticks, and after the `@` of `@here`, `@channel` and `@everyone`;
+//! U+200D inside a relayed name ([`TextRules::name_without_ping`]). Parsing keeps
+//! them (they are invisible), so tests compare visible text without them.
+
+mod controls;
+mod line;
+mod mentions;
+mod parse;
+mod render;
+mod split;
+#[cfg(test)]
+mod tests;
+
+pub use controls::{Names, Reference, references};
+
+use switchboard_sdk::{FinalText, MessageStyle, RichText, Span, Style, TextRules};
+
+/// The longest `text` the adapter sends in one message, in bytes. Slack truncates
+/// a message's text past 40,000 characters; however Slack counts them (code points
+/// or UTF-16 units, before or after decoding entities), none takes less than one
+/// byte of UTF-8, so 40,000 bytes can never be cut short.
+pub const MAX_MESSAGE_BYTES: usize = 40_000;
+
+/// How Slack writes relayed text, for the core's delivery policy: mrkdwn, the label
+/// before the text, `/me` messages in italics, split where the budget says, and no
+/// command or mass mention Slack would act on.
+#[derive(Debug, Default)]
+pub struct SlackText;
+
+impl TextRules for SlackText {
+    fn name(&self) -> &'static str {
+        "slack"
+    }
+
+    fn render(
+        &self,
+        content: &RichText,
+        style: MessageStyle,
+        label: &str,
+        budget: Option<usize>,
+    ) -> Vec<FinalText> {
+        let content = prepare(content, style, label);
+        split::parts(&content, budget)
+            .into_iter()
+            .map(FinalText::plain)
+            .collect()
+    }
+
+    fn guard_mentions(&self, part: FinalText) -> FinalText {
+        FinalText {
+            body: guard(&part.body),
+            html: part.html,
+        }
+    }
+
+    fn notifies_room(&self, part: &FinalText) -> bool {
+        notifies(&part.body)
+    }
+
+    fn name_without_ping(&self, name: &str) -> String {
+        switchboard_sdk::text::name_without_ping(name, '\u{200D}')
+    }
+}
+
+/// The content as it is written: the label first, mentions as the plain text
+/// `@name`, and for a `/me` message everything in italics (as Slack's own `/me`
+/// shows).
+fn prepare(content: &RichText, style: MessageStyle, label: &str) -> RichText {
+    let mut rich = RichText::default();
+    if !label.is_empty() {
+        rich.push_text(post_label(label, style), Style::default());
+    }
+    for span in &content.spans {
+        match span {
+            Span::Mention { name, user_id } => {
+                rich.push_text(
+                    line::mention_text(name, user_id.as_deref()),
+                    Style::default(),
+                );
+            }
+            other => rich.push(other.clone()),
+        }
+    }
+    if style == MessageStyle::Action {
+        for span in &mut rich.spans {
+            if let Span::Text { style, .. } | Span::Link { style, .. } = span {
+                style.italic = true;
+            }
+        }
+    }
+    rich
+}
+
+/// The route's label as a Slack message shows it. The IRC-style `<alice> ` (the
+/// default nick template) becomes `alice: `, and `alice ` in a `/me` message
+/// ("alice waves"), as on Mattermost: chat on Slack reads that way, and the
+/// escaped `&lt;alice&gt;` would cost bytes and show raw wherever a client or
+/// integration reads the text without decoding it. Other templates are the
+/// operator's choice and go in as written (escaped like any text).
+fn post_label(template_label: &str, style: MessageStyle) -> String {
+    let name = template_label
+        .strip_prefix('<')
+        .and_then(|rest| rest.strip_suffix("> "))
+        .filter(|name| !name.is_empty() && !name.contains(['<', '>']));
+    match (name, style) {
+        (Some(name), MessageStyle::Action) => format!("{name} "),
+        (Some(name), _) => format!("{name}: "),
+        (None, _) => template_label.to_owned(),
+    }
+}
+
+/// Parses a Slack message `text` into rich text; `names` names the users, channels
+/// and user groups it refers to (see [`references`]).
+pub fn parse(text: &str, names: &dyn Names) -> RichText {
+    parse::parse(text, names)
+}
+
+/// Renders rich text as one mrkdwn text that shows the same, guarded.
+pub fn render(rich: &RichText) -> String {
+    split::parts(&prepare(rich, MessageStyle::Normal, ""), None)
+        .pop()
+        .unwrap_or_default()
+}
+
+/// Final mrkdwn with every command Slack would act on escaped (`<!channel>`,
+/// `<!here>`, `<!everyone>`, `<!subteam^...>`, `<@U...>`, `<#C...>`: any `<` that
+/// does not open a link) and U+200B after the `@` of every bare `@channel`,
+/// `@here` and `@everyone`. Run it on exactly what is sent.
+pub fn guard(text: &str) -> String {
+    mentions::guard(text)
+}
+
+/// Whether Slack could notify anyone for this text (what [`guard`] would change).
+pub fn notifies(text: &str) -> bool {
+    mentions::notifies(text)
+}
