@@ -179,21 +179,6 @@ enum Net {
     Slack,
 }
 
-/// Slack's text for a case relayed from Slack: no names to resolve.
-struct NoNames;
-
-impl switchboard_slack::format::Names for NoNames {
-    fn user(&self, _id: &str) -> Option<String> {
-        None
-    }
-    fn channel(&self, _id: &str) -> Option<String> {
-        None
-    }
-    fn usergroup(&self, _id: &str) -> Option<String> {
-        None
-    }
-}
-
 /// One hostile message: where it comes from and its content there.
 #[derive(Debug)]
 struct Case {
@@ -247,7 +232,10 @@ fn cases() -> Vec<Case> {
             let written = fill(mrkdwn, word);
             cases.push(Case {
                 from: Net::Slack,
-                content: switchboard_slack::format::parse(&written, &NoNames),
+                content: switchboard_slack::format::parse(
+                    &written,
+                    &switchboard_slack::format::NoNames,
+                ),
                 written,
                 word,
                 url: None,
@@ -626,11 +614,12 @@ fn problems(case: &Case) -> Vec<String> {
         if slack_pings(&message) {
             problem(format!("Slack message pings: {message:?}"));
         }
-        let read_back: String = switchboard_slack::format::parse(&message, &NoNames)
-            .to_plain()
-            .chars()
-            .filter(|c| !matches!(c, '\u{200B}' | '\u{2060}'))
-            .collect();
+        let read_back: String =
+            switchboard_slack::format::parse(&message, &switchboard_slack::format::NoNames)
+                .to_plain()
+                .chars()
+                .filter(|c| !matches!(c, '\u{200B}' | '\u{2060}'))
+                .collect();
         let shown_clean: String = shown.chars().filter(|c| *c != ZWSP).collect();
         if !read_back.ends_with(shown_clean.trim_end()) && !read_back.ends_with(&shown_clean) {
             problem(format!(

@@ -617,7 +617,6 @@ mod tests {
     //! `gap_` test failing after an upgrade may be good news: update the doc.
 
     use super::*;
-    use futures::StreamExt;
     use reqwest::StatusCode;
     use reqwest::header::{CONTENT_TYPE, HeaderMap};
     use std::future::Future;

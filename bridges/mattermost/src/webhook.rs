@@ -4,7 +4,6 @@
 
 use crate::format;
 use serde::Deserialize;
-use subtle::ConstantTimeEq;
 use switchboard_sdk::{
     AdapterContext, Inbound, NativeMsgId, RoomId, RoomKey, Sender, SubmitError, SubmitOutcome,
     WebhookRequest, WebhookResponse,
@@ -39,7 +38,7 @@ pub async fn receive(
             return WebhookResponse::error(400, &reason);
         }
     };
-    if !token_matches(&post.token, expected_token) {
+    if !switchboard_sdk::text::secret_matches(&post.token, expected_token) {
         tracing::warn!(network = %ctx.network, channel = %post.channel_name, "Mattermost webhook: wrong or missing token; nothing relayed");
         return WebhookResponse::error(401, "invalid token");
     }
@@ -89,11 +88,6 @@ fn parse(request: &WebhookRequest) -> Result<OutgoingPost, String> {
     }
 }
 
-/// Equal length is not secret; the content is compared in constant time.
-fn token_matches(given: &str, expected: &str) -> bool {
-    !expected.is_empty() && bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
-}
-
 fn timestamp_ms(value: &serde_json::Value) -> Option<i64> {
     match value {
         serde_json::Value::Number(number) => number.as_i64(),
@@ -137,13 +131,5 @@ mod tests {
     fn malformed_bodies_are_refused() {
         assert!(parse(&request("application/json", "{not json")).is_err());
         assert!(parse(&request("text/plain", "token=abc")).is_err());
-    }
-
-    #[test]
-    fn tokens_compare_exactly() {
-        assert!(token_matches("abc", "abc"));
-        assert!(!token_matches("abd", "abc"));
-        assert!(!token_matches("", "abc"));
-        assert!(!token_matches("", ""));
     }
 }

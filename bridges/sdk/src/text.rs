@@ -62,6 +62,42 @@ fn is_break(c: char) -> bool {
     c.is_whitespace() && !matches!(c, '\u{A0}' | '\u{2007}' | '\u{202F}')
 }
 
+/// The route's label as networks with markup show it in the text. The IRC-style
+/// `<alice> ` (the default nick template) becomes `alice: `, and `alice ` in a `/me`
+/// message ("alice waves"): in markup `<` needs escaping, and notifications and
+/// previews show a message's raw text, escapes included. A colon needs no escape
+/// anywhere in a line, unlike `[alice]` (link brackets) or `**alice**`. Other
+/// templates are the operator's choice and go in as written.
+pub fn label_in_text(template_label: &str, style: crate::MessageStyle) -> String {
+    let name = template_label
+        .strip_prefix('<')
+        .and_then(|rest| rest.strip_suffix("> "))
+        .filter(|name| !name.is_empty() && !name.contains(['<', '>']));
+    match (name, style) {
+        (Some(name), crate::MessageStyle::Action) => format!("{name} "),
+        (Some(name), _) => format!("{name}: "),
+        (None, _) => template_label.to_owned(),
+    }
+}
+
+/// Puts all text and links of `rich` in italics: how networks with markup show a
+/// `/me` message (as their own `/me` does).
+pub fn italicise(rich: &mut RichText) {
+    for span in &mut rich.spans {
+        if let Span::Text { style, .. } | Span::Link { style, .. } = span {
+            style.italic = true;
+        }
+    }
+}
+
+/// Whether a secret given by a caller (a webhook token) equals the expected one,
+/// compared in constant time; an empty expected secret matches nothing. The length
+/// is not secret.
+pub fn secret_matches(given: &str, expected: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    !expected.is_empty() && bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
+}
+
 /// Inserts `invisible` (a zero-width character) after the first character of
 /// `name`, so a relayed name reads the same but does not notify the local user who
 /// has it.
@@ -156,6 +192,23 @@ fn floor_char_boundary(text: &str, index: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_compare_exactly_and_empty_matches_nothing() {
+        assert!(secret_matches("abc", "abc"));
+        assert!(!secret_matches("abd", "abc"));
+        assert!(!secret_matches("ab", "abc"));
+        assert!(!secret_matches("", ""));
+    }
+
+    #[test]
+    fn irc_style_labels_become_names_with_a_colon() {
+        use crate::MessageStyle::{Action, Normal};
+        assert_eq!(label_in_text("<alice> ", Normal), "alice: ");
+        assert_eq!(label_in_text("<alice> ", Action), "alice ");
+        assert_eq!(label_in_text("[irc] alice: ", Normal), "[irc] alice: ");
+        assert_eq!(label_in_text("<<x>> ", Normal), "<<x>> ");
+    }
 
     #[test]
     fn short_text_is_one_piece() {

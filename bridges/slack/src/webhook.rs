@@ -5,7 +5,6 @@
 use crate::format;
 use crate::inbound::ts_millis;
 use serde::Deserialize;
-use subtle::ConstantTimeEq;
 use switchboard_sdk::{
     AdapterContext, EventKind, Inbound, NativeMsgId, RoomId, RoomKey, Sender, SubmitError,
     WebhookRequest, WebhookResponse,
@@ -29,21 +28,6 @@ pub struct Call {
     pub bot_id: String,
 }
 
-/// Slack writes no names into a webhook's text beyond its own labels: ids stay.
-struct LabelsOnly;
-
-impl format::Names for LabelsOnly {
-    fn user(&self, _id: &str) -> Option<String> {
-        None
-    }
-    fn channel(&self, _id: &str) -> Option<String> {
-        None
-    }
-    fn usergroup(&self, _id: &str) -> Option<String> {
-        None
-    }
-}
-
 pub async fn receive(
     ctx: &AdapterContext,
     request: &WebhookRequest,
@@ -62,7 +46,7 @@ pub async fn receive(
             return WebhookResponse::error(400, &format!("invalid form: {error}"));
         }
     };
-    if !token_matches(&call.token, expected_token) {
+    if !switchboard_sdk::text::secret_matches(&call.token, expected_token) {
         metrics::counter!("switchboard_slack_requests_refused_total", "network" => ctx.network.to_string(), "reason" => "bad_token").increment(1);
         tracing::warn!(network = %ctx.network, channel = %call.channel_name, "Slack webhook: wrong or missing token; nothing relayed");
         return WebhookResponse::error(401, "invalid token");
@@ -101,7 +85,7 @@ pub async fn receive(
         },
         Sender::user(call.user_id.clone(), call.user_name.clone()),
         Some(NativeMsgId::new(native.clone())),
-        format::parse(&call.text, &LabelsOnly),
+        format::parse(&call.text, &format::NoNames),
     );
     if let Some(ms) = ts_millis(&call.timestamp) {
         event.timestamp_ms = ms;
@@ -113,22 +97,5 @@ pub async fn receive(
         Ok(_) => WebhookResponse::json(200, "{}"),
         Err(SubmitError::ShuttingDown) => WebhookResponse::error(503, "shutting down"),
         Err(SubmitError::Storage(_)) => WebhookResponse::error(503, "not stored; retry"),
-    }
-}
-
-/// Equal length is not secret; the content is compared in constant time.
-fn token_matches(given: &str, expected: &str) -> bool {
-    !expected.is_empty() && bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_compare_exactly() {
-        assert!(token_matches("abc", "abc"));
-        assert!(!token_matches("abd", "abc"));
-        assert!(!token_matches("", ""));
     }
 }

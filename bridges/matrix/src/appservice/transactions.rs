@@ -8,7 +8,6 @@
 use super::Live;
 use serde_json::Value;
 use std::collections::VecDeque;
-use subtle::ConstantTimeEq;
 use switchboard_sdk::{AdapterContext, WebhookRequest, WebhookResponse};
 
 /// Transaction ids remembered as done (the homeserver retries only the latest).
@@ -71,7 +70,7 @@ pub fn refusal_before_body(
         tracing::warn!(network = %ctx.network, "appservice request without a token refused");
         return Some(matrix_error(401, "M_UNAUTHORIZED", "missing token"));
     };
-    if !bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
+    if !switchboard_sdk::text::secret_matches(&presented, expected) {
         tracing::warn!(network = %ctx.network, "appservice request with a wrong token refused");
         return Some(matrix_error(403, "M_FORBIDDEN", "wrong token"));
     }

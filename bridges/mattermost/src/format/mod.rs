@@ -25,8 +25,8 @@ mod render;
 #[cfg(test)]
 mod tests;
 
-use switchboard_sdk::text::split_to_byte_budget;
-use switchboard_sdk::{FinalText, MessageStyle, RichText, Span, TextRules};
+use switchboard_sdk::text::{italicise, label_in_text, split_to_byte_budget};
+use switchboard_sdk::{FinalText, MessageStyle, RichText, TextRules};
 
 /// How Mattermost writes relayed text, for the core's delivery policy: markdown,
 /// the label before the text in a form that needs no escaping, `/me` posts in
@@ -49,15 +49,11 @@ impl TextRules for MattermostText {
     ) -> Vec<FinalText> {
         let mut content = content.clone();
         if !label.is_empty() {
-            content.prepend_plain(&post_label(label, style));
+            content.prepend_plain(&label_in_text(label, style));
         }
         if style == MessageStyle::Action {
             // A `/me` post's text is stored in emphasis, as Mattermost's `/me` does.
-            for span in &mut content.spans {
-                if let Span::Text { style, .. } | Span::Link { style, .. } = span {
-                    style.italic = true;
-                }
-            }
+            italicise(&mut content);
         }
         let markdown = render::render(&content);
         match budget {
@@ -79,25 +75,6 @@ impl TextRules for MattermostText {
 
     fn name_without_ping(&self, name: &str) -> String {
         switchboard_sdk::text::name_without_ping(name, '\u{200D}')
-    }
-}
-
-/// The route's label as a Mattermost post shows it. The IRC-style `<alice> ` (the
-/// default nick template) becomes `alice: `, and `alice ` in a `/me` post ("alice
-/// waves"): in Markdown `<` must be escaped, and notifications and previews show a
-/// post's raw text, backslash included. A colon needs no escape anywhere in a line,
-/// unlike `[alice]` (link brackets) or `**alice**` (shown raw in those places).
-/// Other templates are the operator's choice and go in as written (escaped where
-/// they need it).
-fn post_label(template_label: &str, style: MessageStyle) -> String {
-    let name = template_label
-        .strip_prefix('<')
-        .and_then(|rest| rest.strip_suffix("> "))
-        .filter(|name| !name.is_empty() && !name.contains(['<', '>']));
-    match (name, style) {
-        (Some(name), MessageStyle::Action) => format!("{name} "),
-        (Some(name), _) => format!("{name}: "),
-        (None, _) => template_label.to_owned(),
     }
 }
 

@@ -38,7 +38,9 @@ mod split;
 mod tests;
 
 pub use controls::{Names, Reference, references};
+pub use render::NoNames;
 
+use switchboard_sdk::text::{italicise, label_in_text};
 use switchboard_sdk::{FinalText, MessageStyle, RichText, Span, Style, TextRules};
 
 /// The longest `text` the adapter sends in one message, in bytes. Slack truncates
@@ -94,7 +96,7 @@ impl TextRules for SlackText {
 fn prepare(content: &RichText, style: MessageStyle, label: &str) -> RichText {
     let mut rich = RichText::default();
     if !label.is_empty() {
-        rich.push_text(post_label(label, style), Style::default());
+        rich.push_text(label_in_text(label, style), Style::default());
     }
     for span in &content.spans {
         match span {
@@ -108,31 +110,9 @@ fn prepare(content: &RichText, style: MessageStyle, label: &str) -> RichText {
         }
     }
     if style == MessageStyle::Action {
-        for span in &mut rich.spans {
-            if let Span::Text { style, .. } | Span::Link { style, .. } = span {
-                style.italic = true;
-            }
-        }
+        italicise(&mut rich);
     }
     rich
-}
-
-/// The route's label as a Slack message shows it. The IRC-style `<alice> ` (the
-/// default nick template) becomes `alice: `, and `alice ` in a `/me` message
-/// ("alice waves"), as on Mattermost: chat on Slack reads that way, and the
-/// escaped `&lt;alice&gt;` would cost bytes and show raw wherever a client or
-/// integration reads the text without decoding it. Other templates are the
-/// operator's choice and go in as written (escaped like any text).
-fn post_label(template_label: &str, style: MessageStyle) -> String {
-    let name = template_label
-        .strip_prefix('<')
-        .and_then(|rest| rest.strip_suffix("> "))
-        .filter(|name| !name.is_empty() && !name.contains(['<', '>']));
-    match (name, style) {
-        (Some(name), MessageStyle::Action) => format!("{name} "),
-        (Some(name), _) => format!("{name}: "),
-        (None, _) => template_label.to_owned(),
-    }
 }
 
 /// Parses a Slack message `text` into rich text; `names` names the users, channels

@@ -323,8 +323,10 @@ pub(super) fn break_fences(text: &str) -> String {
     out
 }
 
-/// Reads nothing by id: the renderer writes no references.
-struct NoNames;
+/// Names nothing: ids stay ids (and labels Slack wrote are used). For text whose
+/// references cannot be looked up (webhooks mode has no Web API) and for reading
+/// back what the renderer wrote, which has no references.
+pub struct NoNames;
 
 impl Names for NoNames {
     fn user(&self, _: &str) -> Option<String> {
