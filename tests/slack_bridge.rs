@@ -250,17 +250,22 @@ async fn socket_mode_reconnects_and_catches_up_after_a_restart_exactly_once() {
 
     // Down: messages posted meanwhile come once each, in order, after the restart.
     bridge.terminate();
+    let mut parent = String::new();
     for text in ["while down 1", "while down 2", "while down 3"] {
-        w.slack.post_silently(&w.bob, "general", text);
+        parent = w.slack.post_silently(&w.bob, "general", text);
     }
+    // A reply in a thread whose parent was posted while the bridge was down too.
+    w.slack
+        .reply_silently(&w.bob, "general", &parent, "while down, in the thread");
     bridge.spawn();
     bridge.wait_healthy().await;
-    let got = alice.collect("#a", 3, WAIT).await;
+    let got = alice.collect("#a", 4, WAIT).await;
     let texts: Vec<&str> = got.iter().map(|m| m.text.as_str()).collect();
     assert!(
         texts[0].ends_with("while down 1") && texts[2].ends_with("while down 3"),
         "{texts:?}"
     );
+    assert!(texts[3].ends_with("while down, in the thread"), "{texts:?}");
     let more = alice.drain("#a", Duration::from_millis(500)).await;
     assert!(more.is_empty(), "relayed twice: {more:#?}");
 }
@@ -403,6 +408,29 @@ async fn a_channel_the_bot_left_dead_letters_and_a_rate_limit_delays_only_its_ch
     assert!(
         health.contains("not_in_channel"),
         "/healthz does not say why: {health}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_fails_the_network_and_healthz_says_why() {
+    let w = world().await;
+    let bridge = BridgeProcess::start(|http, state| {
+        w.config(Mode::Socket, http, state, IRC_GENERAL).replace(
+            &format!("bot_token: {}", w.slack.bot_token()),
+            "bot_token: xoxb-revoked",
+        )
+    });
+    common::eventually("/healthz naming invalid_auth", || async {
+        if tokio::net::TcpStream::connect(bridge.http).await.is_err() {
+            return false; // not listening yet
+        }
+        let (_, health) = common::http_get(bridge.http, "/healthz").await;
+        health.contains("invalid_auth") && health.contains("\"failed\"")
+    })
+    .await;
+    assert!(
+        !bridge.log().contains("xoxb-revoked"),
+        "the token was logged"
     );
 }
 

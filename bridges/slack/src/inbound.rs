@@ -29,6 +29,8 @@ pub struct SlackMessage {
     pub previous_message: Option<Box<SlackMessage>>,
     pub deleted_ts: Option<String>,
     pub edited: Option<Edited>,
+    /// On a thread's parent in history: its newest reply's `ts`.
+    pub latest_reply: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -480,6 +480,21 @@ async fn history_since(
             break;
         }
     }
+    // History lists a thread's parent, not its replies: those newer than `oldest`
+    // come from `conversations.replies`, for the parents history showed.
+    let threads: Vec<String> = messages
+        .iter()
+        .filter(|message| {
+            message
+                .latest_reply
+                .as_deref()
+                .is_some_and(|latest| ts_after(latest, oldest))
+        })
+        .map(|message| message.ts.clone())
+        .collect();
+    for parent in threads {
+        messages.extend(replies_since(api, channel, &parent, oldest).await?);
+    }
     messages.sort_by(|a, b| {
         if ts_after(&a.ts, &b.ts) {
             std::cmp::Ordering::Greater
@@ -491,6 +506,40 @@ async fn history_since(
     });
     messages.dedup_by(|a, b| a.ts == b.ts);
     Ok(messages)
+}
+
+/// The replies in the thread of `parent` after `oldest` (the parent itself not).
+async fn replies_since(
+    api: &WebApi,
+    channel: &str,
+    parent: &str,
+    oldest: &str,
+) -> Result<Vec<SlackMessage>, ApiError> {
+    let mut replies = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page: HistoryPage = api
+            .call(
+                "conversations.replies",
+                &[
+                    ("channel", channel),
+                    ("ts", parent),
+                    ("oldest", oldest),
+                    ("limit", "200"),
+                    ("cursor", &cursor),
+                ],
+            )
+            .await?;
+        replies.extend(
+            page.messages
+                .into_iter()
+                .filter(|message| message.ts != parent && ts_after(&message.ts, oldest)),
+        );
+        cursor = page.response_metadata.unwrap_or_default().next_cursor;
+        if !page.has_more || cursor.is_empty() {
+            return Ok(replies);
+        }
+    }
 }
 
 impl Live {

@@ -417,6 +417,17 @@ impl FakeSlack {
         self.human(user, channel, text, Human::Plain, false)
     }
 
+    /// Like `reply`, but only stored (a thread reply posted while the bridge was down).
+    pub fn reply_silently(&self, user: &str, channel: &str, thread_ts: &str, text: &str) -> String {
+        self.human(
+            user,
+            channel,
+            text,
+            Human::Reply(thread_ts.to_owned()),
+            false,
+        )
+    }
+
     /// The author edits the message: `message_changed` goes to every subscriber.
     pub async fn edit(&self, channel: &str, ts: &str, text: &str) {
         let event = {
