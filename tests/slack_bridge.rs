@@ -24,9 +24,14 @@ struct World {
 }
 
 async fn world() -> World {
+    world_with(SlackOptions::default()).await
+}
+
+/// A workspace with the channels `general` and `random` and the person bob.
+async fn world_with(options: SlackOptions) -> World {
     let slack = FakeSlack::start(SlackOptions {
         channels: vec!["general".into(), "random".into()],
-        ..SlackOptions::default()
+        ..options
     })
     .await;
     let bob = slack.add_user("bob", "bob");
@@ -408,6 +413,28 @@ async fn a_channel_the_bot_left_dead_letters_and_a_rate_limit_delays_only_its_ch
     assert!(
         health.contains("not_in_channel"),
         "/healthz does not say why: {health}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_customize_scope_the_name_goes_into_the_text() {
+    let w = world_with(SlackOptions {
+        bot_can_customize: false,
+        ..SlackOptions::default()
+    })
+    .await;
+    let mut alice = IrcPeer::connect(w.irc.port(), "alice", &["#a"]).await;
+    let bridge = w.bridge(Mode::Socket, IRC_GENERAL);
+    bridge.wait_healthy().await;
+    alice.say("#a", "named in the text").await;
+    alice.action("#a", "waves").await;
+    let posted = w.wait_bridged("general", 2).await;
+    let shown = |text: &str| text.replace('\u{200D}', "");
+    assert_eq!(shown(&posted[0].text), "alice: named in the text");
+    assert_eq!(shown(&posted[1].text), "_alice waves_");
+    assert!(
+        bridge.log().contains("chat:write.customize"),
+        "no word in the log about the missing scope"
     );
 }
 

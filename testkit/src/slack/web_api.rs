@@ -162,10 +162,39 @@ async fn call(
             for event in done.events {
                 inner.emit(event);
             }
-            answer(StatusCode::OK, body)
+            let mut response = answer(StatusCode::OK, body);
+            // Slack names the token's scopes on every answer (`X-OAuth-Scopes`; the
+            // official SDKs read it): a bot token's, with `chat:write.customize` only
+            // where the options grant it.
+            let bot_token = token.as_deref() == Some(inner.lock().options.bot_token.as_str());
+            if bot_token {
+                let scopes = bot_scopes(inner.lock().options.bot_can_customize);
+                if let Ok(value) = HeaderValue::from_str(&scopes) {
+                    response.headers_mut().insert("x-oauth-scopes", value);
+                }
+            }
+            response
         }
         Err(error) => answer(StatusCode::OK, json!({ "ok": false, "error": error })),
     }
+}
+
+/// The scopes of the fake's bot token, as `X-OAuth-Scopes` lists them.
+fn bot_scopes(can_customize: bool) -> String {
+    let mut scopes = vec![
+        "channels:history",
+        "channels:join",
+        "channels:read",
+        "chat:write",
+        "groups:history",
+        "groups:read",
+        "usergroups:read",
+        "users:read",
+    ];
+    if can_customize {
+        scopes.push("chat:write.customize");
+    }
+    scopes.join(",")
 }
 
 fn answer(status: StatusCode, body: Value) -> Response {
