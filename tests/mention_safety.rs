@@ -22,7 +22,7 @@
 //! Where nothing can ping (IRC; `@room` on Mattermost; `@all` on Matrix; every URL)
 //! the text must arrive unchanged. `the_issue_cases_end_to_end` runs a
 //! representative subset through the daemon binary with real ngircd and Synapse and
-//! the fake Mattermost, and asserts on what each server received.
+//! the fake Mattermost and Slack, and asserts on what each server received.
 
 mod common;
 
@@ -35,6 +35,7 @@ use switchboard::router::render::{Rendered, Resolved, Target, render};
 use switchboard::router::{Member, Route};
 use switchboard_sdk::{Capabilities, FinalText, Inbound, RichText, RoomKey, Sender, TextFormat};
 use switchboard_testkit::mattermost::{FakeMattermost, Post};
+use switchboard_testkit::slack::{FakeSlack, SlackOptions};
 use switchboard_testkit::synapse::{MatrixPeer, Synapse, SynapseOptions};
 use switchboard_testkit::{IrcPeer, Ngircd, NgircdOptions};
 
@@ -789,7 +790,7 @@ fn the_issue_cases_render_exactly() {
 
 const BOT: &str = "@switchboard:localhost";
 const PASSWORD: &str = "bridge-password";
-const THREE_WAY: &str = "  - name: main\n    rooms:\n      - irc: \"#a\"\n      - mx: \"#bridge:localhost\"\n      - mm: town-square\n";
+const FOUR_WAY: &str = "  - name: main\n    rooms:\n      - irc: \"#a\"\n      - mx: \"#bridge:localhost\"\n      - mm: town-square\n      - sl: general\n";
 
 /// IRC lines, as written, that the daemon relays to Mattermost and Matrix.
 const E2E_FROM_IRC: &[&str] = &[
@@ -822,6 +823,7 @@ async fn the_issue_cases_end_to_end() {
     let town = mm.add_channel(&team, "town-square");
     let (mm_bot, mm_token) = mm.add_user("bridge", true);
     let (carol, _) = mm.add_user("carol", false);
+    let slack = FakeSlack::start(SlackOptions::default()).await;
     let mut alice = IrcPeer::connect(irc.port(), "alice", &["#a"]).await;
     let homeserver = synapse.url();
     let bridge = BridgeProcess::start(|http, state| {
@@ -830,10 +832,14 @@ async fn the_issue_cases_end_to_end() {
              networks:\n  irc:\n    irc:\n      server: 127.0.0.1:{port}\n      tls: false\n      nick: switchboard\n\
              \x20 mx:\n    matrix:\n      homeserver: {homeserver}\n      user_id: \"{BOT}\"\n      password: {PASSWORD}\n\
              \x20 mm:\n    mattermost:\n      server: {mm_url}\n      team: core\n      token: {mm_token}\n\
-             routes:\n{THREE_WAY}",
+             \x20 sl:\n    slack:\n      api_url: {sl_url}\n      bot_token: {sl_bot}\n      app_token: {sl_app}\n\
+             routes:\n{FOUR_WAY}",
             state = state.display(),
             port = irc.port(),
             mm_url = mm.url(),
+            sl_url = slack.api_url(),
+            sl_bot = slack.bot_token(),
+            sl_app = slack.app_token(),
         )
     });
     bridge.wait_healthy().await;
@@ -959,4 +965,40 @@ async fn the_issue_cases_end_to_end() {
     .await;
     let from_bob = &bridged(&mm)[E2E_FROM_IRC.len()].message;
     assert!(!mattermost_notifies_channel(from_bob), "{from_bob:?}");
+
+    // Slack got every line from IRC, bob's from Matrix and carol's from Mattermost:
+    // none of them pings, as Slack's parser reads the text it stored.
+    let expected = E2E_FROM_IRC.len() + 2;
+    let by_bridge = |slack: &FakeSlack| -> Vec<String> {
+        let bot = slack.bot_id();
+        slack
+            .messages("general")
+            .into_iter()
+            .filter(|m| m.bot_id.as_deref() == Some(bot.as_str()))
+            .map(|m| m.text)
+            .collect()
+    };
+    slack
+        .wait_until("every message relayed to Slack", WAIT, |slack| {
+            by_bridge(slack).len() >= expected
+        })
+        .await;
+    let slack_texts = by_bridge(&slack);
+    let pinging: Vec<&String> = slack_texts.iter().filter(|t| slack_pings(t)).collect();
+    assert!(pinging.is_empty(), "Slack messages that ping: {pinging:#?}");
+    for url in [
+        "https://social.example/@all",
+        "https://social.example/@room",
+    ] {
+        assert!(
+            slack_texts.iter().any(|t| t.contains(url)),
+            "{url} broken on Slack: {slack_texts:#?}"
+        );
+    }
+    assert!(
+        slack_texts
+            .iter()
+            .any(|t| t.contains("all @\u{200B}channel")),
+        "bob's message from Matrix not on Slack: {slack_texts:#?}"
+    );
 }
