@@ -403,6 +403,7 @@ fn the_example_config_is_edited_in_place() {
         "project-chat",
         vec![
             room("libera", "#project"),
+            room("slack", "#project"),
             room("matrix", "#project:example.org"),
         ],
     );
