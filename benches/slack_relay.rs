@@ -331,6 +331,19 @@ fn seq_of(text: &str, tag: &str) -> Option<usize> {
         .ok()
 }
 
+fn ngircd_version() -> String {
+    std::process::Command::new("/usr/sbin/ngircd")
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|output| {
+            let text = String::from_utf8_lossy(&output.stdout).into_owned();
+            // "ngIRCd 26.1-IDENT+IPv6+...": the name and the version.
+            Some(text.lines().next()?.split('-').next()?.trim().to_owned())
+        })
+        .unwrap_or_else(|| "(version unknown)".into())
+}
+
 /// The end of the daemon's log, for a failure.
 fn tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
@@ -418,6 +431,10 @@ async fn run(rounds: usize, messages: usize, quick: bool) {
     );
     drop(probe);
     println!(
+        "{}, flood penalties off; the bridge's IRC flood control lifted (burst 100, interval_ms 0); the fake Slack and alice on one thread of this process",
+        ngircd_version()
+    );
+    println!(
         "\n{:>5} {:<12} {:>8} {:>10} {:>15} {:>12} {:>14} {:>15}  daemon CPU us/msg by thread",
         "round",
         "direction",
@@ -486,6 +503,9 @@ async fn run(rounds: usize, messages: usize, quick: bool) {
         "| daemon peak RSS, highest of the rounds (once connected) | {:.1} MB ({:.1} MB) | |",
         mb(peak),
         mb(connected)
+    );
+    println!(
+        "\nbusy = the daemon's CPU seconds per wall second: well under 100% of a core means it was waiting, not computing (Slack -> IRC: Socket Mode envelopes are taken one at a time, each acknowledged once its commit is on disk)."
     );
     println!(
         "\nEvery message arrived exactly once and in order, and nothing else arrived. The daemon, ngircd, the fake Slack and the IRC peer share the machine's cores; the bridge's IRC pacing and ngircd's flood penalties were off."
