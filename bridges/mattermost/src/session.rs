@@ -54,8 +54,6 @@ pub async fn run(
         socket = open_websocket(&adapter.client) => socket?,
         () = cancel.cancelled() => return Ok(()),
     };
-    ctx.health.report(ConnectionState::Connected);
-    tracing::info!(network = %ctx.network, channels = live.channels.len(), "Mattermost: connected");
 
     let mut watch = Watch::new(ctx, &live);
     let (mut cursors, rewound) = Cursors::load(ctx, live.channels.values(), started_ms).await?;
@@ -65,6 +63,11 @@ pub async fn run(
     let max_age = Duration::from_secs(adapter.config.catch_up_max_age_secs);
     catch_up(ctx, &live.translator, &mut cursors, &mut watch, max_age).await?;
     cursors.save(ctx).await;
+    // Connected only once caught up, as the other adapters do: a healthy network is
+    // one that relays live, and a failing catch-up ends this run without ever
+    // having claimed it.
+    ctx.health.report(ConnectionState::Connected);
+    tracing::info!(network = %ctx.network, channels = live.channels.len(), "Mattermost: connected");
 
     let mut live = live;
     let result = relay(
