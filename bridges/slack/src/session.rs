@@ -260,14 +260,6 @@ struct Channel {
     is_member: bool,
 }
 
-#[derive(Deserialize)]
-struct ChannelPage {
-    #[serde(default)]
-    channels: Vec<Channel>,
-    #[serde(default)]
-    response_metadata: Option<Metadata>,
-}
-
 #[derive(Deserialize, Default)]
 struct Metadata {
     #[serde(default)]
@@ -401,52 +393,62 @@ impl Live {
 }
 
 async fn list_channels(api: &WebApi) -> Result<Vec<Channel>, ApiError> {
-    let mut channels = Vec::new();
+    let params = [
+        ("types", "public_channel,private_channel"),
+        ("exclude_archived", "true"),
+    ];
+    paged(api, "conversations.list", &params).await
+}
+
+/// One page of a cursor-paged Web API method; its items are under `channels` or
+/// `messages`, whichever the method names them.
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "T: serde::de::DeserializeOwned"))]
+struct Page<T> {
+    #[serde(default, alias = "channels", alias = "messages")]
+    items: Vec<T>,
+    #[serde(default)]
+    has_more: Option<bool>,
+    #[serde(default)]
+    response_metadata: Option<Metadata>,
+}
+
+/// Every item of a cursor-paged method, in the order Slack pages them: `params`
+/// plus `limit` and `cursor`, until Slack gives no next cursor or says there is
+/// no more.
+async fn paged<T: serde::de::DeserializeOwned>(
+    api: &WebApi,
+    method: &str,
+    params: &[(&str, &str)],
+) -> Result<Vec<T>, ApiError> {
+    let mut items = Vec::new();
     let mut cursor = String::new();
     loop {
-        let page: ChannelPage = api
-            .call(
-                "conversations.list",
-                &[
-                    ("types", "public_channel,private_channel"),
-                    ("exclude_archived", "true"),
-                    ("limit", "200"),
-                    ("cursor", &cursor),
-                ],
-            )
-            .await?;
-        channels.extend(page.channels);
+        let mut call: Vec<(&str, &str)> = params.to_vec();
+        call.extend([("limit", "200"), ("cursor", cursor.as_str())]);
+        let page: Page<T> = api.call(method, &call).await?;
+        items.extend(page.items);
         cursor = page.response_metadata.unwrap_or_default().next_cursor;
-        if cursor.is_empty() {
-            return Ok(channels);
+        if page.has_more == Some(false) || cursor.is_empty() {
+            return Ok(items);
         }
     }
 }
 
 /// The `ts` of the newest message in `channel`, or "0" in an empty channel.
 async fn newest_ts(api: &WebApi, channel: &str) -> Result<String, ApiError> {
-    let page: HistoryPage = api
+    let page: Page<SlackMessage> = api
         .call(
             "conversations.history",
             &[("channel", channel), ("limit", "1")],
         )
         .await?;
     Ok(page
-        .messages
+        .items
         .iter()
         .map(|message| message.ts.clone())
         .reduce(|a, b| if ts_after(&b, &a) { b } else { a })
         .unwrap_or_else(|| "0".into()))
-}
-
-#[derive(Deserialize)]
-struct HistoryPage {
-    #[serde(default)]
-    messages: Vec<SlackMessage>,
-    #[serde(default)]
-    has_more: bool,
-    #[serde(default)]
-    response_metadata: Option<Metadata>,
 }
 
 /// Every message of `channel` after `oldest`, oldest first (the API pages newest first).
@@ -455,31 +457,16 @@ async fn history_since(
     channel: &str,
     oldest: &str,
 ) -> Result<Vec<SlackMessage>, ApiError> {
-    let mut messages = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let page: HistoryPage = api
-            .call(
-                "conversations.history",
-                &[
-                    ("channel", channel),
-                    ("oldest", oldest),
-                    ("inclusive", "false"),
-                    ("limit", "200"),
-                    ("cursor", &cursor),
-                ],
-            )
-            .await?;
-        messages.extend(
-            page.messages
-                .into_iter()
-                .filter(|message| ts_after(&message.ts, oldest)),
-        );
-        cursor = page.response_metadata.unwrap_or_default().next_cursor;
-        if !page.has_more || cursor.is_empty() {
-            break;
-        }
-    }
+    let params = [
+        ("channel", channel),
+        ("oldest", oldest),
+        ("inclusive", "false"),
+    ];
+    let mut messages: Vec<SlackMessage> = paged(api, "conversations.history", &params)
+        .await?
+        .into_iter()
+        .filter(|message: &SlackMessage| ts_after(&message.ts, oldest))
+        .collect();
     // History lists a thread's parent, not its replies: those newer than `oldest`
     // come from `conversations.replies`, for the parents history showed.
     let threads: Vec<String> = messages
@@ -515,31 +502,12 @@ async fn replies_since(
     parent: &str,
     oldest: &str,
 ) -> Result<Vec<SlackMessage>, ApiError> {
-    let mut replies = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let page: HistoryPage = api
-            .call(
-                "conversations.replies",
-                &[
-                    ("channel", channel),
-                    ("ts", parent),
-                    ("oldest", oldest),
-                    ("limit", "200"),
-                    ("cursor", &cursor),
-                ],
-            )
-            .await?;
-        replies.extend(
-            page.messages
-                .into_iter()
-                .filter(|message| message.ts != parent && ts_after(&message.ts, oldest)),
-        );
-        cursor = page.response_metadata.unwrap_or_default().next_cursor;
-        if !page.has_more || cursor.is_empty() {
-            return Ok(replies);
-        }
-    }
+    let params = [("channel", channel), ("ts", parent), ("oldest", oldest)];
+    let replies: Vec<SlackMessage> = paged(api, "conversations.replies", &params).await?;
+    Ok(replies
+        .into_iter()
+        .filter(|message| message.ts != parent && ts_after(&message.ts, oldest))
+        .collect())
 }
 
 impl Live {
