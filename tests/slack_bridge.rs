@@ -104,22 +104,11 @@ impl World {
     }
 
     async fn wait_bridged(&self, channel: &str, count: usize) -> Vec<Message> {
-        let bot = self.slack.bot_id();
-        self.slack.wait_for_message(channel, |_| true, WAIT).await;
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let bridged = self.bridged(channel);
-            if bridged.len() >= count {
-                return bridged;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{} of {count} messages by bot {bot} in {channel}: {:#?}",
-                bridged.len(),
-                self.slack.messages(channel)
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let what = format!("{count} messages by the bridge in {channel}");
+        self.slack
+            .wait_until(&what, WAIT, |_| self.bridged(channel).len() >= count)
+            .await;
+        self.bridged(channel)
     }
 }
 
