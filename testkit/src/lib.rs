@@ -16,6 +16,7 @@ mod servers;
 pub mod slack;
 pub mod slack_emulate;
 pub mod synapse;
+pub mod watched;
 
 pub use peer::{IrcPeer, Received};
 pub use servers::{Inspircd, Ngircd, NgircdOptions};

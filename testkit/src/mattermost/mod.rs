@@ -29,15 +29,15 @@ mod websocket;
 #[cfg(test)]
 mod tests;
 
+use crate::watched::Watched;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use tokio::sync::watch;
 
 use shapes::describe;
 use state::{
@@ -119,10 +119,12 @@ impl FakeMattermost {
         let address = listener
             .local_addr()
             .expect("fake Mattermost: no local address");
-        let (changes, _) = watch::channel(0u64);
         let inner = Arc::new(Inner {
-            state: Mutex::new(State::new(format!("http://{address}"))),
-            changes,
+            state: Watched::new(
+                "Mattermost",
+                State::new(format!("http://{address}")),
+                describe,
+            ),
             runtime: tokio::runtime::Handle::current(),
         });
         let app = rest::router(inner.clone());
@@ -399,20 +401,10 @@ impl FakeMattermost {
         timeout: Duration,
         check: impl Fn(&FakeMattermost) -> bool,
     ) {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut changes = self.inner.changes.subscribe();
-        loop {
-            if check(self) {
-                return;
-            }
-            if tokio::time::timeout_at(deadline, changes.changed())
-                .await
-                .is_err()
-            {
-                let seen = describe(&self.inner.lock());
-                panic!("fake Mattermost: timed out after {timeout:?} waiting for {what}; {seen}");
-            }
-        }
+        self.inner
+            .state
+            .wait_for(what, timeout, || check(self).then_some(()))
+            .await;
     }
 
     /// The next `count` events are lost on their way to websocket clients while
@@ -543,20 +535,17 @@ impl Drop for FakeMattermost {
 }
 
 pub(crate) struct Inner {
-    state: Mutex<State>,
-    /// Bumped on every change a test may wait for.
-    changes: watch::Sender<u64>,
+    state: Watched<State>,
     runtime: tokio::runtime::Handle,
 }
 
 impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A panicking test must not turn every later call into a poison error.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock()
     }
 
     fn bump(&self) {
-        self.changes.send_modify(|n| *n += 1);
+        self.state.bump();
     }
 
     async fn wait<T>(
@@ -565,21 +554,7 @@ impl Inner {
         timeout: Duration,
         check: impl Fn(&State) -> Option<T>,
     ) -> T {
-        let deadline = tokio::time::Instant::now() + timeout;
-        // Subscribing before checking means no change can slip in between.
-        let mut changes = self.changes.subscribe();
-        loop {
-            if let Some(found) = check(&self.lock()) {
-                return found;
-            }
-            if tokio::time::timeout_at(deadline, changes.changed())
-                .await
-                .is_err()
-            {
-                let seen = describe(&self.lock());
-                panic!("fake Mattermost: timed out after {timeout:?} waiting for {what}; {seen}");
-            }
-        }
+        self.state.wait(what, timeout, check).await
     }
 
     /// Stores a new post, broadcasts it and fires outgoing webhooks.

@@ -84,11 +84,12 @@ mod webhooks;
 #[cfg(test)]
 mod tests;
 
+use crate::watched::Watched;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 pub use events::{EventRetries, MAX_RETRIES};
 pub use socket::MAX_CONNECTIONS;
@@ -229,7 +230,6 @@ impl FakeSlack {
             .expect("fake Slack: cannot bind 127.0.0.1:0");
         let address = listener.local_addr().expect("fake Slack: no local address");
         let base = format!("http://{address}");
-        let (changes, _) = watch::channel(0u64);
         let (jobs, job_queue) = mpsc::unbounded_channel();
         // See `crate::http_client`: reqwest may want a crypto provider even for http.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -240,8 +240,7 @@ impl FakeSlack {
             .build()
             .expect("fake Slack: an HTTP client");
         let inner = Arc::new(Inner {
-            state: Mutex::new(State::new(options, base)),
-            changes,
+            state: Watched::new("Slack", State::new(options, base), shapes::describe),
             http,
             jobs,
         });
@@ -402,23 +401,13 @@ impl FakeSlack {
         pred: impl Fn(&Message) -> bool,
         timeout: Duration,
     ) -> Message {
-        let deadline = tokio::time::Instant::now() + timeout;
-        // Subscribing before looking means no change can slip in between.
-        let mut changes = self.inner.changes.subscribe();
-        loop {
-            if let Some(found) = self.messages(channel).into_iter().find(|m| pred(m)) {
-                return found;
-            }
-            if tokio::time::timeout_at(deadline, changes.changed())
-                .await
-                .is_err()
-            {
-                let seen = shapes::describe(&self.inner.lock());
-                panic!(
-                    "fake Slack: timed out after {timeout:?} waiting for a matching message in {channel}; {seen}"
-                );
-            }
-        }
+        let what = format!("a matching message in {channel}");
+        self.inner
+            .state
+            .wait_for(&what, timeout, || {
+                self.messages(channel).into_iter().find(|m| pred(m))
+            })
+            .await
     }
 
     /// Waits until `check` holds; it is called with this handle after every
@@ -429,27 +418,15 @@ impl FakeSlack {
         timeout: Duration,
         check: impl Fn(&FakeSlack) -> bool,
     ) {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut changes = self.inner.changes.subscribe();
-        loop {
-            if check(self) {
-                return;
-            }
-            if tokio::time::timeout_at(deadline, changes.changed())
-                .await
-                .is_err()
-            {
-                let seen = shapes::describe(&self.inner.lock());
-                panic!("fake Slack: timed out after {timeout:?} waiting for {what}; {seen}");
-            }
-        }
+        self.inner
+            .state
+            .wait_for(what, timeout, || check(self).then_some(()))
+            .await;
     }
 }
 
 pub(crate) struct Inner {
-    state: Mutex<State>,
-    /// Bumped on every change a test may wait for.
-    changes: watch::Sender<u64>,
+    state: Watched<State>,
     /// For Events API pushes and outgoing webhooks.
     http: reqwest::Client,
     /// The Events API delivery queue (see `events::worker`).
@@ -458,12 +435,11 @@ pub(crate) struct Inner {
 
 impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A panicking test must not turn every later call into a poison error.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock()
     }
 
     fn bump(&self) {
-        self.changes.send_modify(|n| *n += 1);
+        self.state.bump();
     }
 
     async fn wait<T>(
@@ -472,20 +448,6 @@ impl Inner {
         timeout: Duration,
         check: impl Fn(&State) -> Option<T>,
     ) -> T {
-        let deadline = tokio::time::Instant::now() + timeout;
-        // Subscribing before checking means no change can slip in between.
-        let mut changes = self.changes.subscribe();
-        loop {
-            if let Some(found) = check(&self.lock()) {
-                return found;
-            }
-            if tokio::time::timeout_at(deadline, changes.changed())
-                .await
-                .is_err()
-            {
-                let seen = shapes::describe(&self.lock());
-                panic!("fake Slack: timed out after {timeout:?} waiting for {what}; {seen}");
-            }
-        }
+        self.state.wait(what, timeout, check).await
     }
 }
