@@ -91,13 +91,9 @@ fn direction_name(direction: Direction) -> &'static str {
 
 /// A configured room's key as delivery and health know it.
 fn room_key(config: &Config, network: &str, room: &str) -> RoomKey {
-    let room = match config.networks.get(network) {
-        Some(section) => crate::protocols::canonical_room(section.protocol(), room),
-        None => RoomId::new(room),
-    };
     RoomKey {
         network: NetworkId::new(network),
-        room,
+        room: config.canonical_room(network, room),
     }
 }
 

@@ -22,6 +22,18 @@ pub struct Config {
     pub reload: ReloadConfig,
 }
 
+impl Config {
+    /// `room` of `network` as that network's adapter writes it in events (as
+    /// written when the config has no such network), so rooms compare equal however
+    /// the admin spelled them.
+    pub fn canonical_room(&self, network: &str, room: &str) -> switchboard_sdk::RoomId {
+        match self.networks.get(network) {
+            Some(section) => section.connector.canonical_room(room),
+            None => switchboard_sdk::RoomId::new(room),
+        }
+    }
+}
+
 /// The admin API and page (docs/admin-api.md), served by the HTTP server.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct AdminConfig {

@@ -76,15 +76,12 @@ pub fn rooms(config: &Config) -> BTreeSet<RoomRef> {
         .routes
         .iter()
         .flat_map(|route| &route.rooms)
-        .map(|room| {
-            let canonical = match config.networks.get(&room.network) {
-                Some(network) => crate::protocols::canonical_room(network.protocol(), &room.room),
-                None => switchboard_sdk::RoomId::new(room.room.clone()),
-            };
-            RoomRef {
-                network: room.network.clone(),
-                room: canonical.as_str().to_owned(),
-            }
+        .map(|room| RoomRef {
+            network: room.network.clone(),
+            room: config
+                .canonical_room(&room.network, &room.room)
+                .as_str()
+                .to_owned(),
         })
         .collect()
 }

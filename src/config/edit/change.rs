@@ -2,7 +2,7 @@
 //! one in the file's indentation, removed ones take their lines with them, and a list
 //! left empty is written `[]`.
 
-use super::layout::{DEFAULT_STYLE, Doc, NodeExt, Region, Routes, odd_layout};
+use super::layout::{DEFAULT_STYLE, Doc, NodeExt, Region, RouteList, Routes, odd_layout};
 use super::splice::Edit;
 use super::write::{room_lines, route_lines};
 use super::{EditError, RoomSpec, RouteSpec};
@@ -25,12 +25,12 @@ impl Doc<'_> {
                 let lines = route_lines(spec, dash, DEFAULT_STYLE, Vec::new());
                 self.fill_empty(key, value, lines)
             }
-            Routes::Block {
+            Routes::Block(RouteList {
                 seq,
                 items,
                 regions,
                 ..
-            } => {
+            }) => {
                 let dash = self.dash_col(seq);
                 let style = self.style(items, dash, None);
                 let last = *regions.last().expect("a block list has items");
@@ -47,15 +47,12 @@ impl Doc<'_> {
         routes: &Routes,
         index: usize,
     ) -> Result<Vec<Edit>, EditError> {
-        let Routes::Block {
+        let RouteList {
             key,
             items,
             regions,
             ..
-        } = routes
-        else {
-            unreachable!("a route was found");
-        };
+        } = routes.found();
         let region = regions[index];
         self.anchors_kept(region)?;
         let mut edits = vec![self.delete(region)];
@@ -71,15 +68,12 @@ impl Doc<'_> {
         index: usize,
         room: &RoomSpec,
     ) -> Result<Vec<Edit>, EditError> {
-        let Routes::Block {
+        let RouteList {
             seq,
             items,
             regions,
             ..
-        } = routes
-        else {
-            unreachable!("a route was found");
-        };
+        } = routes.found();
         let (item, region) = (&items[index], regions[index]);
         let (key, rooms) = self.rooms_of(item, region)?;
         if rooms.is_alias() || rooms.uses_alias() {
@@ -132,9 +126,7 @@ impl Doc<'_> {
         network: &str,
         room: &str,
     ) -> Result<(Vec<Edit>, usize), EditError> {
-        let Routes::Block { items, regions, .. } = routes else {
-            unreachable!("a route was found");
-        };
+        let RouteList { items, regions, .. } = routes.found();
         let (item, region) = (&items[index], regions[index]);
         let no_such_room = || EditError::NoSuchRoom {
             route: route.to_owned(),

@@ -139,18 +139,30 @@ pub(super) enum Routes<'d> {
     /// `routes:`, `routes: ~` or `routes: []`.
     Empty { key: &'d Node, value: &'d Node },
     /// A block list.
-    Block {
-        key: &'d Node,
-        seq: &'d Node,
-        items: &'d [Node],
-        regions: Vec<Region>,
-    },
+    Block(RouteList<'d>),
+}
+
+/// The routes written as a block list, the only layout whose routes can be edited.
+pub(super) struct RouteList<'d> {
+    pub key: &'d Node,
+    pub seq: &'d Node,
+    pub items: &'d [Node],
+    /// Each item's lines.
+    pub regions: Vec<Region>,
 }
 
 impl Routes<'_> {
+    /// The list a route found by [`Routes::find`] is in.
+    pub(super) fn found(&self) -> &RouteList<'_> {
+        match self {
+            Routes::Block(list) => list,
+            _ => unreachable!("a route was found, so the routes are a block list"),
+        }
+    }
+
     pub(super) fn items(&self) -> &[Node] {
         match self {
-            Routes::Block { items, .. } => items,
+            Routes::Block(list) => list.items,
             _ => &[],
         }
     }
@@ -384,14 +396,14 @@ impl<'t> Doc<'t> {
         match &value.value {
             Value::Null => Ok(Routes::Empty { key, value }),
             Value::Seq(items) if items.is_empty() => Ok(Routes::Empty { key, value }),
-            Value::Seq(items) if self.is_block_seq(value) => Ok(Routes::Block {
+            Value::Seq(items) if self.is_block_seq(value) => Ok(Routes::Block(RouteList {
                 key,
                 seq: value,
                 items,
                 regions: self
                     .seq_regions(value, items, self.lines.len())
                     .ok_or_else(|| odd_layout(line))?,
-            }),
+            })),
             Value::Seq(_) => Err(EditError::NotEditable(format!(
                 "routes: on line {line} is written in flow style ([...]); write it as a block list (`- name: ...`, one route after another) to edit it"
             ))),

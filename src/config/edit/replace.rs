@@ -4,7 +4,7 @@
 //! network and room), and the whole route rewritten in block style.
 
 use super::change::spec_name;
-use super::layout::{Doc, MODELED, NodeExt, Region, Routes, Style};
+use super::layout::{Doc, MODELED, NodeExt, Region, RouteList, Routes, Style};
 use super::splice::Edit;
 use super::write::{direction_name, duration_text, flow, quote, room_lines, route_lines};
 use super::{EditError, RoomSpec, RouteSpec};
@@ -19,15 +19,12 @@ impl Doc<'_> {
         index: usize,
         spec: &RouteSpec,
     ) -> Result<Vec<Vec<Edit>>, EditError> {
-        let Routes::Block {
+        let RouteList {
             seq,
             items,
             regions,
             ..
-        } = routes
-        else {
-            unreachable!("a route was found");
-        };
+        } = routes.found();
         let (item, region) = (&items[index], regions[index]);
         let line = region.first + 1;
         for (key, value) in item.entries().unwrap_or_default() {
