@@ -3,11 +3,13 @@
 //! apt when missing, and `IrcPeer`, a minimal IRC client standing in for a user;
 //! `browser::Browser`, headless Chromium over WebDriver, for the admin page; and the
 //! stand-ins for servers nobody can install: `mattermost::FakeMattermost`,
-//! `slack::FakeSlack`, and Slack's third-party emulator (`slack_emulate`).
+//! `slack::FakeSlack`, `discord::FakeDiscord`, and Slack's third-party emulator
+//! (`slack_emulate`).
 //!
 //! Every wait is bounded and fails with a message saying what was seen.
 
 pub mod browser;
+pub mod discord;
 pub mod http_proxy;
 mod install;
 pub mod mattermost;
