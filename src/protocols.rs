@@ -13,6 +13,8 @@ const CONNECTORS: &[&dyn NetworkConnector] = &[
     &switchboard_matrix::MatrixConnector,
     #[cfg(feature = "slack")]
     &switchboard_slack::SlackConnector,
+    #[cfg(feature = "discord")]
+    &switchboard_discord::DiscordConnector,
 ];
 
 /// Every connector of this build, in the order the config's hints list them.

@@ -30,6 +30,16 @@ pub fn client_config(
     Ok(builder.with_root_certificates(roots).with_no_client_auth())
 }
 
+/// Makes ring the process-wide rustls provider, unless one is installed already.
+/// Some client libraries (twilight's HTTP and websocket clients) build their TLS
+/// config from the process default, and a build that links both ring and aws-lc
+/// (matrix-sdk brings aws-lc) has none until someone installs one: rustls then
+/// panics on the first connection. An adapter using such a library calls this
+/// before it connects.
+pub fn install_default_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 mod insecure {
     //! The verifier behind `accept_invalid_certs: true`: signatures are still checked,
     //! the certificate chain and name are not. Only for self-signed test servers.
