@@ -4,6 +4,7 @@
 
 pub mod bridge;
 pub mod gate;
+pub mod pings;
 pub mod reloading;
 
 use std::path::Path;
