@@ -1,8 +1,8 @@
 //! One route across five networks, through the daemon binary: IRC (a real ngircd),
 //! Matrix (a real Synapse), and Mattermost, Slack and Discord (the testkit's
 //! fakes). A message from each network reaches every other exactly once, under its
-//! sender's name and with its bold; edits and deletes follow between the networks
-//! that have them; and a message written to ping a whole room, sent from each
+//! sender's name and with its bold; edits, deletes and replies follow between the
+//! networks that have them; and a message written to ping a whole room, sent from each
 //! network, pings nobody on any other: checked on what each server stored, by that
 //! server's own rule (`common::pings`).
 
@@ -15,7 +15,7 @@ use common::pings::{
     slack_pings,
 };
 use serde_json::{Value, json};
-use switchboard_testkit::discord::FakeDiscord;
+use switchboard_testkit::discord::{FakeDiscord, PostOptions};
 use switchboard_testkit::mattermost::FakeMattermost;
 use switchboard_testkit::slack::{FakeSlack, SlackOptions};
 use switchboard_testkit::synapse::MatrixPeer;
@@ -544,32 +544,81 @@ async fn five_networks_in_one_route() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 
-    // Nothing more arrived anywhere: a last message from Discord is the next thing
-    // each of the others gets, and the fakes hold no second copy of anything.
+    // --- replies follow between Discord and Mattermost, both ways --------------------
+    let carol_copy = w
+        .discord_copies()
+        .into_iter()
+        .find(|m| visible(&m.content).contains("hello from mattermost"))
+        .expect("carol's message on Discord");
+    w.dc.post_with(
+        &w.dc_general,
+        &w.erin,
+        "a reply from discord",
+        PostOptions {
+            reply_to: Some(carol_copy.id),
+            ..PostOptions::default()
+        },
+    );
+    w.mm.wait_until("erin's reply in carol's thread", WAIT, |mm| {
+        mm.posts(&w.town).iter().any(|post| {
+            post.root_id == carol_post.id && post.message.contains("a reply from discord")
+        })
+    })
+    .await;
+    let erin_copy =
+        w.mm.posts(&w.town)
+            .into_iter()
+            .find(|post| {
+                post.user_id == w.mm_bot && visible(&post.message).contains("hello from discord")
+            })
+            .expect("erin's message on Mattermost");
+    w.mm.post_as(
+        &w.carol,
+        &w.town,
+        "a reply from mattermost",
+        Some(&erin_copy.id),
+    );
+    w.dc.wait_until("carol's reply to erin's message", WAIT, |_| {
+        w.discord_copies().iter().any(|m| {
+            m.reply_to.as_deref() == Some(erin_message.as_str())
+                && m.content.contains("a reply from mattermost")
+        })
+    })
+    .await;
+
+    // Nothing more arrived anywhere: after the two replies, a last message from
+    // Discord is the next thing each of the others gets, and the fakes hold no
+    // second copy of anything.
     w.dc.post(&w.dc_general, &w.erin, "the end from discord");
     w.mm.wait_until("the last message on Mattermost", WAIT, |_| {
-        w.mattermost_copies().len() == 9
+        w.mattermost_copies().len() == 10
     })
     .await;
     w.slack
         .wait_until("the last message on Slack", WAIT, |_| {
-            w.slack_copies().len() == 9
+            w.slack_copies().len() == 11
         })
         .await;
-    let last = w.bob.collect_messages(&w.room, 1, WAIT).await;
+    let last = w.bob.collect_messages(&w.room, 3, WAIT).await;
+    let bodies: Vec<String> = last
+        .iter()
+        .map(|event| visible(event["content"]["body"].as_str().unwrap_or_default()))
+        .collect();
     assert!(
-        visible(last[0]["content"]["body"].as_str().unwrap_or_default())
-            .contains("the end from discord"),
-        "Matrix got something else before the last message: {}",
-        last[0]
+        bodies[0].contains("a reply from discord")
+            && bodies[1].contains("a reply from mattermost")
+            && bodies[2].contains("the end from discord"),
+        "Matrix got something else: {bodies:#?}"
     );
-    let last = w.irc_copies(1).await;
+    let last = w.irc_copies(3).await;
+    let lines: Vec<String> = last.iter().map(|line| visible(&line.text)).collect();
     assert!(
-        visible(&last[0].text).contains("the end from discord"),
-        "IRC got something else before the last message: {:?}",
-        last[0]
+        lines[0].contains("a reply from discord")
+            && lines[1].contains("a reply from mattermost")
+            && lines[2].contains("the end from discord"),
+        "IRC got something else: {lines:#?}"
     );
-    assert_eq!(w.discord_copies().len(), 8, "{:#?}", w.discord_copies());
+    assert_eq!(w.discord_copies().len(), 9, "{:#?}", w.discord_copies());
     let log = w.bridge.log();
     assert!(
         !log.contains(DISCORD_TOKEN),
