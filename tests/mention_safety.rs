@@ -1,6 +1,6 @@
 //! Hostile room-wide mentions, from a table: every mass-mention word of every network
 //! (`@channel @here @all @everyone @room <!channel> <!here> <!everyone>`), wrapped
-//! in and split by `_ * ~ \` and backticks, IRC bold/colour/underline codes, Matrix
+//! in and split by `_ * ~ \` and backticks, Discord markdown, IRC bold/colour/underline codes, Matrix
 //! HTML and character references, and inside URLs, sent from each network the way
 //! its users write it and rendered for every network (its own included: routes may
 //! join two rooms of one kind) as the daemon does (the core's render and delivery
@@ -17,6 +17,10 @@
 //!   in the raw text, and, since clients and `link_names` resolve them, a bare
 //!   `@here`/`@channel`/`@everyone` word in any case), written here independently of
 //!   the adapter's guard;
+//! - Discord: `@everyone` or `@here` anywhere (Discord reads them inside words and
+//!   links too), or a `<@..>`, `<@!..>`, `<@&..>` or `<#..>` mention, in the raw
+//!   text; the adapter also sends `allowed_mentions: {"parse": []}` (checked end to
+//!   end in `tests/five_networks.rs`), but the text must be safe on its own;
 //! - IRC: has no mass mentions, so the line must arrive exactly as written.
 //!
 //! Where nothing can ping (IRC; `@room` on Mattermost; `@all` on Matrix; every URL)
@@ -29,7 +33,8 @@ mod common;
 use common::WAIT;
 use common::bridge::BridgeProcess;
 use common::pings::{
-    html_text_outside_code, matrix_notifies_room, mattermost_notifies_channel, slack_pings,
+    discord_pings, html_text_outside_code, matrix_notifies_room, mattermost_notifies_channel,
+    slack_pings,
 };
 use std::sync::Arc;
 use switchboard::config::{Direction, IgnoreRules};
@@ -155,6 +160,20 @@ const SLACK_TEXT: &[&str] = &[
     "&lt;{b}&gt;",
 ];
 
+/// Discord markdown as its users write it.
+const DISCORD_TEXT: &[&str] = &[
+    "{w}",
+    "\\{w}",
+    "**{a}**{b}",
+    "*{w}*",
+    "__{w}__",
+    "~~{w}~~",
+    "||{w}||",
+    "`{w}`",
+    "[{w}](https://x.example/)",
+    "<@&123456789012345678> {w}",
+];
+
 /// Mattermost markdown as its users write it.
 const MATTERMOST_TEXT: &[&str] = &[
     "{w}",
@@ -180,6 +199,7 @@ enum Net {
     Matrix,
     Mattermost,
     Slack,
+    Discord,
 }
 
 /// One hostile message: where it comes from and its content there.
@@ -244,6 +264,19 @@ fn cases() -> Vec<Case> {
                 url: None,
             });
         }
+        for markdown in DISCORD_TEXT {
+            let written = fill(markdown, word);
+            cases.push(Case {
+                from: Net::Discord,
+                content: switchboard_discord::format::parse(
+                    &written,
+                    &switchboard_discord::format::NoNames,
+                ),
+                written,
+                word,
+                url: None,
+            });
+        }
         for markdown in MATTERMOST_TEXT {
             let written = fill(markdown, word);
             cases.push(Case {
@@ -284,6 +317,10 @@ fn capabilities(to: Net, per_message_sender: bool) -> Capabilities {
         Net::Slack => (
             TextFormat::new(switchboard_slack::format::SlackText),
             Some(switchboard_slack::format::MAX_MESSAGE_BYTES),
+        ),
+        Net::Discord => (
+            TextFormat::new(switchboard_discord::format::DiscordText),
+            Some(switchboard_discord::format::MAX_MESSAGE_BYTES),
         ),
     };
     Capabilities {
@@ -362,6 +399,13 @@ fn irc_lines(case: &Case) -> Vec<String> {
 }
 
 // --- the table ---------------------------------------------------------------------
+
+/// An address as the Discord renderer writes it: the `@` of `@everyone` and
+/// `@here` percent-encoded, since Discord reads them even inside links.
+fn percent_encode_mass_mentions(text: &str) -> String {
+    text.replace("@everyone", "%40everyone")
+        .replace("@here", "%40here")
+}
 
 /// What Slack shows for a word written in Slack (`<!here>` reads `@here`).
 fn as_slack_shows(word: &'static str) -> &'static str {
@@ -480,6 +524,37 @@ fn problems(case: &Case) -> Vec<String> {
         }
     }
 
+    // Discord, through the channel webhook (`username`) and as the bot.
+    for per_message_sender in [false, true] {
+        let message = only(through_core(case, Net::Discord, per_message_sender), case).body;
+        if discord_pings(&message) {
+            problem(format!("Discord message pings: {message:?}"));
+        }
+        let read_back: String =
+            switchboard_discord::format::parse(&message, &switchboard_discord::format::NoNames)
+                .to_plain()
+                .chars()
+                .filter(|c| !matches!(c, '\u{200B}' | '\u{2060}'))
+                .collect();
+        let mut shown_clean: String = shown.chars().filter(|c| *c != ZWSP).collect();
+        if case.url.is_some() {
+            shown_clean = percent_encode_mass_mentions(&shown_clean);
+        }
+        if !read_back.ends_with(shown_clean.trim_end()) && !read_back.ends_with(&shown_clean) {
+            problem(format!(
+                "Discord readers see {read_back:?}, not {shown:?} ({message:?})"
+            ));
+        }
+        // Discord reads `@everyone` and `@here` even inside a link, so there the `@`
+        // is written `%40`: the same address to a web server.
+        if let Some(url) = &case.url {
+            let encoded = percent_encode_mass_mentions(url);
+            if !message.contains(url.as_str()) && !message.contains(&encoded) {
+                problem(format!("Discord: URL {url} broken in {message:?}"));
+            }
+        }
+    }
+
     {
         let lines = irc_lines(case);
         let wire = lines.join("\n");
@@ -563,6 +638,25 @@ fn the_server_rules_used_here_catch_the_issue_cases() {
         "<https://x.example/@here>",
     ] {
         assert!(!slack_pings(quiet), "{quiet}");
+    }
+    for pings in [
+        "@everyone",
+        "x@here",
+        "hi <@123456789012345678>",
+        "<@!1>",
+        "<@&1>",
+        "<#1>",
+        "https://social.example/@here",
+    ] {
+        assert!(discord_pings(pings), "{pings}");
+    }
+    for quiet in [
+        "@\u{200B}everyone",
+        "<\u{200B}@123>",
+        "@hero",
+        "https://social.example/%40here",
+    ] {
+        assert!(!discord_pings(quiet), "{quiet}");
     }
     for pings in ["@room", "x@room", "@ROOM: hi", "_@room", "@room."] {
         assert!(matrix_notifies_room(pings), "{pings}");
