@@ -1,7 +1,8 @@
 //! Hostile room-wide mentions, from a table: every mass-mention word of every network
 //! (`@channel @here @all @everyone @room <!channel> <!here> <!everyone>`), wrapped
-//! in and split by `_ * ~ \` and backticks, Discord markdown, IRC bold/colour/underline codes, Matrix
-//! HTML and character references, and inside URLs, sent from each network the way
+//! in and split by `_ * ~ \` and backticks, Discord markdown, IRC
+//! bold/colour/underline codes, Matrix HTML and character references, and inside
+//! URLs, sent from each network the way
 //! its users write it and rendered for every network (its own included: routes may
 //! join two rooms of one kind) as the daemon does (the core's render and delivery
 //! policy, with each destination adapter's own text rules): the parts checked are
