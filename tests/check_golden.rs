@@ -95,11 +95,12 @@ fn the_example_config_passes() {
             "https://hooks.slack.com/services/T/B/x",
         )
         .env("SLACK_OUTGOING_TOKEN", "o")
+        .env("DISCORD_BOT_TOKEN", "MTIz.GaBcDe.x")
         .output()
         .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
-        "config.example.yaml: ok (8 networks, 3 routes)\n",
+        "config.example.yaml: ok (9 networks, 3 routes)\n",
         "stderr: {}",
         String::from_utf8_lossy(&output.stderr)
     );

@@ -404,6 +404,7 @@ fn the_example_config_is_edited_in_place() {
         vec![
             room("libera", "#project"),
             room("slack", "#project"),
+            room("discord", "#project"),
             room("matrix", "#project:example.org"),
         ],
     );
