@@ -90,6 +90,41 @@ pub fn italicise(rich: &mut RichText) {
     }
 }
 
+/// A mention from another network as plain text: `@name` for a person with an id
+/// there (a native mention would name someone else here), a name without one as it
+/// is.
+pub fn mention_text(name: &str, user_id: Option<&str>) -> String {
+    match user_id {
+        Some(_) if !name.starts_with('@') => format!("@{name}"),
+        _ => name.to_owned(),
+    }
+}
+
+/// A message as networks that write markup into one text show it: the route's
+/// label first ([`label_in_text`]), mentions from other networks as plain text
+/// ([`mention_text`]), and a `/me` message all in italics ([`italicise`]).
+pub fn with_label_in_text(content: &RichText, style: crate::MessageStyle, label: &str) -> RichText {
+    let mut rich = RichText::default();
+    if !label.is_empty() {
+        rich.push_text(label_in_text(label, style), crate::Style::default());
+    }
+    for span in &content.spans {
+        match span {
+            Span::Mention { name, user_id } => {
+                rich.push_text(
+                    mention_text(name, user_id.as_deref()),
+                    crate::Style::default(),
+                );
+            }
+            other => rich.push(other.clone()),
+        }
+    }
+    if style == crate::MessageStyle::Action {
+        italicise(&mut rich);
+    }
+    rich
+}
+
 /// Whether a secret given by a caller (a webhook token) equals the expected one,
 /// compared in constant time; an empty expected secret matches nothing. The length
 /// is not secret.

@@ -53,8 +53,8 @@ mod tests;
 
 pub use refs::{Names, NoNames, Reference, references};
 
-use switchboard_sdk::text::{italicise, label_in_text};
-use switchboard_sdk::{FinalText, MessageStyle, RichText, Span, Style, TextRules};
+use switchboard_sdk::text::with_label_in_text;
+use switchboard_sdk::{FinalText, MessageStyle, RichText, TextRules};
 
 /// The longest `content` the adapter sends in one message, in bytes. Discord
 /// allows 2000 characters; no character takes less than one byte of UTF-8, so a
@@ -79,7 +79,7 @@ impl TextRules for DiscordText {
         label: &str,
         budget: Option<usize>,
     ) -> Vec<FinalText> {
-        let content = prepare(content, style, label);
+        let content = with_label_in_text(content, style, label);
         split::parts(&content, budget)
             .into_iter()
             .map(FinalText::plain)
@@ -104,37 +104,6 @@ impl TextRules for DiscordText {
     }
 }
 
-/// The content as it is written: the label first, mentions as the plain text
-/// `@name`, and for a `/me` message everything in italics.
-fn prepare(content: &RichText, style: MessageStyle, label: &str) -> RichText {
-    let mut rich = RichText::default();
-    if !label.is_empty() {
-        rich.push_text(label_in_text(label, style), Style::default());
-    }
-    for span in &content.spans {
-        match span {
-            Span::Mention { name, user_id } => {
-                rich.push_text(mention_text(name, user_id.as_deref()), Style::default());
-            }
-            other => rich.push(other.clone()),
-        }
-    }
-    if style == MessageStyle::Action {
-        italicise(&mut rich);
-    }
-    rich
-}
-
-/// A mention from another network as plain text: `@name` for a person with an id
-/// there (never `<@...>`, which would name someone here), a name without one as it
-/// is.
-fn mention_text(name: &str, user_id: Option<&str>) -> String {
-    match user_id {
-        Some(_) if !name.starts_with('@') => format!("@{name}"),
-        _ => name.to_owned(),
-    }
-}
-
 /// Parses a Discord message `content` into rich text; `names` names the users,
 /// roles and channels it refers to (see [`references`]).
 pub fn parse(content: &str, names: &dyn Names) -> RichText {
@@ -144,7 +113,7 @@ pub fn parse(content: &str, names: &dyn Names) -> RichText {
 /// Renders rich text as one Discord markdown text that shows the same, guarded
 /// (not cut to any budget).
 pub fn render(rich: &RichText) -> String {
-    split::parts(&prepare(rich, MessageStyle::Normal, ""), None)
+    split::parts(&with_label_in_text(rich, MessageStyle::Normal, ""), None)
         .pop()
         .unwrap_or_default()
 }

@@ -5,7 +5,8 @@
 use super::tests::{code_block, link, mention, rich, text, visible};
 use super::*;
 use switchboard_sdk::final_text::final_parts;
-use switchboard_sdk::{Capabilities, TextFormat};
+use switchboard_sdk::text::with_label_in_text;
+use switchboard_sdk::{Capabilities, Span, TextFormat};
 
 /// Everything someone might relay to make Discord ping people.
 const HOSTILE: &[&str] = &[
@@ -362,7 +363,7 @@ fn generated_rich_text_reads_the_same_and_never_pings() {
         let _ = (parse(&raw, &NoNames), references(&raw));
         let rendered = render(&content);
         let back = shown(&parse(&rendered, &NoNames));
-        let want = shown(&prepare(&content, MessageStyle::Normal, ""));
+        let want = shown(&with_label_in_text(&content, MessageStyle::Normal, ""));
         assert_eq!(
             back.trim(),
             want.trim(),

@@ -3,6 +3,7 @@
 use super::safety_tests::{assert_safe, shown};
 use super::tests::{code_block, link, rich, text, visible};
 use super::*;
+use switchboard_sdk::Span;
 
 fn split(content: &RichText, budget: usize) -> Vec<String> {
     DiscordText

@@ -158,7 +158,7 @@ pub(super) fn blocks(rich: &RichText) -> Vec<Block<'_>> {
             Span::Mention { name, user_id } => {
                 push_text(
                     &mut line,
-                    &mention_text(name, user_id.as_deref()),
+                    &switchboard_sdk::text::mention_text(name, user_id.as_deref()),
                     Marks::default(),
                 );
             }
@@ -178,16 +178,6 @@ pub(super) fn blocks(rich: &RichText) -> Vec<Block<'_>> {
     let leading = blocks.iter().take_while(|block| is_blank(block)).count();
     blocks.drain(..leading);
     blocks
-}
-
-/// A mention from another network as plain text: `@name` for a person with an id
-/// there (never `<@...>`, which would name someone here), a name without one as it
-/// is.
-pub(super) fn mention_text(name: &str, user_id: Option<&str>) -> String {
-    match user_id {
-        Some(_) if !name.starts_with('@') => format!("@{name}"),
-        _ => name.to_owned(),
-    }
 }
 
 /// `text` as unstyled pieces.

@@ -40,8 +40,8 @@ mod tests;
 pub use controls::{Names, Reference, references};
 pub use render::NoNames;
 
-use switchboard_sdk::text::{italicise, label_in_text};
-use switchboard_sdk::{FinalText, MessageStyle, RichText, Span, Style, TextRules};
+use switchboard_sdk::text::with_label_in_text;
+use switchboard_sdk::{FinalText, MessageStyle, RichText, TextRules};
 
 /// The longest `text` the adapter sends in one message, in bytes. Slack truncates
 /// a message's text past 40,000 characters; however Slack counts them (code points
@@ -67,7 +67,7 @@ impl TextRules for SlackText {
         label: &str,
         budget: Option<usize>,
     ) -> Vec<FinalText> {
-        let content = prepare(content, style, label);
+        let content = with_label_in_text(content, style, label);
         split::parts(&content, budget)
             .into_iter()
             .map(FinalText::plain)
@@ -90,31 +90,6 @@ impl TextRules for SlackText {
     }
 }
 
-/// The content as it is written: the label first, mentions as the plain text
-/// `@name`, and for a `/me` message everything in italics (as Slack's own `/me`
-/// shows).
-fn prepare(content: &RichText, style: MessageStyle, label: &str) -> RichText {
-    let mut rich = RichText::default();
-    if !label.is_empty() {
-        rich.push_text(label_in_text(label, style), Style::default());
-    }
-    for span in &content.spans {
-        match span {
-            Span::Mention { name, user_id } => {
-                rich.push_text(
-                    line::mention_text(name, user_id.as_deref()),
-                    Style::default(),
-                );
-            }
-            other => rich.push(other.clone()),
-        }
-    }
-    if style == MessageStyle::Action {
-        italicise(&mut rich);
-    }
-    rich
-}
-
 /// Parses a Slack message `text` into rich text; `names` names the users, channels
 /// and user groups it refers to (see [`references`]).
 pub fn parse(text: &str, names: &dyn Names) -> RichText {
@@ -123,7 +98,7 @@ pub fn parse(text: &str, names: &dyn Names) -> RichText {
 
 /// Renders rich text as one mrkdwn text that shows the same, guarded.
 pub fn render(rich: &RichText) -> String {
-    split::parts(&prepare(rich, MessageStyle::Normal, ""), None)
+    split::parts(&with_label_in_text(rich, MessageStyle::Normal, ""), None)
         .pop()
         .unwrap_or_default()
 }
