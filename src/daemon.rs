@@ -168,6 +168,8 @@ impl NetworkParts {
             let network = network.clone();
             let rooms_health = health.clone();
             let rooms_network = network.clone();
+            let problems_health = health.clone();
+            let problems_network = network.clone();
             HealthReporter::new(move |state| {
                 let connected = state == ConnectionState::Connected;
                 health.set(&network, state);
@@ -179,6 +181,9 @@ impl NetworkParts {
             // Joined and refused rooms, for /healthz and for waiting on joins.
             .with_rooms(move |room, report| {
                 rooms_health.set_room(&rooms_network, room, report);
+            })
+            .with_problems(move |problem| {
+                problems_health.set_problem(&problems_network, problem);
             })
         };
         AdapterContext {

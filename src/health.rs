@@ -31,6 +31,8 @@ pub struct NetworkHealth {
     pub connections: u64,
     /// The rooms the adapter reported joined or refused.
     pub rooms: RoomsHealth,
+    /// A standing problem the adapter reported (see `HealthReporter::problem`).
+    pub problem: Option<String>,
     /// Joined rooms forgotten when the connection was lost: joining them again is
     /// no news for the log.
     rejoining: BTreeSet<RoomId>,
@@ -68,6 +70,8 @@ impl Serialize for NetworkHealth {
             last_error: Option<&'a str>,
             rooms_joined: usize,
             rooms_failed: BTreeMap<&'a str, &'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            problem: Option<&'a str>,
         }
         Shown {
             state: state_name(&self.state),
@@ -80,6 +84,7 @@ impl Serialize for NetworkHealth {
                 .iter()
                 .map(|(room, failure)| (room.as_str(), failure.error.as_str()))
                 .collect(),
+            problem: self.problem.as_deref(),
         }
         .serialize(serializer)
     }
@@ -193,12 +198,14 @@ impl HealthRegistry {
             last_error: None,
             connections: 0,
             rooms: RoomsHealth::default(),
+            problem: None,
             rejoining: BTreeSet::new(),
         });
         let previous = std::mem::replace(&mut entry.state, state.clone());
         if state == ConnectionState::Starting {
             // A new start: nothing the previous run reported stands for it.
             entry.rooms = RoomsHealth::default();
+            entry.problem = None;
             entry.rejoining.clear();
         } else if state != ConnectionState::Connected {
             // The rooms go with the connection (or with a run that ended before it
@@ -237,6 +244,14 @@ impl HealthRegistry {
     /// What `network`'s adapter reported about `room`. Ignored for a network this
     /// registry does not show (never started, or removed): a late report must not
     /// bring it back.
+    /// A standing problem of the network (`None`: solved), shown on `/healthz`.
+    pub fn set_problem(&self, network: &NetworkId, problem: Option<String>) {
+        let mut networks = self.networks.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = networks.get_mut(network) {
+            entry.problem = problem;
+        }
+    }
+
     pub fn set_room(&self, network: &NetworkId, room: &RoomId, report: RoomReport) {
         let mut networks = self.networks.lock().unwrap_or_else(|p| p.into_inner());
         let Some(entry) = networks.get_mut(network) else {
@@ -536,6 +551,28 @@ mod tests {
         registry.set(network, ConnectionState::Starting);
         registry.set(network, ConnectionState::Connected);
         registry
+    }
+
+    #[test]
+    fn a_standing_problem_shows_until_solved_or_the_network_starts_again() {
+        let network = NetworkId::new("discord");
+        let registry = connected(&network);
+        let shown = |registry: &HealthRegistry| {
+            serde_json::to_value(&registry.snapshot()[&network]).unwrap()["problem"].clone()
+        };
+        assert_eq!(shown(&registry), serde_json::Value::Null);
+        registry.set_problem(&network, Some("no Message Content intent".into()));
+        assert_eq!(shown(&registry), "no Message Content intent");
+        assert_eq!(
+            registry.snapshot()[&network].state,
+            ConnectionState::Connected,
+            "a problem is not a state"
+        );
+        registry.set_problem(&network, None);
+        assert_eq!(shown(&registry), serde_json::Value::Null);
+        registry.set_problem(&network, Some("again".into()));
+        registry.set(&network, ConnectionState::Starting);
+        assert_eq!(shown(&registry), serde_json::Value::Null);
     }
 
     #[test]

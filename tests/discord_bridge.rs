@@ -178,3 +178,28 @@ async fn a_refused_token_fails_the_network_and_stays_out_of_the_log() {
     assert!(!bridge.log().contains(refused), "the token is in the log");
     assert!(!body.contains(refused), "the token is in /healthz");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_message_content_intent_healthz_and_the_log_say_so() {
+    let w = world().await;
+    w.dc.set_message_content_intent(false);
+    let mut alice = IrcPeer::connect(w.irc.port(), "alice", &["#a"]).await;
+    let bridge = w.bridge(TOKEN);
+    bridge.wait_healthy().await;
+    let (status, body) = common::http_get(bridge.http, "/healthz").await;
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status, 200, "the network is connected: {body}");
+    let problem = health["networks"]["dc"]["problem"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(problem.contains("Message Content intent"), "{body}");
+    let log = bridge.log();
+    assert!(
+        log.lines()
+            .any(|line| line.contains("WARN") && line.contains("Message Content intent")),
+        "{log}"
+    );
+    // Sending into Discord is not affected.
+    alice.say("#a", "still relayed").await;
+    w.relayed("still relayed").await;
+}

@@ -143,11 +143,7 @@ pub async fn connect(
     let content_intent = flags & ((1 << 18) | (1 << 19)) != 0;
     if !content_intent {
         tracing::warn!(network = %ctx.network, "Discord: {NO_CONTENT_INTENT}");
-        // Shown as the network's last error on /healthz (kept once connected);
-        // reported before any room, since a state other than Connected forgets them.
-        ctx.health.report(ConnectionState::Reconnecting {
-            last_error: NO_CONTENT_INTENT.into(),
-        });
+        ctx.health.problem(Some(NO_CONTENT_INTENT.into()));
     }
     let (guild, guild_name) = find_guild(config, &http, ctx).await?;
     let translator = Translator::new(Some(http.clone()), guild.get(), bot_user);

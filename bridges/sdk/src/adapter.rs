@@ -132,6 +132,7 @@ pub enum RoomReport {
 
 type StateReport = Arc<dyn Fn(ConnectionState) + Send + Sync>;
 type RoomReports = Arc<dyn Fn(&RoomId, RoomReport) + Send + Sync>;
+type ProblemReports = Arc<dyn Fn(Option<String>) + Send + Sync>;
 
 /// Reports connection state, and each room's membership, for one network.
 ///
@@ -145,6 +146,7 @@ type RoomReports = Arc<dyn Fn(&RoomId, RoomReport) + Send + Sync>;
 pub struct HealthReporter {
     state: StateReport,
     rooms: RoomReports,
+    problems: ProblemReports,
 }
 
 impl HealthReporter {
@@ -154,14 +156,23 @@ impl HealthReporter {
         Self {
             state: Arc::new(report),
             rooms: Arc::new(|_, _| {}),
+            problems: Arc::new(|_| {}),
         }
     }
 
     /// The same reporter, with room reports going to `report`.
     pub fn with_rooms(self, report: impl Fn(&RoomId, RoomReport) + Send + Sync + 'static) -> Self {
         Self {
-            state: self.state,
             rooms: Arc::new(report),
+            ..self
+        }
+    }
+
+    /// The same reporter, with standing problems going to `report`.
+    pub fn with_problems(self, report: impl Fn(Option<String>) + Send + Sync + 'static) -> Self {
+        Self {
+            problems: Arc::new(report),
+            ..self
         }
     }
 
@@ -197,6 +208,14 @@ impl HealthReporter {
     /// The bridge no longer serves `room`.
     pub fn left(&self, room: &RoomId) {
         self.room(room, RoomReport::Left)
+    }
+
+    /// A standing problem that does not stop the network but needs a human (a
+    /// permission or setting missing on the server's side), shown with the network
+    /// until cleared with `None` or the network starts again. The adapter logs it
+    /// itself.
+    pub fn problem(&self, problem: Option<String>) {
+        (self.problems)(problem)
     }
 }
 
