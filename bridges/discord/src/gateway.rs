@@ -62,6 +62,7 @@ pub fn intents(content: bool) -> Intents {
 pub struct Gateway<'a> {
     pub live: Arc<Live>,
     pub ctx: &'a AdapterContext,
+    pub identify_queue: twilight_gateway::queue::InMemoryQueue,
     pub token: String,
     pub url: Option<String>,
     pub max_age: Duration,
@@ -99,7 +100,8 @@ pub fn fatal_close(code: u16) -> Option<AdapterError> {
 
 impl Gateway<'_> {
     pub async fn run(&self, cancel: &CancellationToken) -> Result<(), AdapterError> {
-        let mut config = ConfigBuilder::new(self.token.clone(), intents(self.live.content_intent));
+        let mut config = ConfigBuilder::new(self.token.clone(), intents(self.live.content_intent))
+            .queue(self.identify_queue.clone());
         if let Some(url) = &self.url {
             config = config.proxy_url(url.trim_end_matches('/').to_owned());
         }

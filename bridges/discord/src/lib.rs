@@ -40,6 +40,10 @@ pub struct DiscordAdapter {
     config: DiscordConfig,
     live: CurrentRun<Live>,
     text: TextFormat,
+    /// Paces identifies (Discord allows one per 5 s, 1,000 a day) across runs too:
+    /// a run that ends and starts again identifies through the same queue. Made in
+    /// the first run, since its timer is a task of the runtime.
+    identify_queue: std::sync::OnceLock<twilight_gateway::queue::InMemoryQueue>,
 }
 
 /// Channel names as routes write them: `#general` and `general` are one room, and
@@ -54,6 +58,7 @@ impl DiscordAdapter {
             config,
             live: CurrentRun::default(),
             text: TextFormat::new(format::DiscordText),
+            identify_queue: Default::default(),
         }))
     }
 
@@ -80,6 +85,7 @@ impl DiscordAdapter {
         let gateway = gateway::Gateway {
             live,
             ctx,
+            identify_queue: self.identify_queue.get_or_init(Default::default).clone(),
             token: self.config.bare_token(),
             url: self.config.gateway_url.clone(),
             max_age: Duration::from_secs(self.config.catch_up_max_age_secs),

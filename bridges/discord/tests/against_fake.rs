@@ -671,3 +671,25 @@ async fn a_token_refused_by_the_gateway_is_a_permanent_failure() {
         "{last:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identifies_are_paced_across_runs_of_one_adapter() {
+    let w = world().await;
+    let adapter = DiscordAdapter::new(config(&w.fake, serde_json::json!({}))).unwrap();
+    let state = MemoryState::new();
+    let mut run = start(&adapter, &["general"], state.clone());
+    connected(&mut run).await;
+    stop(run).await;
+    // The supervisor runs the adapter again at once: the new run's Identify waits
+    // for Discord's limit (one per 5 s) through the adapter's queue.
+    let mut run = start(&adapter, &["general"], state);
+    connected(&mut run).await;
+    let times = w.fake.identify_times();
+    assert_eq!(times.len(), 2);
+    let gap = times[1] - times[0];
+    assert!(
+        gap >= Duration::from_millis(4_900),
+        "two identifies {gap:?} apart; Discord allows one per 5 s"
+    );
+    stop(run).await;
+}

@@ -199,6 +199,7 @@ fn identify(st: &mut State, key: u64, d: &Value) {
         return;
     }
     st.identifies += 1;
+    st.identified_at.push(std::time::Instant::now());
     let session_id = random_token(32)
         .to_ascii_lowercase()
         .replace(['-', '_'], "0");
@@ -416,6 +417,11 @@ impl FakeDiscord {
     /// Successful Identifies so far.
     pub fn identifies(&self) -> usize {
         self.inner.lock().identifies
+    }
+
+    /// When each successful Identify arrived, in order.
+    pub fn identify_times(&self) -> Vec<std::time::Instant> {
+        self.inner.lock().identified_at.clone()
     }
 
     /// Successful Resumes so far.

@@ -140,6 +140,8 @@ pub(super) struct State {
     pub sessions: BTreeMap<String, Session>,
     pub refuse_next_resume: bool,
     pub identifies: usize,
+    /// When each successful Identify arrived.
+    pub identified_at: Vec<std::time::Instant>,
     pub resumes: usize,
     pub refused_resumes: usize,
     pub heartbeats: usize,
@@ -174,6 +176,7 @@ impl State {
             sessions: BTreeMap::new(),
             refuse_next_resume: false,
             identifies: 0,
+            identified_at: Vec::new(),
             resumes: 0,
             refused_resumes: 0,
             heartbeats: 0,
