@@ -45,11 +45,16 @@ async fn world() -> World {
 
 impl World {
     fn bridge(&self, token: &str) -> BridgeProcess {
+        self.bridge_with(token, "")
+    }
+
+    /// The daemon, with `extra` lines in the Discord network's section.
+    fn bridge_with(&self, token: &str, extra: &str) -> BridgeProcess {
         BridgeProcess::start(|http, state| {
             format!(
                 "state_dir: {state}\nhttp:\n  listen: {http}\ndelivery:\n  retry_initial: 50ms\n  retry_max: 500ms\n  shutdown_deadline: 5s\n\
                  networks:\n  irc:\n    irc:\n      server: 127.0.0.1:{port}\n      tls: false\n      nick: switchboard\n\
-                 \x20 dc:\n    discord:\n      token: {token}\n      guild: Project\n      api_url: {api}\n      gateway_url: {gateway}\n\
+                 \x20 dc:\n    discord:\n      token: {token}\n      guild: Project\n      api_url: {api}\n      gateway_url: {gateway}\n{extra}\
                  routes:\n  - name: main\n    rooms:\n      - irc: \"#a\"\n      - dc: \"#general\"\n",
                 state = state.display(),
                 port = self.irc.port(),
@@ -202,4 +207,30 @@ async fn without_the_message_content_intent_healthz_and_the_log_say_so() {
     // Sending into Discord is not affected.
     alice.say("#a", "still relayed").await;
     w.relayed("still relayed").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_given_in_the_config_names_senders_without_manage_webhooks() {
+    let w = world().await;
+    w.dc.set_manage_webhooks(false);
+    let (id, token) = w.dc.add_webhook(&w.general, "Made by an admin");
+    let url = format!("{}/api/webhooks/{id}/{token}", w.dc.url());
+    let mut alice = IrcPeer::connect(w.irc.port(), "alice", &["#a"]).await;
+    let bridge = w.bridge_with(
+        TOKEN,
+        &format!("      channel_webhooks:\n        \"#general\": {url}\n"),
+    );
+    bridge.wait_healthy().await;
+    alice.say("#a", "through the admin's webhook").await;
+    let copy = w.relayed("through the admin's webhook").await;
+    assert_eq!(copy.webhook_id.as_deref(), Some(id.as_str()));
+    assert_eq!(copy.username.as_deref(), Some("alice"));
+    // Its messages are the bridge's own: nothing comes back to IRC.
+    w.dc.post(&w.general, &w.erin, "after");
+    let next = alice.collect("#a", 1, WAIT).await;
+    assert!(next[0].text.ends_with("after"), "{next:?}");
+    assert!(
+        !bridge.log().contains(&token),
+        "the webhook's token is in the log"
+    );
 }

@@ -35,6 +35,11 @@ pub struct DiscordConfig {
     /// The gateway's URL (tests): `ws://127.0.0.1:PORT`.
     #[serde(default)]
     pub gateway_url: Option<String>,
+    /// Webhooks an admin made, by channel (written as in routes): their URLs,
+    /// `https://discord.com/api/webhooks/ID/TOKEN`. Used instead of one the bot
+    /// would make, so the bot needs no Manage Webhooks for these channels.
+    #[serde(default)]
+    pub channel_webhooks: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -55,6 +60,11 @@ impl std::fmt::Debug for DiscordConfig {
             .field("catch_up_max_age_secs", &self.catch_up_max_age_secs)
             .field("api_url", &self.api_url)
             .field("gateway_url", &self.gateway_url)
+            // Their URLs hold the webhooks' tokens.
+            .field(
+                "channel_webhooks",
+                &self.channel_webhooks.keys().collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -147,8 +157,38 @@ impl DiscordConfig {
                     .with_hint("leave gateway_url out for Discord itself; it is for tests"),
             );
         }
+        for (channel, url) in &self.channel_webhooks {
+            if webhook_parts(url).is_none() {
+                // Not ConfigProblem::value: the URL holds the webhook's token.
+                problems.push(
+                    ConfigProblem::new(
+                        &["channel_webhooks", channel],
+                        format!("the webhook of channel {channel:?} is not a Discord webhook URL"),
+                    )
+                    .with_hint("copy it from the channel's settings (Integrations, Webhooks, Copy Webhook URL): https://discord.com/api/webhooks/ID/TOKEN"),
+                );
+            }
+        }
         problems
     }
+}
+
+/// The id and token of a webhook URL (`.../api/webhooks/ID/TOKEN`, versioned or
+/// not, on any Discord host or a test server).
+pub fn webhook_parts(url: &str) -> Option<(u64, String)> {
+    let url = url.trim();
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return None;
+    }
+    let (_, rest) = url.split_once("/webhooks/")?;
+    let (id, token) = rest.split_once('/')?;
+    let token = token.split(['?', '/', '#']).next().unwrap_or_default();
+    let id: u64 = id.parse().ok().filter(|id| *id > 0)?;
+    let token_ok = !token.is_empty()
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    token_ok.then(|| (id, token.to_owned()))
 }
 
 /// What is wrong with `url`, told without repeating it.
@@ -222,6 +262,32 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn given_webhooks_are_read_from_their_urls_and_never_shown() {
+        let url = "https://discord.com/api/webhooks/223704706495545344/3d89bb7572e0fb30d8128367b3b1b44fecd1726de135cbe28a41f8b2f777c372ba2939e72279b94526ff5d1bd4358d65cf11";
+        let config = read(serde_json::json!({
+            "token": TOKEN,
+            "guild": "g",
+            "channel_webhooks": {"#General": url, "broken": "https://discord.com/api/webhooks/x/y", "plain": "not a url"},
+        }));
+        let (id, token) = webhook_parts(&config.channel_webhooks["#General"]).unwrap();
+        assert_eq!(id, 223_704_706_495_545_344);
+        assert!(token.starts_with("3d89bb") && token.ends_with("cf11"));
+        assert_eq!(
+            webhook_parts("http://127.0.0.1:4000/api/v10/webhooks/12/abc_DEF-1?wait=true"),
+            Some((12, "abc_DEF-1".to_owned()))
+        );
+        let problems = config.validate();
+        let paths: Vec<String> = problems.iter().map(|p| p.path.join(".")).collect();
+        assert_eq!(paths, ["channel_webhooks.broken", "channel_webhooks.plain"]);
+        assert!(
+            problems
+                .iter()
+                .all(|p| !p.about_value && !p.message.contains("discord.com"))
+        );
+        assert!(!format!("{config:?}").contains("3d89bb"));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 mod relay;
 
 use crate::api::{Failure, read};
-use crate::config::{DiscordConfig, Webhooks};
+use crate::config::{self, DiscordConfig, Webhooks};
 use crate::ids::{snowflake_at, snowflake_ms};
 use crate::inbound::{Change, Translator};
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
@@ -87,6 +87,8 @@ pub struct Live {
     pub app_id: Option<u64>,
     pub translator: Arc<Translator>,
     pub webhooks: Webhooks,
+    /// The webhooks the config gives, by canonical room: id and token.
+    given_webhooks: HashMap<RoomId, (u64, String)>,
     /// The app has the Message Content intent (at least the limited one).
     pub content_intent: bool,
     rooms: Mutex<RoomMap>,
@@ -165,6 +167,14 @@ pub async fn connect(
         app_id: snowflake_field(&app, "id"),
         translator,
         webhooks: config.webhooks,
+        given_webhooks: config
+            .channel_webhooks
+            .iter()
+            .filter_map(|(channel, url)| {
+                let room = crate::canonical_room(channel);
+                config::webhook_parts(url).map(|hook| (room, hook))
+            })
+            .collect(),
         content_intent,
         rooms: Mutex::default(),
         threads: Mutex::default(),
@@ -461,6 +471,10 @@ impl Live {
         if self.webhooks == Webhooks::Off {
             return;
         }
+        if let Some((id, token)) = self.given_webhooks.get(room) {
+            self.use_hook(channel, *id, token.clone());
+            return;
+        }
         let found = match read::<_, Vec<Webhook>>(self.http.channel_webhooks(channel)).await {
             Ok(hooks) => hooks.into_iter().find(|hook| self.is_ours(hook)),
             Err(failure) => {
@@ -483,14 +497,13 @@ impl Live {
             tracing::warn!(network = %ctx.network, %room, "Discord: the channel webhook came without a token; sending as the bot");
             return;
         };
-        lock(&self.translator.own.webhooks).insert(hook.id.get());
-        lock(&self.hooks).insert(
-            channel.get(),
-            Hook {
-                id: hook.id.get(),
-                token,
-            },
-        );
+        self.use_hook(channel, hook.id.get(), token);
+    }
+
+    /// Sends the channel's messages through this webhook, and never relays its own.
+    fn use_hook(&self, channel: Id<ChannelMarker>, id: u64, token: String) {
+        lock(&self.translator.own.webhooks).insert(id);
+        lock(&self.hooks).insert(channel.get(), Hook { id, token });
     }
 
     fn is_ours(&self, hook: &Webhook) -> bool {
