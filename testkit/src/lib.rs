@@ -12,6 +12,8 @@ pub mod browser;
 pub mod discord;
 pub mod http_proxy;
 mod install;
+#[cfg(test)]
+mod json_shape;
 pub mod mattermost;
 mod peer;
 mod servers;

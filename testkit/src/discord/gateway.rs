@@ -233,13 +233,6 @@ fn identify(st: &mut State, key: u64, d: &Value) {
         "resume_gateway_url": st.gateway_url,
         "shard": shard,
         "application": { "id": app_id, "flags": shapes::app_flags(st) },
-        "private_channels": [],
-        "relationships": [],
-        "user_settings": {},
-        "presences": [],
-        "guild_join_requests": [],
-        "geo_ordered_rtc_regions": [],
-        "auth": {},
     });
     dispatch_to(st, &session_id, "READY", ready);
     let guilds: Vec<Value> = st

@@ -35,6 +35,9 @@
 //! presences or member chunking; no compression; a session's dispatches are
 //! kept forever.
 //!
+//! `testkit/fixtures/discord/` holds example payloads written from the reference;
+//! the tests compare the key shapes of the fake's answers and frames with them.
+//!
 //! Module layout: this file holds the public types, the handle, setup and
 //! faults; `state` the model; `shapes` the JSON; `rest` the REST API and its
 //! faults; `webhooks` the webhook routes; `gateway` the websocket and its knobs;

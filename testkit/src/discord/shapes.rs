@@ -193,6 +193,7 @@ pub(super) fn guild(st: &State, g: &Guild) -> Value {
         "preferred_locale": "en-US",
         "nsfw_level": 0,
         "premium_progress_bar_enabled": false,
+        "incidents_data": null,
     })
 }
 
@@ -408,7 +409,8 @@ fn guess_type(name: &str) -> &'static str {
     }
 }
 
-/// `GET /applications/@me`.
+/// `GET /applications/@me`. `owner` (optional in Discord's reference, never null)
+/// is left out: the fake's applications have no owner user.
 pub(super) fn application(st: &State, app_id: &str, bot_user: &str) -> Value {
     let bot = st.user(bot_user);
     json!({
@@ -421,12 +423,13 @@ pub(super) fn application(st: &State, app_id: &str, bot_user: &str) -> Value {
         "verify_key": "0".repeat(64),
         "flags": app_flags(st),
         "bot": bot.map(user),
-        "owner": null,
         "team": null,
         "approximate_guild_count": st.guilds.len(),
         "redirect_uris": [],
         "rpc_origins": [],
         "tags": [],
+        // Webhook events (HTTP event delivery) off: 1, as for an app that never set them up.
+        "event_webhooks_status": 1,
     })
 }
 

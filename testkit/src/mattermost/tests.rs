@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use super::FakeMattermost;
 use super::webhooks::{HttpAnswer, form_decode, http_request};
+use crate::json_shape::Fixtures;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -184,52 +185,17 @@ fn post_of(event: &Value) -> Value {
     .expect("data.post holds JSON")
 }
 
-/// Every key path of a JSON value; ids used as keys become `<id>`, and
-/// strings holding a JSON object are walked too (websocket `post`).
-fn shape(value: &Value, path: &str, out: &mut BTreeSet<String>) {
-    match value {
-        Value::Object(map) => {
-            for (key, inner) in map {
-                let key = if super::is_valid_id(key) {
-                    "<id>"
-                } else {
-                    key.as_str()
-                };
-                let path = format!("{path}.{key}");
-                out.insert(path.clone());
-                shape(inner, &path, out);
-            }
-        }
-        Value::Array(items) => {
-            for item in items {
-                shape(item, &format!("{path}[]"), out);
-            }
-        }
-        Value::String(text) if text.starts_with('{') => {
-            if let Ok(inner @ Value::Object(_)) = serde_json::from_str::<Value>(text) {
-                shape(&inner, &format!("{path}<json>"), out);
-            }
-        }
-        _ => {}
-    }
-}
+const FIXTURES: Fixtures = Fixtures {
+    dir: "mattermost",
+    is_id: super::is_valid_id,
+};
 
 fn fixture(name: &str) -> String {
-    let path = format!("{}/fixtures/mattermost/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
+    FIXTURES.read(name)
 }
 
 fn assert_same_shape(name: &str, actual: &Value) {
-    let expected: Value = serde_json::from_str(&fixture(name)).expect("fixture is JSON");
-    let (mut want, mut got) = (BTreeSet::new(), BTreeSet::new());
-    shape(&expected, "", &mut want);
-    shape(actual, "", &mut got);
-    let missing: Vec<_> = want.difference(&got).collect();
-    let extra: Vec<_> = got.difference(&want).collect();
-    assert!(
-        missing.is_empty() && extra.is_empty(),
-        "{name}: the fake lacks {missing:?} and adds {extra:?}; it sent {actual:#}"
-    );
+    FIXTURES.assert_same_shape(name, actual);
 }
 
 fn form_keys(body: &str) -> BTreeSet<String> {

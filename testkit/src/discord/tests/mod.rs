@@ -15,6 +15,7 @@ use twilight_model::id::Id;
 
 use super::FakeDiscord;
 
+mod fixtures;
 mod gateway;
 mod rest;
 
