@@ -425,6 +425,12 @@ async fn without_the_customize_scope_the_name_goes_into_the_text() {
         bridge.log().contains("chat:write.customize"),
         "no word in the log about the missing scope"
     );
+    let (_, health) = common::http_get(bridge.http, "/healthz").await;
+    let health: serde_json::Value = serde_json::from_str(&health).unwrap();
+    let problem = health["networks"]["slack"]["problem"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(problem.contains("chat:write.customize"), "{health}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

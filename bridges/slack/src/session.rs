@@ -193,6 +193,10 @@ pub fn submit_error(error: SubmitError) -> AdapterError {
     AdapterError::Connection(format!("the core did not take an event: {error}"))
 }
 
+/// What `/healthz` and the log say when names are wanted but the token may not set
+/// them.
+const NO_CUSTOMIZE_SCOPE: &str = "the token lacks the chat:write.customize scope: senders are named in the text instead of under their own name and picture; add the scope (OAuth & Permissions) and reinstall the app";
+
 /// Connects an app: who the bot is, whether it may name senders, and its channels.
 pub async fn connect(
     api: &WebApi,
@@ -211,7 +215,8 @@ pub async fn connect(
             .any(|scope| scope.trim() == "chat:write.customize")
     });
     if customize_names && !may_customize {
-        tracing::warn!(network = %ctx.network, "Slack: the token lacks the chat:write.customize scope; senders are named in the text instead");
+        tracing::warn!(network = %ctx.network, "Slack: {NO_CUSTOMIZE_SCOPE}");
+        ctx.health.problem(Some(NO_CUSTOMIZE_SCOPE.into()));
     }
     let own = Own {
         user_id: who.user_id,
@@ -517,6 +522,8 @@ impl Live {
 
     /// Slack refused a name override: from now on the label goes into the text.
     pub fn stop_overriding_names(&self) {
-        self.names_overridden.store(false, Ordering::Relaxed);
+        if self.names_overridden.swap(false, Ordering::Relaxed) {
+            self.health.problem(Some(NO_CUSTOMIZE_SCOPE.into()));
+        }
     }
 }
