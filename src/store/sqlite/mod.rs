@@ -229,6 +229,10 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     schema::migrate(&mut conn)?;
     schema::begin_run(&mut conn)?;
     schema::configure_writer(&conn)?;
+    if let Err(error) = sync::reserve_wal_space(path, &conn) {
+        // Only slower: commits then append to the WAL, as without the reservation.
+        tracing::warn!(%error, path = %path.display(), "store: cannot reserve space for the write-ahead log");
+    }
     Ok(conn)
 }
 

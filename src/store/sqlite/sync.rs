@@ -35,9 +35,7 @@ pub type WalSync = Box<dyn FnMut() -> std::io::Result<()> + Send>;
 /// file's data, whoever wrote it: the same call SQLite makes on commit with
 /// `synchronous = FULL`.
 pub fn wal_fdatasync(database: &Path) -> WalSync {
-    let mut wal_path = database.as_os_str().to_owned();
-    wal_path.push("-wal");
-    let wal_path = PathBuf::from(wal_path);
+    let wal_path = wal_path(database);
     let mut wal: Option<File> = None;
     Box::new(move || {
         let file = match &mut wal {
@@ -189,6 +187,59 @@ pub fn spawn_syncer(
 /// ones have copied most of it back, so this one is short) and the next write starts
 /// the WAL over.
 pub const WAL_LIMIT_PAGES: i64 = 2 * schema::CHECKPOINT_PAGES;
+
+/// Frames of WAL space written out (as zeros) when the store opens: the WAL's usual
+/// size, `WAL_LIMIT_PAGES`, and one eighth more for the batch that passes it.
+pub const WAL_RESERVED_FRAMES: i64 = WAL_LIMIT_PAGES + WAL_LIMIT_PAGES / 8;
+
+/// Writes the WAL file out to `WAL_RESERVED_FRAMES` frames of zeros and syncs it, so
+/// that commits overwrite blocks the file already has instead of appending.
+///
+/// Why: a sync after an append must also commit the file's new size and blocks to
+/// the file system's journal, and one after an overwrite only writes the data (on
+/// ext4 here, about half the time; docs/benchmarks.md). SQLite deletes the WAL when
+/// the last connection closes, so every run starts with a small one and would grow
+/// it one append (and one journal commit per sync) at a time.
+///
+/// Why it is safe: SQLite never shrinks the WAL (no `journal_size_limit` is set) and
+/// writes it from the start again after each complete checkpoint, so bytes past its
+/// last valid frame are the normal state of a WAL. Recovery reads frames only until
+/// the first whose salt and checksum do not match the header, which zeros never do.
+/// Only the bytes past the file's end are written, before the writer's first batch,
+/// while no other connection writes.
+pub fn reserve_wal_space(database: &Path, conn: &Connection) -> std::io::Result<()> {
+    use std::io::Write;
+    let page_size: i64 = conn
+        .pragma_query_value(None, "page_size", |row| row.get(0))
+        .map_err(std::io::Error::other)?;
+    let reserved = WAL_HEADER_BYTES + WAL_RESERVED_FRAMES * (WAL_FRAME_HEADER_BYTES + page_size);
+    let mut wal = std::fs::OpenOptions::new()
+        .append(true)
+        .open(wal_path(database))?;
+    let mut missing = u64::try_from(reserved)
+        .unwrap_or(0)
+        .saturating_sub(wal.metadata()?.len());
+    if missing == 0 {
+        return Ok(());
+    }
+    let zeros = vec![0u8; 1 << 20];
+    while missing > 0 {
+        let chunk = missing.min(zeros.len() as u64) as usize;
+        wal.write_all(&zeros[..chunk])?;
+        missing -= chunk as u64;
+    }
+    wal.sync_all()
+}
+
+/// Bytes of the WAL's file header and of each frame's header (sqlite.org/fileformat).
+const WAL_HEADER_BYTES: i64 = 32;
+const WAL_FRAME_HEADER_BYTES: i64 = 24;
+
+fn wal_path(database: &Path) -> PathBuf {
+    let mut wal_path = database.as_os_str().to_owned();
+    wal_path.push("-wal");
+    PathBuf::from(wal_path)
+}
 
 /// How often the checkpointer looks at the WAL when nobody asked it to.
 const IDLE_CHECK: Duration = Duration::from_secs(5);

@@ -127,3 +127,39 @@ async fn the_wal_starts_over_under_a_writer_that_never_pauses() {
         largest >> 20
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_zeros_reserved_past_the_wal_are_read_as_its_end_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = dir.path().join(format!("{DATABASE_FILE}-wal"));
+    let (store, _committed) = SqliteStore::open(dir.path()).unwrap();
+    let reserved = std::fs::metadata(&wal).unwrap().len();
+    assert!(
+        reserved > 8_000 * 4_096,
+        "the WAL is written out when the store opens ({reserved} bytes)"
+    );
+    for i in 0..50 {
+        let outcome = store.accept(message(&format!("m{i}")), to_b()).await;
+        assert!(matches!(outcome, Ok(AcceptOutcome::Accepted { .. })));
+    }
+    assert_eq!(
+        std::fs::metadata(&wal).unwrap().len(),
+        reserved,
+        "commits overwrite the reserved space"
+    );
+    // What a `kill -9` leaves: the database and its WAL (frames, then zeros), with
+    // the store still open.
+    let crashed = tempfile::tempdir().unwrap();
+    for file in [DATABASE_FILE.to_owned(), format!("{DATABASE_FILE}-wal")] {
+        std::fs::copy(dir.path().join(&file), crashed.path().join(&file)).unwrap();
+    }
+    drop(store);
+    let (store, _committed) = SqliteStore::open(crashed.path()).unwrap();
+    let pending = store
+        .pending_after(&RoomKey::new("b", "#b"), 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 50, "every acknowledged message is back");
+    let again = store.accept(message("m49"), to_b()).await.unwrap();
+    assert!(matches!(again, AcceptOutcome::Duplicate), "{again:?}");
+}
