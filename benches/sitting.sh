@@ -9,12 +9,13 @@
 #     --bench mattermost_webhook --no-run
 # WHERE: `disk` (state under $DISK_DIR, default /var/tmp), `shm` (state on
 # /dev/shm; the disk probe still watches $DISK_DIR) or `slowN` (on disk, with
-# benches/slow_disk/slow_disk.so preloaded: every sync of the store N µs longer).
+# tests/fixtures/sync_gate.c preloaded: every sync of the store N µs longer).
 # SCENARIO: the arguments after `--only`, e.g. `closed 1 1 5000`, `latency 1 2000`.
 set -u
 bins=${BENCH_BINS:-./bench-bins}
 disk=${DISK_DIR:-/var/tmp}
-shim=$(dirname "$0")/slow_disk/slow_disk.so
+shim=$bins/libsync_gate.so
+[ -e "$shim" ] || cc -O2 -shared -fPIC -o "$shim" "$(dirname "$0")/../tests/fixtures/sync_gate.c" -ldl || exit 1
 rounds=$1; shift
 builds=()
 while [ "$1" != "--" ]; do builds+=("$1"); shift; done; shift
