@@ -14,6 +14,8 @@ pub mod http_proxy;
 mod install;
 #[cfg(test)]
 mod json_shape;
+#[cfg(test)]
+mod json_socket;
 pub mod mattermost;
 mod peer;
 mod servers;

@@ -7,15 +7,14 @@ use std::time::Duration;
 use axum::extract::Path as AxumPath;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
-use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use super::FakeMattermost;
 use super::webhooks::{HttpAnswer, form_decode, http_request};
 use crate::json_shape::Fixtures;
+use crate::json_socket::JsonSocket;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -78,68 +77,27 @@ async fn upload(
         .expect("upload failed")
 }
 
-type Stream =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// A websocket client that remembers every frame, to report it on failure.
-struct Client {
-    ws: Stream,
-    seen: Vec<Value>,
-}
-
-impl Client {
-    async fn connect(fake: &FakeMattermost, bearer: Option<&str>) -> Self {
+/// Mattermost's steps for the shared websocket test client.
+impl JsonSocket {
+    async fn to_mattermost(fake: &FakeMattermost, bearer: Option<&str>) -> Self {
         let mut request = fake.websocket_url().into_client_request().unwrap();
         if let Some(token) = bearer {
             let value = format!("Bearer {token}").parse().unwrap();
             request.headers_mut().insert("Authorization", value);
         }
-        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
-            .await
-            .expect("websocket connect timed out")
-            .expect("websocket connect failed");
-        Self {
-            ws,
-            seen: Vec::new(),
-        }
+        Self::connect(request).await
     }
 
     /// Connects and answers the challenge; returns the client, the challenge
     /// reply and the hello.
     async fn login(fake: &FakeMattermost, token: &str) -> (Self, Value, Value) {
-        let mut client = Self::connect(fake, None).await;
+        let mut client = Self::to_mattermost(fake, None).await;
         client
             .send(json!({"seq": 1, "action": "authentication_challenge", "data": {"token": token}}))
             .await;
         let reply = client.next().await;
         let hello = client.next().await;
         (client, reply, hello)
-    }
-
-    async fn send(&mut self, value: Value) {
-        self.ws
-            .send(WsMessage::Text(value.to_string().into()))
-            .await
-            .expect("websocket send failed");
-    }
-
-    async fn next(&mut self) -> Value {
-        loop {
-            let frame = tokio::time::timeout(WAIT, self.ws.next())
-                .await
-                .unwrap_or_else(|_| {
-                    panic!("no websocket frame within {WAIT:?}; seen {:#?}", self.seen)
-                });
-            match frame {
-                Some(Ok(WsMessage::Text(text))) => {
-                    let value: Value = serde_json::from_str(text.as_str()).expect("frame is JSON");
-                    self.seen.push(value.clone());
-                    return value;
-                }
-                Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
-                other => panic!("websocket ended ({other:?}); seen {:#?}", self.seen),
-            }
-        }
     }
 
     async fn next_event(&mut self, name: &str) -> Value {
@@ -150,29 +108,6 @@ impl Client {
             self.seen
         );
         value
-    }
-
-    /// Waits for the connection to end; frames still queued are recorded.
-    async fn expect_end(&mut self) {
-        let ended = tokio::time::timeout(WAIT, async {
-            loop {
-                match self.ws.next().await {
-                    Some(Ok(WsMessage::Text(text))) => {
-                        self.seen.push(
-                            serde_json::from_str(text.as_str()).unwrap_or(json!(text.as_str())),
-                        );
-                    }
-                    Some(Ok(WsMessage::Close(_))) | Some(Err(_)) | None => return,
-                    Some(Ok(_)) => {}
-                }
-            }
-        })
-        .await;
-        assert!(
-            ended.is_ok(),
-            "the websocket did not end within {WAIT:?}; seen {:#?}",
-            self.seen
-        );
     }
 }
 
@@ -326,7 +261,7 @@ async fn posts_edits_and_deletes_reach_the_websocket_in_order() {
     let fake = &w.fake;
     let bot = Some(w.bot.1.as_str());
 
-    let (mut ws, reply, hello) = Client::login(fake, &w.bot.1).await;
+    let (mut ws, reply, hello) = JsonSocket::login(fake, &w.bot.1).await;
     assert_eq!(reply, json!({"status": "OK", "seq_reply": 1}));
     assert_eq!(
         (hello["event"].clone(), hello["seq"].clone()),
@@ -527,7 +462,7 @@ async fn posting_follows_the_server_rules() {
 async fn websockets_can_be_dropped_and_refused() {
     let w = world().await;
     let fake = &w.fake;
-    let mut header_client = Client::connect(fake, Some(&w.alice.1)).await;
+    let mut header_client = JsonSocket::to_mattermost(fake, Some(&w.alice.1)).await;
     let hello = header_client.next_event("hello").await;
     assert_eq!(
         hello["data"]["server_version"]
@@ -554,12 +489,12 @@ async fn websockets_can_be_dropped_and_refused() {
         other => panic!("expected a 503 refusal, got {other:?}"),
     }
     fake.refuse_websockets(false);
-    let (_client, reply, _hello) = Client::login(fake, &w.alice.1).await;
+    let (_client, reply, _hello) = JsonSocket::login(fake, &w.alice.1).await;
     assert_eq!(reply["status"], "OK");
     fake.wait_websockets(1, WAIT).await;
     assert_eq!(fake.websocket_connections(), 2);
 
-    let mut rejected = Client::connect(fake, None).await;
+    let mut rejected = JsonSocket::to_mattermost(fake, None).await;
     rejected
         .send(json!({"seq": 1, "action": "authentication_challenge", "data": {"token": "bad"}}))
         .await;
@@ -569,7 +504,7 @@ async fn websockets_can_be_dropped_and_refused() {
         "a bad token gets no reply: {:?}",
         rejected.seen
     );
-    let mut early = Client::connect(fake, None).await;
+    let mut early = JsonSocket::to_mattermost(fake, None).await;
     early.send(json!({"seq": 1, "action": "ping"})).await;
     assert_eq!(
         early.next().await["error"]["id"],
@@ -661,7 +596,7 @@ async fn incoming_webhooks_post_with_overrides_when_allowed() {
     let w = world().await;
     let fake = &w.fake;
     fake.join_channel(&w.alice.0, &w.channel);
-    let (mut ws, _, _) = Client::login(fake, &w.alice.1).await;
+    let (mut ws, _, _) = JsonSocket::login(fake, &w.alice.1).await;
     fake.wait_websockets(1, WAIT).await;
     let (hook_url, _) = webhook_sink().await;
     fake.add_outgoing_webhook(&w.channel, &hook_url, "t", false);
@@ -948,7 +883,7 @@ async fn payloads_match_the_fixtures() {
     assert_same_shape("channel.json", &channel);
     assert_eq!(channel["display_name"], "Bridge");
 
-    let (mut ws, reply, hello) = Client::login(fake, &w.alice.1).await;
+    let (mut ws, reply, hello) = JsonSocket::login(fake, &w.alice.1).await;
     assert_same_shape("websocket_auth_ok.json", &reply);
     assert_same_shape("websocket_hello.json", &hello);
     fake.wait_websockets(1, WAIT).await;

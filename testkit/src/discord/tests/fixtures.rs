@@ -1,13 +1,12 @@
 //! The fake's payloads, fetched raw (plain HTTP client, raw websocket), against
 //! the example payloads of `testkit/fixtures/discord/`: same keys, same nesting.
 
-use futures::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::{TOKEN, WAIT, world};
 use crate::discord::FakeDiscord;
 use crate::json_shape::Fixtures;
+use crate::json_socket::JsonSocket;
 
 /// Snowflakes used as object keys (none of the fixtures has any today).
 fn is_snowflake(key: &str) -> bool {
@@ -66,52 +65,9 @@ async fn rest(
     (status, body)
 }
 
-type Stream =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// A raw gateway connection that remembers every frame, to report it on failure.
-struct Socket {
-    ws: Stream,
-    seen: Vec<Value>,
-}
-
-impl Socket {
-    async fn connect(discord: &FakeDiscord) -> Socket {
-        let url = format!("{}/?v=10&encoding=json", discord.gateway_url());
-        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
-            .await
-            .expect("gateway connect timed out")
-            .expect("gateway connect failed");
-        Socket {
-            ws,
-            seen: Vec::new(),
-        }
-    }
-
-    async fn send(&mut self, value: Value) {
-        self.ws
-            .send(WsMessage::Text(value.to_string().into()))
-            .await
-            .expect("gateway send failed");
-    }
-
-    async fn next(&mut self) -> Value {
-        loop {
-            let frame = tokio::time::timeout(WAIT, self.ws.next())
-                .await
-                .unwrap_or_else(|_| {
-                    panic!("no gateway frame within {WAIT:?}; seen {:#?}", self.seen)
-                });
-            match frame {
-                Some(Ok(WsMessage::Text(text))) => {
-                    let value: Value = serde_json::from_str(text.as_str()).expect("frame is JSON");
-                    self.seen.push(value.clone());
-                    return value;
-                }
-                Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
-                other => panic!("the gateway ended ({other:?}); seen {:#?}", self.seen),
-            }
-        }
+impl JsonSocket {
+    async fn to_gateway(discord: &FakeDiscord) -> Self {
+        Self::connect(format!("{}/?v=10&encoding=json", discord.gateway_url())).await
     }
 
     /// The next dispatch, checked to be `event`.
@@ -195,7 +151,7 @@ async fn rest_payloads_match_the_fixtures() {
 async fn gateway_frames_match_the_fixtures() {
     let w = world().await;
     let d = &w.discord;
-    let mut socket = Socket::connect(d).await;
+    let mut socket = JsonSocket::to_gateway(d).await;
     assert_same_shape("gateway_hello.json", &socket.next().await);
     let intents = super::content_intents().bits();
     socket
@@ -223,14 +179,14 @@ async fn gateway_frames_match_the_fixtures() {
     let session_id = ready["d"]["session_id"].clone();
     let seq = created["s"].clone();
     drop(socket);
-    let mut socket = Socket::connect(d).await;
+    let mut socket = JsonSocket::to_gateway(d).await;
     socket.next().await;
     socket
         .send(json!({ "op": 6, "d": { "token": TOKEN, "session_id": session_id, "seq": seq } }))
         .await;
     assert_same_shape("gateway_resumed.json", &socket.dispatch("RESUMED").await);
     // A session it does not know is refused with op 9.
-    let mut other = Socket::connect(d).await;
+    let mut other = JsonSocket::to_gateway(d).await;
     other.next().await;
     other
         .send(json!({ "op": 6, "d": { "token": TOKEN, "session_id": "nope", "seq": 1 } }))
