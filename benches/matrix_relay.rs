@@ -39,10 +39,8 @@ use serde_json::Value;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use switchboard::{Daemon, DaemonOptions};
 use switchboard_testkit::synapse::{MatrixPeer, Synapse, SynapseOptions, ensure_synapse};
 use switchboard_testkit::{IrcPeer, Ngircd, NgircdOptions};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 const BOT: &str = "switchboard";
 const BOT_ID: &str = "@switchboard:localhost";
@@ -66,57 +64,6 @@ struct Sizes {
 
 // ---------------------------------------------------------------------------
 // The daemon, in a child process.
-
-/// `--daemon-child CONFIG LOG`: loads the config as `switchboard run` does (HTTP server
-/// off), starts the daemon, waits until every network reports connected, prints
-/// `ready RSS_KB`, runs until stdin says `stop` or closes, shuts down, and prints
-/// `stopped PEAK_RSS_KB`. Logs (`RUST_LOG`, default info) go to LOG.
-fn daemon_child(args: &[String]) {
-    let [config_path, log_path, ..] = args else {
-        panic!("usage: --daemon-child CONFIG LOG");
-    };
-    let log = std::fs::File::create(log_path).expect("create the daemon log");
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_ansi(false)
-        .with_writer(std::sync::Mutex::new(log))
-        .init();
-    let config = match switchboard::config::load(Path::new(config_path)) {
-        Ok(config) => config,
-        Err(errors) => {
-            eprint!("{errors}");
-            println!("failed: the config has errors");
-            std::process::exit(1);
-        }
-    };
-    let runtime = switchboard::daemon::runtime().expect("the daemon's runtime");
-    runtime.block_on(async {
-        let mut options = DaemonOptions::from_config(config).expect("the adapters build");
-        options.http_listen = None;
-        let daemon = Daemon::start(options).await.expect("the daemon starts");
-        let deadline = Instant::now() + CONNECT_TIMEOUT;
-        while !daemon.health().all_connected() {
-            if Instant::now() > deadline {
-                println!(
-                    "failed: not all networks connected within {CONNECT_TIMEOUT:?}: {:?}",
-                    daemon.health().snapshot()
-                );
-                std::process::exit(1);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        println!("ready {}", status_kb("self", "VmRSS:"));
-        let mut line = String::new();
-        let _ = BufReader::new(tokio::io::stdin())
-            .read_line(&mut line)
-            .await;
-        daemon.shutdown().await;
-    });
-    println!("stopped {}", status_kb("self", "VmHWM:"));
-}
 
 /// The daemon config: `#bench` on the ngircd at `irc_port` linked with
 /// `#bench:localhost`; `flood` is the IRC section's `flood:` lines, or empty for the
@@ -1116,7 +1063,7 @@ fn print_failure(problems: &[String], world: &World, daemon_log: &str) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(at) = args.iter().position(|arg| arg == "--daemon-child") {
-        return daemon_child(&args[at + 1..]);
+        return common::daemon_child_from_config(&args[at + 1..], CONNECT_TIMEOUT);
     }
     let quick = args.iter().any(|arg| arg == "--quick");
     let sizes = if quick {

@@ -37,15 +37,13 @@ mod common;
 
 use common::{
     DaemonChild, TICKS_PER_SECOND, cpu_ticks, filesystem_of, load_average, machine, mb, median,
-    print_machine, status_kb, thread_ticks, today,
+    print_machine, thread_ticks, today,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use switchboard::{Daemon, DaemonOptions};
 use switchboard_testkit::slack::{FakeSlack, SlackOptions};
 use switchboard_testkit::{IrcPeer, Ngircd, NgircdOptions};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 const BOT: &str = "switchboard";
 const CHANNEL: &str = "#bench";
@@ -60,46 +58,6 @@ const QUIET: Duration = Duration::from_millis(300);
 
 // ---------------------------------------------------------------------------
 // The daemon, in a child process.
-
-/// `--daemon-child CONFIG LOG`: loads the config, starts the daemon (HTTP server off),
-/// waits until every network reports connected, prints `ready RSS_KB`, runs until
-/// stdin says `stop` or closes, shuts down, and prints `stopped PEAK_RSS_KB`. Logs
-/// (`RUST_LOG`, else the daemon's default filter) go to LOG.
-fn daemon_child(args: &[String]) {
-    let [config_path, log_path, ..] = args else {
-        panic!("usage: --daemon-child CONFIG LOG");
-    };
-    let log = std::fs::File::create(log_path).expect("create the daemon log");
-    let filter = switchboard::logging::filter_from_env();
-    let subscriber = switchboard::logging::subscriber(filter, false, std::sync::Mutex::new(log));
-    tracing::subscriber::set_global_default(subscriber).expect("the daemon's logger");
-    let config = switchboard::config::load(Path::new(config_path))
-        .unwrap_or_else(|errors| panic!("the bench's config has errors: {errors}"));
-    let runtime = switchboard::daemon::runtime().expect("the daemon's runtime");
-    runtime.block_on(async {
-        let mut options = DaemonOptions::from_config(config).expect("the adapters build");
-        options.http_listen = None;
-        let daemon = Daemon::start(options).await.expect("the daemon starts");
-        let deadline = Instant::now() + CONNECT_TIMEOUT;
-        while !daemon.health().all_connected() {
-            if Instant::now() > deadline {
-                println!(
-                    "not all networks connected: {:?}",
-                    daemon.health().snapshot()
-                );
-                std::process::exit(1);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        println!("ready {}", status_kb("self", "VmRSS:"));
-        let mut line = String::new();
-        let _ = BufReader::new(tokio::io::stdin())
-            .read_line(&mut line)
-            .await;
-        daemon.shutdown().await;
-    });
-    println!("stopped {}", status_kb("self", "VmHWM:"));
-}
 
 fn daemon_config(state: &Path, irc_port: u16, slack: &FakeSlack) -> String {
     format!(
@@ -516,7 +474,7 @@ async fn run(rounds: usize, messages: usize, quick: bool) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(at) = args.iter().position(|arg| arg == "--daemon-child") {
-        return daemon_child(&args[at + 1..]);
+        return common::daemon_child_from_config(&args[at + 1..], CONNECT_TIMEOUT);
     }
     let quick = args.iter().any(|arg| arg == "--quick");
     let option = |name: &str, default: usize| {

@@ -152,6 +152,58 @@ pub fn print_machine() {
     }
 }
 
+/// The child side of `DaemonChild` for a daemon run from a config file, as `switchboard
+/// run` does it (HTTP server off): `--daemon-child CONFIG LOG`. It starts the daemon,
+/// waits until every network reports connected (at most `connect_within`), prints
+/// `ready RSS_KB`, runs until stdin says `stop` or closes, shuts down, and prints
+/// `stopped PEAK_RSS_KB`; if it cannot start, `failed: WHY`. Logs (`RUST_LOG`, else
+/// the daemon's default filter) go to LOG.
+pub fn daemon_child_from_config(args: &[String], connect_within: std::time::Duration) {
+    use tokio::io::AsyncBufReadExt;
+    let [config_path, log_path, ..] = args else {
+        panic!("usage: --daemon-child CONFIG LOG");
+    };
+    let log = std::fs::File::create(log_path).expect("create the daemon log");
+    let filter = switchboard::logging::filter_from_env();
+    let subscriber = switchboard::logging::subscriber(filter, false, std::sync::Mutex::new(log));
+    tracing::subscriber::set_global_default(subscriber).expect("the daemon's logger");
+    let config = match switchboard::config::load(Path::new(config_path)) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprint!("{errors}");
+            println!("failed: the config has errors");
+            std::process::exit(1);
+        }
+    };
+    let runtime = switchboard::daemon::runtime().expect("the daemon's runtime");
+    runtime.block_on(async {
+        let mut options =
+            switchboard::DaemonOptions::from_config(config).expect("the adapters build");
+        options.http_listen = None;
+        let daemon = switchboard::Daemon::start(options)
+            .await
+            .expect("the daemon starts");
+        let deadline = std::time::Instant::now() + connect_within;
+        while !daemon.health().all_connected() {
+            if std::time::Instant::now() > deadline {
+                println!(
+                    "failed: not all networks connected within {connect_within:?}: {:?}",
+                    daemon.health().snapshot()
+                );
+                std::process::exit(1);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        println!("ready {}", status_kb("self", "VmRSS:"));
+        let mut line = String::new();
+        let _ = tokio::io::BufReader::new(tokio::io::stdin())
+            .read_line(&mut line)
+            .await;
+        daemon.shutdown().await;
+    });
+    println!("stopped {}", status_kb("self", "VmHWM:"));
+}
+
 /// This benchmark's own binary re-run as the daemon (`--daemon-child ARGS...`). The
 /// child prints `ready ...` once started, and `stopped PEAK_RSS_KB` after it read
 /// `stop` on stdin (or stdin closed) and shut down.
