@@ -8,6 +8,8 @@
 //! - The **checkpointer** thread copies the WAL back into the database on its own
 //!   connection, which syncs both files; the writer waits for that only once the WAL
 //!   passes `WAL_LIMIT_PAGES`, so that it starts over.
+//! - The WAL's usual size is written out when the store opens
+//!   (`reserve_wal_space`), so that the syncer's syncs only write data.
 //! - The **announcer** task tells delivery and callers, on the callers' runtime (a
 //!   task woken from a foreign thread costs that runtime a syscall each, so the
 //!   threads wake the announcer once per batch and it wakes the callers).
