@@ -316,11 +316,11 @@ fn capabilities(to: Net, per_message_sender: bool) -> Capabilities {
             Some(switchboard_mattermost::MAX_POST_BYTES),
         ),
         Net::Slack => (
-            TextFormat::new(switchboard_slack::format::SlackText),
+            TextFormat::new(switchboard_slack::format::SLACK_TEXT),
             Some(switchboard_slack::format::MAX_MESSAGE_BYTES),
         ),
         Net::Discord => (
-            TextFormat::new(switchboard_discord::format::DiscordText),
+            TextFormat::new(switchboard_discord::format::DISCORD_TEXT),
             Some(switchboard_discord::format::MAX_MESSAGE_BYTES),
         ),
     };

@@ -57,7 +57,7 @@ impl DiscordAdapter {
         Ok(Arc::new(Self {
             config,
             live: CurrentRun::default(),
-            text: TextFormat::new(format::DiscordText),
+            text: TextFormat::new(format::DISCORD_TEXT),
             identify_queue: Default::default(),
         }))
     }

@@ -7,7 +7,7 @@
 use crate::adapter::Capabilities;
 use crate::event::{MessageStyle, Outbound, OutboundKind};
 use crate::rich::RichText;
-use crate::text::split_to_byte_budget;
+use crate::text::{split_to_byte_budget, with_label_in_text};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -90,6 +90,67 @@ impl TextRules for PlainText {
                 .map(FinalText::plain)
                 .collect(),
         }
+    }
+}
+
+/// The text rules of a network whose message is one markup text with the label
+/// written into it, where only the text can ping (Slack's mrkdwn, Discord's
+/// markdown): each protocol gives its writer, its guard and its own reading of what
+/// pings, and the rest is the same.
+#[derive(Debug, Clone, Copy)]
+pub struct MarkupInText {
+    pub name: &'static str,
+    /// The content written out whole (`None`) or in parts of at most the budget.
+    pub parts: fn(&RichText, Option<usize>) -> Vec<String>,
+    /// The text with everything that could ping defused.
+    pub guard: fn(&str) -> String,
+    /// Whether the server could ping anyone for this text (what `guard` would change).
+    pub notifies: fn(&str) -> bool,
+}
+
+impl MarkupInText {
+    /// The content written out as one guarded text, without a label.
+    pub fn render_whole(&self, content: &RichText) -> String {
+        (self.parts)(&with_label_in_text(content, MessageStyle::Normal, ""), None)
+            .pop()
+            .unwrap_or_default()
+    }
+}
+
+impl TextRules for MarkupInText {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn render(
+        &self,
+        content: &RichText,
+        style: MessageStyle,
+        label: &str,
+        budget: Option<usize>,
+    ) -> Vec<FinalText> {
+        (self.parts)(&with_label_in_text(content, style, label), budget)
+            .into_iter()
+            .map(FinalText::plain)
+            .collect()
+    }
+
+    fn guard_mentions(&self, part: FinalText) -> FinalText {
+        FinalText {
+            body: (self.guard)(&part.body),
+            html: part.html,
+        }
+    }
+
+    fn notifies_room(&self, part: &FinalText) -> bool {
+        (self.notifies)(&part.body)
+    }
+
+    fn name_without_ping(&self, name: &str) -> String {
+        // Such networks ping a person only through their own id syntax, which the
+        // guard never lets through, but a name like `everyone` would still read
+        // `@everyone` after an `@`.
+        crate::text::name_without_ping(name, '\u{200D}')
     }
 }
 

@@ -31,6 +31,6 @@ pub use event::{
     Attachment, EventKind, Inbound, MessageStyle, Origin, Outbound, OutboundKind, SendReceipt,
     Sender,
 };
-pub use final_text::{FinalText, PlainText, TextFormat, TextRules};
+pub use final_text::{FinalText, MarkupInText, PlainText, TextFormat, TextRules};
 pub use ids::{NativeMsgId, NetworkId, RoomId, RoomKey};
 pub use rich::{Color, RichText, Span, Style};

@@ -71,7 +71,7 @@ impl SlackAdapter {
             bot,
             app,
             live: CurrentRun::default(),
-            text: TextFormat::new(format::SlackText),
+            text: TextFormat::new(format::SLACK_TEXT),
         }))
     }
 

@@ -19,7 +19,7 @@
 //!   (`-# `) loses its marker; list items keep a `- ` (or their number); quoted
 //!   lines keep `> ` (a `>>> ` quote puts `> ` before each of its lines).
 //!
-//! Rendering ([`DiscordText`], [`render`]) writes markdown that shows the same
+//! Rendering ([`DISCORD_TEXT`], [`render`]) writes markdown that shows the same
 //! text: rich text becomes lines of pieces (`pieces.rs`), each line is written
 //! with literal markup escaped by backslashes, read back with the parser and
 //! written again more carefully (or with fewer styles) when it would not show as
@@ -53,8 +53,7 @@ mod tests;
 
 pub use refs::{Names, NoNames, Reference, references};
 
-use switchboard_sdk::text::with_label_in_text;
-use switchboard_sdk::{FinalText, MessageStyle, RichText, TextRules};
+use switchboard_sdk::{MarkupInText, RichText};
 
 /// The longest `content` the adapter sends in one message, in bytes. Discord
 /// allows 2000 characters; no character takes less than one byte of UTF-8, so a
@@ -64,45 +63,12 @@ pub const MAX_MESSAGE_BYTES: usize = 2000;
 /// How Discord writes relayed text, for the core's delivery policy: markdown, the
 /// label before the text, `/me` messages in italics, split where the budget says,
 /// and nothing Discord could turn into a ping.
-#[derive(Debug, Default)]
-pub struct DiscordText;
-
-impl TextRules for DiscordText {
-    fn name(&self) -> &'static str {
-        "discord"
-    }
-
-    fn render(
-        &self,
-        content: &RichText,
-        style: MessageStyle,
-        label: &str,
-        budget: Option<usize>,
-    ) -> Vec<FinalText> {
-        let content = with_label_in_text(content, style, label);
-        split::parts(&content, budget)
-            .into_iter()
-            .map(FinalText::plain)
-            .collect()
-    }
-
-    fn guard_mentions(&self, part: FinalText) -> FinalText {
-        FinalText {
-            body: guard(&part.body),
-            html: part.html,
-        }
-    }
-
-    fn notifies_room(&self, part: &FinalText) -> bool {
-        notifies(&part.body)
-    }
-
-    fn name_without_ping(&self, name: &str) -> String {
-        // Discord pings only through `<@id>`, which the guard never lets through,
-        // but a name like `everyone` would still read `@everyone` after an `@`.
-        switchboard_sdk::text::name_without_ping(name, '\u{200D}')
-    }
-}
+pub const DISCORD_TEXT: MarkupInText = MarkupInText {
+    name: "discord",
+    parts: split::parts,
+    guard,
+    notifies,
+};
 
 /// Parses a Discord message `content` into rich text; `names` names the users,
 /// roles and channels it refers to (see [`references`]).
@@ -113,9 +79,7 @@ pub fn parse(content: &str, names: &dyn Names) -> RichText {
 /// Renders rich text as one Discord markdown text that shows the same, guarded
 /// (not cut to any budget).
 pub fn render(rich: &RichText) -> String {
-    split::parts(&with_label_in_text(rich, MessageStyle::Normal, ""), None)
-        .pop()
-        .unwrap_or_default()
+    DISCORD_TEXT.render_whole(rich)
 }
 
 /// Final text with U+200B after the `@` of every `@everyone` and `@here` (also

@@ -6,7 +6,7 @@ use super::tests::{code_block, link, mention, rich, text, visible};
 use super::*;
 use switchboard_sdk::final_text::final_parts;
 use switchboard_sdk::text::with_label_in_text;
-use switchboard_sdk::{Capabilities, Span, TextFormat};
+use switchboard_sdk::{Capabilities, MessageStyle, Span, TextFormat};
 
 /// Everything someone might relay to make Discord ping people.
 const HOSTILE: &[&str] = &[
@@ -193,7 +193,7 @@ fn no_final_part_can_ping_anyone() {
                     continue;
                 }
                 let capabilities = Capabilities {
-                    text: TextFormat::new(DiscordText),
+                    text: TextFormat::new(DISCORD_TEXT),
                     max_message_bytes: budget,
                     ..Capabilities::default()
                 };
@@ -370,7 +370,7 @@ fn generated_rich_text_reads_the_same_and_never_pings() {
             "round {round}: {content:?} -> {rendered:?}"
         );
         let capabilities = Capabilities {
-            text: TextFormat::new(DiscordText),
+            text: TextFormat::new(DISCORD_TEXT),
             max_message_bytes: Some(40),
             ..Capabilities::default()
         };

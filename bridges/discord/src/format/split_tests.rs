@@ -3,10 +3,10 @@
 use super::safety_tests::{assert_safe, shown};
 use super::tests::{code_block, link, rich, text, visible};
 use super::*;
-use switchboard_sdk::Span;
+use switchboard_sdk::{MessageStyle, Span, TextRules};
 
 fn split(content: &RichText, budget: usize) -> Vec<String> {
-    DiscordText
+    DISCORD_TEXT
         .render(content, MessageStyle::Normal, "", Some(budget))
         .into_iter()
         .map(|part| part.body)

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use super::*;
-use switchboard_sdk::{Span, Style};
+use switchboard_sdk::{MessageStyle, Span, Style, TextRules};
 
 const ZWSP: char = '\u{200B}';
 
@@ -421,9 +421,9 @@ fn mentions_labels_and_actions() {
         text(" ", ""),
         mention("<@123>", "U2"),
     ]);
-    let parts = DiscordText.render(&content, MessageStyle::Normal, "<alice> ", None);
+    let parts = DISCORD_TEXT.render(&content, MessageStyle::Normal, "<alice> ", None);
     assert_eq!(parts[0].body, "alice: hi @bob @\\<\u{200B}@123>");
-    let parts = DiscordText.render(
+    let parts = DISCORD_TEXT.render(
         &RichText::plain("waves"),
         MessageStyle::Action,
         "<alice> ",
@@ -431,10 +431,10 @@ fn mentions_labels_and_actions() {
     );
     assert_eq!(parts[0].body, "*alice waves*");
     assert_eq!(
-        DiscordText.name_without_ping("everyone"),
+        DISCORD_TEXT.name_without_ping("everyone"),
         "e\u{200D}veryone"
     );
-    assert_eq!(DiscordText.name_without_ping("x"), "x");
+    assert_eq!(DISCORD_TEXT.name_without_ping("x"), "x");
 }
 
 /// Rich texts with styles that Discord markdown can show exactly.

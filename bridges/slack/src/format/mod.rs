@@ -8,7 +8,7 @@
 //! [`Names`] (look the ids up first with [`references`]); channels, user groups,
 //! `<!here>`-style mentions and dates become the text a Slack reader sees.
 //!
-//! Rendering ([`SlackText`], [`render`]) writes mrkdwn for `chat.postMessage` and
+//! Rendering ([`SLACK_TEXT`], [`render`]) writes mrkdwn for `chat.postMessage` and
 //! incoming webhooks that shows the same text: `&`, `<` and `>` escaped, so nothing
 //! relayed forms a control sequence; literal markers kept literal with U+200B ZERO
 //! WIDTH SPACE (Slack has no backslash escape; see `render.rs`); styles written
@@ -40,8 +40,7 @@ mod tests;
 pub use controls::{Names, Reference, references};
 pub use render::NoNames;
 
-use switchboard_sdk::text::with_label_in_text;
-use switchboard_sdk::{FinalText, MessageStyle, RichText, TextRules};
+use switchboard_sdk::{MarkupInText, RichText};
 
 /// The longest `text` the adapter sends in one message, in bytes. Slack truncates
 /// a message's text past 40,000 characters; however Slack counts them (code points
@@ -52,43 +51,12 @@ pub const MAX_MESSAGE_BYTES: usize = 40_000;
 /// How Slack writes relayed text, for the core's delivery policy: mrkdwn, the label
 /// before the text, `/me` messages in italics, split where the budget says, and no
 /// command or mass mention Slack would act on.
-#[derive(Debug, Default)]
-pub struct SlackText;
-
-impl TextRules for SlackText {
-    fn name(&self) -> &'static str {
-        "slack"
-    }
-
-    fn render(
-        &self,
-        content: &RichText,
-        style: MessageStyle,
-        label: &str,
-        budget: Option<usize>,
-    ) -> Vec<FinalText> {
-        let content = with_label_in_text(content, style, label);
-        split::parts(&content, budget)
-            .into_iter()
-            .map(FinalText::plain)
-            .collect()
-    }
-
-    fn guard_mentions(&self, part: FinalText) -> FinalText {
-        FinalText {
-            body: guard(&part.body),
-            html: part.html,
-        }
-    }
-
-    fn notifies_room(&self, part: &FinalText) -> bool {
-        notifies(&part.body)
-    }
-
-    fn name_without_ping(&self, name: &str) -> String {
-        switchboard_sdk::text::name_without_ping(name, '\u{200D}')
-    }
-}
+pub const SLACK_TEXT: MarkupInText = MarkupInText {
+    name: "slack",
+    parts: split::parts,
+    guard,
+    notifies,
+};
 
 /// Parses a Slack message `text` into rich text; `names` names the users, channels
 /// and user groups it refers to (see [`references`]).
@@ -98,9 +66,7 @@ pub fn parse(text: &str, names: &dyn Names) -> RichText {
 
 /// Renders rich text as one mrkdwn text that shows the same, guarded.
 pub fn render(rich: &RichText) -> String {
-    split::parts(&with_label_in_text(rich, MessageStyle::Normal, ""), None)
-        .pop()
-        .unwrap_or_default()
+    SLACK_TEXT.render_whole(rich)
 }
 
 /// Final mrkdwn with every command Slack would act on escaped (`<!channel>`,

@@ -4,7 +4,7 @@
 use super::*;
 use std::collections::HashMap;
 use switchboard_sdk::final_text::final_parts;
-use switchboard_sdk::{Capabilities, Span, Style, TextFormat};
+use switchboard_sdk::{Capabilities, MessageStyle, Span, Style, TextFormat, TextRules};
 
 const ZWSP: char = '\u{200B}';
 
@@ -694,7 +694,7 @@ fn renders_code_blocks_on_their_own_lines() {
 }
 
 fn render_with(content: &RichText, style: MessageStyle, label: &str) -> Vec<String> {
-    SlackText
+    SLACK_TEXT
         .render(content, style, label, None)
         .into_iter()
         .map(|part| part.body)
@@ -739,8 +739,8 @@ fn actions_are_in_italics() {
 
 #[test]
 fn relayed_names_hide_a_zero_width_joiner() {
-    assert_eq!(SlackText.name_without_ping("alice"), "a\u{200D}lice");
-    assert_eq!(SlackText.name_without_ping("a"), "a");
+    assert_eq!(SLACK_TEXT.name_without_ping("alice"), "a\u{200D}lice");
+    assert_eq!(SLACK_TEXT.name_without_ping("a"), "a");
 }
 
 // --- both ways -------------------------------------------------------------
@@ -824,7 +824,7 @@ fn typical_slack_messages_are_stable() {
 // --- splitting ---------------------------------------------------------------
 
 fn split(content: &RichText, budget: usize) -> Vec<String> {
-    SlackText
+    SLACK_TEXT
         .render(content, MessageStyle::Normal, "", Some(budget))
         .into_iter()
         .map(|part| part.body)
@@ -1088,7 +1088,7 @@ fn no_final_part_notifies_anyone() {
         for (content, label) in forms(hostile) {
             for budget in [None, Some(5), Some(7), Some(12), Some(20), Some(64)] {
                 let capabilities = Capabilities {
-                    text: TextFormat::new(SlackText),
+                    text: TextFormat::new(SLACK_TEXT),
                     max_message_bytes: budget,
                     ..Capabilities::default()
                 };
